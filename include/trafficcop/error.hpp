@@ -1,0 +1,66 @@
+// SPDX-License-Identifier: MIT
+// trafficcop's error codes and the proxy_error that every failure is funnelled into.
+//
+// Codes are a boost::system error category, so they travel and compare with Asio's and Beast's.
+// proxy_error adds what a code alone does not say: which side failed, and a static detail.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include <boost/system/error_code.hpp>
+
+namespace trafficcop {
+
+enum class errc {
+  // Downstream (the client's fault): answered with a 4xx/5xx status, connection then closed.
+  bad_request = 1,
+  uri_too_long,
+  header_too_large,
+  body_too_large,
+  unsupported_transfer_encoding,
+  missing_host,
+  obs_fold,
+  read_header_timeout,
+  read_body_timeout,
+  client_gone,
+  // Upstream.
+  upstream_connect_failed,
+  upstream_connect_timeout,
+  upstream_timeout,
+  upstream_closed,
+  upstream_protocol_error,
+  upstream_bad_upgrade,
+  // Internal / policy.
+  no_route,
+  bad_upgrade_request,
+  modify_response_failed,
+  handler_failed,
+};
+
+const boost::system::error_category& error_category() noexcept;
+
+inline boost::system::error_code make_error_code(errc e) noexcept {
+  return {static_cast<int>(e), error_category()};
+}
+
+/// Which side of the proxy a failure came from.
+enum class error_source { downstream, upstream, internal };
+
+/// A failure of one proxied request, as handed to the error handler (spec 44).
+struct proxy_error {
+  boost::system::error_code ec;
+  error_source source = error_source::internal;
+  /// A short human reason for logs: "connect: Connection refused", "response header timeout".
+  std::string detail;
+
+  /// The status the default error handler answers with: 502 bad gateway for upstream failures,
+  /// 504 for upstream timeouts (spec 57), 499 (logged only) when the client left, 4xx for bad
+  /// client input.
+  int status() const noexcept;
+};
+
+}  // namespace trafficcop
+
+template <>
+struct boost::system::is_error_code_enum<trafficcop::errc> : std::true_type {};

@@ -1,0 +1,183 @@
+// SPDX-License-Identifier: MIT
+// The protocol-neutral HTTP model that handlers see: headers, requests, the response writer.
+//
+// A handler is a coroutine `(response_writer&, request&) -> awaitable<void>`, the C++ shape of
+// Go's http.Handler. Handlers compose by wrapping each other (see examples/logging_middleware.cpp).
+// Everything here lives on one worker thread; nothing is thread-safe, nothing needs to be.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/system/error_code.hpp>
+
+namespace trafficcop {
+
+namespace asio = boost::asio;
+using error_code = boost::system::error_code;
+
+/// Case-insensitive ASCII comparison, as field names and tokens are compared (RFC 9110 §5.1).
+bool iequals(std::string_view a, std::string_view b) noexcept;
+
+/// An ordered multimap of header fields. Order and repeated lines are kept as received
+/// (spec 18: Set-Cookie lines stay separate); names compare case-insensitively.
+class header_map {
+ public:
+  struct field {
+    std::string name;
+    std::string value;
+  };
+
+  /// Appends a line, keeping any existing ones.
+  void add(std::string_view name, std::string_view value);
+  /// Replaces every line named `name` with one line.
+  void set(std::string_view name, std::string_view value);
+  /// Removes every line named `name`; returns how many were removed.
+  std::size_t erase(std::string_view name);
+  /// The first value named `name`, if any.
+  std::optional<std::string_view> get(std::string_view name) const;
+  bool contains(std::string_view name) const { return get(name).has_value(); }
+  /// Every value of `name` joined with ", " (RFC 9110 §5.3 list combination).
+  std::string joined(std::string_view name) const;
+  /// True if any line named `name` has `token` in its comma-separated list.
+  bool has_token(std::string_view name, std::string_view token) const;
+
+  void clear() noexcept { fields_.clear(); }
+  bool empty() const noexcept { return fields_.empty(); }
+  std::size_t size() const noexcept { return fields_.size(); }
+  auto begin() const noexcept { return fields_.begin(); }
+  auto end() const noexcept { return fields_.end(); }
+  auto begin() noexcept { return fields_.begin(); }
+  auto end() noexcept { return fields_.end(); }
+  std::vector<field>& fields() noexcept { return fields_; }
+
+ private:
+  std::vector<field> fields_;
+};
+
+/// Result of a read: `n` bytes, or `n == 0` with no error at the end of the body.
+struct read_result {
+  error_code ec;
+  std::size_t n = 0;
+};
+
+/// A body that arrives over time. Reads are pulled by the consumer, which is what gives
+/// back-pressure: nothing is read from the socket until someone asks.
+class body_reader {
+ public:
+  virtual ~body_reader() = default;
+  /// Reads up to `buf.size()` bytes. `{ {}, 0 }` means the body ended cleanly; trailers, if any,
+  /// are then available where the owner of the body keeps them.
+  virtual asio::awaitable<read_result> read(asio::mutable_buffer buf) = 0;
+};
+
+/// A raw, full-duplex byte stream: a hijacked client connection or an upgraded upstream one.
+class byte_stream {
+ public:
+  virtual ~byte_stream() = default;
+  virtual asio::awaitable<read_result> read_some(asio::mutable_buffer buf) = 0;
+  virtual asio::awaitable<error_code> write_all(asio::const_buffer buf) = 0;
+  /// Half-close: no more bytes will be written (TCP shutdown(SHUT_WR)); spec 30.
+  virtual void shutdown_send() = 0;
+  virtual void close() = 0;
+};
+
+/// An inbound request, as parsed and validated by the server. Handlers must treat it as
+/// read-only (spec 5): the proxy copies what it sends upstream.
+struct request {
+  std::string method;
+  /// The request-target exactly as received: origin-form "/a%2Fb?x=1", or absolute-form.
+  std::string target;
+  /// 10 or 11 for HTTP/1.x.
+  int version = 11;
+  header_map header;
+  /// Value of Host (RFC 9112 §3.2), or the authority of an absolute-form target.
+  std::string host;
+  /// "ip:port" of the client.
+  std::string remote_addr;
+  /// "ip:port" the request arrived on.
+  std::string local_addr;
+  bool tls = false;
+  /// Declared length: -1 when unknown (chunked), 0 when there is no body.
+  std::int64_t content_length = 0;
+  /// Never null; reads end at once when there is no body.
+  body_reader* body = nullptr;
+  /// Filled once `body` has been read to its end (chunked trailer section).
+  header_map trailer;
+  /// Generated or taken from X-Request-Id; unique per request for logs.
+  std::string id;
+  std::chrono::steady_clock::time_point received_at{};
+
+  /// True once the client has gone away; awaited operations in the handler are cancelled
+  /// at that moment (spec 49).
+  bool client_gone() const noexcept { return client_gone_ != nullptr && *client_gone_; }
+  /// The request path (target without query), and the raw query without '?'.
+  std::string_view path() const noexcept;
+  std::string_view raw_query() const noexcept;
+
+  const bool* client_gone_ = nullptr;  // owned by the connection
+};
+
+/// What a handler writes the response through. Headers go out with the first body write or
+/// flush, so a handler may change `header()` until then. After the head is sent, an error can
+/// only be signalled by `abort()` (spec 47).
+class response_writer {
+ public:
+  virtual ~response_writer() = default;
+
+  /// Header fields of the response not yet sent (and of the next 1xx).
+  virtual header_map& header() = 0;
+  /// Trailer fields, sent after a chunked body (spec 36/37). Ignored on length-delimited bodies.
+  virtual header_map& trailer() = 0;
+
+  /// Sends a 1xx at once with the current `header()` (which is then restored, spec 38), or
+  /// records the final status. A final status may be sent only once.
+  virtual asio::awaitable<error_code> write_header(int status) = 0;
+  /// Writes body bytes (buffered); writes the head first with status 200 if none was given.
+  virtual asio::awaitable<error_code> write(asio::const_buffer data) = 0;
+  /// Sends everything buffered so far.
+  virtual asio::awaitable<error_code> flush() = 0;
+
+  /// Takes the raw connection for a protocol switch after a 101 has been written with
+  /// write_header(101) + flush(). Bytes the client sent after the request are delivered first.
+  /// The server never touches the connection again. Null if the connection cannot be hijacked.
+  virtual byte_stream* hijack() = 0;
+
+  /// Ends the response abnormally: the client connection is closed without completing the body
+  /// (no terminating chunk), so the client can tell it from success.
+  virtual void abort() = 0;
+
+  /// The final status sent (or 0 while none).
+  virtual int status() const noexcept = 0;
+  virtual bool head_sent() const noexcept = 0;
+  /// Body bytes written so far, not counting framing.
+  virtual std::uint64_t bytes_written() const noexcept = 0;
+
+  /// Set by handlers that can tell the log more (the proxy does): upstream address, status and
+  /// latency, error reason. Read by access logging middleware.
+  struct log_fields {
+    std::string upstream_addr;
+    int upstream_status = 0;
+    std::chrono::microseconds upstream_latency{-1};
+    std::string error;
+    std::uint64_t request_bytes = 0;
+  };
+  virtual log_fields& log() = 0;
+};
+
+using handler = std::function<asio::awaitable<void>(response_writer&, request&)>;
+
+/// Writes a complete small response: status, Content-Type text/plain, body.
+asio::awaitable<error_code> write_text(response_writer& w, int status, std::string_view body);
+
+/// The standard reason phrase of `status` ("Bad Gateway"), or "" for an unknown code.
+std::string_view reason_phrase(int status) noexcept;
+
+}  // namespace trafficcop

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// reverse_proxy: a handler that forwards each request to an upstream and streams the answer
+// back — Go's httputil.ReverseProxy in C++, with the same hooks and defaults (see
+// shared/spec/reverse-proxy-behaviour.md, cited below as "spec N").
+//
+// Per request, in order:
+//   1. copy the inbound request (never modified, spec 5) into an outbound_request: target URL
+//      joined with the inbound path and query (spec 1-4), hop-by-hop fields removed (spec 9-11),
+//      forwarding headers per `forwarded` (spec 13-16, 56), Host per `keep_host` (spec 7-8),
+//      upgrade fields re-added for a valid upgrade (spec 24-26);
+//   2. `rewrite(in, out)` — last, so whatever it sets is sent as written (spec 12);
+//   3. `transport->round_trip(out)`; 1xx answers are relayed as they come (spec 38);
+//   4. response hop-by-hop fields removed (spec 33), then `modify_response` (spec 35);
+//   5. the head and the body are streamed to the client with the flush policy (spec 40-42);
+//      trailers follow (spec 36-37). A 101 becomes a two-way tunnel (spec 27-30).
+// Any failure before the head went out reaches `error_handler` (spec 44); after, the client
+// connection is aborted (spec 47).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "trafficcop/error.hpp"
+#include "trafficcop/http.hpp"
+#include "trafficcop/transport.hpp"
+
+namespace trafficcop {
+
+enum class forwarded_mode {
+  append,   // X-Forwarded-For appended to; X-Forwarded-Host/-Proto replaced (default, spec 56)
+  replace,  // trust nothing: inbound Forwarded/X-Forwarded-* dropped, fresh values set
+  off,      // inbound values passed through untouched, nothing added (spec 14)
+};
+
+struct reverse_proxy_options {
+  /// The upstream base URL: "http://host[:port][/base][?query]". Required unless `rewrite`
+  /// sets out.host/out.port itself.
+  std::string upstream;
+
+  /// Keep the client's Host (Go's Director default, spec 7) instead of the upstream's
+  /// host:port (spec 8, the default here).
+  bool keep_host = false;
+  forwarded_mode forwarded = forwarded_mode::append;
+
+  /// Called last on the outbound request; `in` is read-only. Default: nothing.
+  std::function<void(const request& in, outbound_request& out)> rewrite;
+
+  /// Called for every upstream response, 101 included, after hop-by-hop removal; may edit
+  /// status and header. An error sends the request to `error_handler` (502 by default).
+  std::function<error_code(upstream_response& res, const request& in)> modify_response;
+
+  /// Answers a request that failed before its response head was sent. Default: the status of
+  /// proxy_error::status() with a one-line body, and an error log line (499 is only logged:
+  /// the client is gone).
+  std::function<asio::awaitable<void>(response_writer& w, const request& in,
+                                      const proxy_error& err)>
+      error_handler;
+
+  /// Replaces the default HTTP/1.1 pooled transport (Go's RoundTripper).
+  std::shared_ptr<transport> transport;
+
+  /// 0: buffer up to the write buffer, flush at the end (Go's default).
+  /// < 0: flush after every write. > 0: never hold bytes longer than this: output is flushed
+  /// whenever the upstream has nothing more ready, which is sooner. Forced to < 0 for
+  /// text/event-stream and for bodies of unknown length (spec 41).
+  std::chrono::milliseconds flush_interval{0};
+
+  /// Upstream response-head timeout (→ 504, spec 57); 0 waits forever.
+  std::chrono::milliseconds response_timeout{0};
+};
+
+/// Builds the proxy handler. Invalid `upstream` URLs make every request fail with 502 and an
+/// error log; validate with parse_upstream_url() first.
+handler make_reverse_proxy(reverse_proxy_options opts);
+
+struct upstream_url {
+  std::string scheme;
+  std::string host;  // without brackets
+  std::uint16_t port = 80;
+  std::string path;   // raw
+  std::string query;  // raw, without '?'
+};
+
+/// Parses "http://host[:port][/path][?query]"; nullopt if malformed or not http.
+std::optional<upstream_url> parse_upstream_url(std::string_view url);
+
+}  // namespace trafficcop

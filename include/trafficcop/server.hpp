@@ -1,0 +1,72 @@
+// SPDX-License-Identifier: MIT
+// trafficcop::server: runs a handler for every HTTP/1.1 request on one or more listeners.
+//
+// Thread per core, shared nothing (DESIGN.md §2): each worker thread has its own io_context and
+// its own accepting socket on every listen address (SO_REUSEPORT, the kernel spreads the
+// connections). A connection lives on one worker for its whole life, so handlers never need
+// locks for per-connection or per-worker state.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include "trafficcop/http.hpp"
+
+namespace trafficcop {
+
+struct server_options {
+  /// "host:port" or "[v6]:port"; port 0 picks a free port (see local_endpoints()).
+  std::vector<std::string> listen = {"127.0.0.1:8080"};
+  /// Worker threads; 0 = one per core.
+  unsigned workers = 0;
+
+  std::size_t max_header_bytes = 16 * 1024;  // → 431
+  std::size_t max_headers = 100;             // → 431
+  std::size_t max_uri_bytes = 8 * 1024;      // → 414
+  std::uint64_t max_body_bytes = 0;          // 0 = unlimited; → 413
+
+  /// From the first byte of a request to the end of its head; expiry → 408 and close.
+  std::chrono::milliseconds read_header_timeout{10'000};
+  /// Keep-alive idle time between requests, and the longest a write to a client may stall.
+  std::chrono::milliseconds idle_timeout{60'000};
+  /// The longest gap between two reads of a request body.
+  std::chrono::milliseconds read_body_timeout{60'000};
+};
+
+/// Graceful-shutdown and listener state of a running server; all members are thread-safe.
+class server {
+ public:
+  server(server_options opts, handler h);
+  ~server();
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds every listener and starts the workers. On failure nothing keeps running and the
+  /// error names the address ("listen 127.0.0.1:80: Permission denied").
+  [[nodiscard]] error_code start(std::string& what);
+
+  /// The bound addresses, one per listen entry (useful with port 0).
+  std::vector<asio::ip::tcp::endpoint> local_endpoints() const;
+
+  /// Stops accepting, lets in-flight requests finish for up to `drain`, then closes every
+  /// connection. Idle keep-alive connections close at once. Returns immediately.
+  void shutdown(std::chrono::milliseconds drain);
+
+  /// Blocks until every worker has stopped (after shutdown()).
+  void wait();
+
+  /// Connections open now, summed over workers (for tests and metrics).
+  std::size_t open_connections() const;
+
+  struct impl;
+
+ private:
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace trafficcop

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: MIT
+// The transport: sends one outbound request and returns the upstream's response (Go's
+// http.RoundTripper). The reverse proxy talks to upstreams only through this interface, so a
+// test or an embedder can replace it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "trafficcop/error.hpp"
+#include "trafficcop/http.hpp"
+
+namespace trafficcop {
+
+/// The request as it goes upstream. The proxy fills it from the inbound request; `rewrite`
+/// may change any of it.
+struct outbound_request {
+  std::string method;
+  std::string scheme = "http";
+  /// Where to connect: host name or IP literal (no brackets), and port.
+  std::string host;
+  std::uint16_t port = 80;
+  /// origin-form request-target: "/base/dir?x=1".
+  std::string target;
+  /// Fields to send, Host included (the proxy sets it, spec 8). Framing fields
+  /// (Content-Length, Transfer-Encoding) are written by the transport from `content_length`.
+  header_map header;
+  /// -1 unknown (sent chunked), 0 no body (spec 19), > 0 exact length.
+  std::int64_t content_length = 0;
+  /// Read to its end while sending; null when there is no body.
+  body_reader* body = nullptr;
+  /// Trailer fields to send after a chunked body; read once `body` ended. May be null.
+  const header_map* trailer = nullptr;
+  /// Time to wait for the response head after the request was sent; 0 = forever.
+  std::chrono::milliseconds response_timeout{0};
+  /// Called for every 1xx but 101 before the final response (spec 38). An error stops the
+  /// exchange.
+  std::function<asio::awaitable<error_code>(int status, const header_map& fields)> on_informational;
+};
+
+/// A response head from upstream, with its body still on the wire. Destroying it releases the
+/// upstream connection: back to the pool if the body was read to its end and the connection
+/// may be reused, closed otherwise (a client that left never returns a half-read connection).
+class upstream_response {
+ public:
+  virtual ~upstream_response() = default;
+  int status = 0;
+  std::string reason;
+  header_map header;
+  /// Declared length, or -1 when chunked or close-delimited.
+  std::int64_t content_length = -1;
+  /// Filled when body() reached its end on a chunked response.
+  header_map trailer;
+  /// "ip:port" of the upstream that answered.
+  std::string peer;
+  /// Reads the body; ends at once for HEAD, 204, 304.
+  virtual body_reader& body() = 0;
+  /// After a 101, the upstream connection as a raw stream; null otherwise.
+  virtual byte_stream* upgraded() = 0;
+};
+
+struct round_trip_result {
+  std::unique_ptr<upstream_response> response;  // set on success
+  proxy_error error;                            // set on failure
+};
+
+class transport {
+ public:
+  virtual ~transport() = default;
+  /// Sends `req` (its body too) and reads the response head. Cancellation (the client left)
+  /// aborts the exchange and closes the connection.
+  virtual asio::awaitable<round_trip_result> round_trip(outbound_request& req) = 0;
+};
+
+struct http1_transport_options {
+  std::chrono::milliseconds connect_timeout{5'000};
+  /// How long an idle pooled connection is kept.
+  std::chrono::milliseconds idle_timeout{90'000};
+  /// Idle connections kept per upstream address, per worker.
+  std::size_t max_idle_per_host = 64;
+  std::size_t max_response_header_bytes = 64 * 1024;
+};
+
+/// The default transport: HTTP/1.1 over TCP with keep-alive pooling. Each worker thread has
+/// its own pool (no locks): connections are never shared across threads.
+std::shared_ptr<transport> make_http1_transport(http1_transport_options opts = {});
+
+}  // namespace trafficcop

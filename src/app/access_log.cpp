@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: MIT
+// The access log: a middleware that times the request and one line per request (JSON lines by
+// default, or the combined log format with trafficcop's fields appended).
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "app/gateway.hpp"
+
+namespace trafficcop::app {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+/// Counts the request body bytes the inner handler reads.
+class counting_body final : public body_reader {
+ public:
+  explicit counting_body(body_reader* inner) : inner_(inner) {}
+  asio::awaitable<read_result> read(asio::mutable_buffer buf) override {
+    auto r = co_await inner_->read(buf);
+    bytes += r.n;
+    co_return r;
+  }
+  std::uint64_t bytes = 0;
+
+ private:
+  body_reader* inner_;
+};
+
+void json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+  }
+  out += '"';
+}
+
+/// Combined-log fields may not contain '"' or control bytes; escape them.
+std::string clf_escape(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f) fmt::format_to(std::back_inserter(out), "\\x{:02x}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+std::string timestamp(bool clf) {
+  auto now = std::chrono::system_clock::now();
+  std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  if (clf) {
+    std::strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S +0000", &tm);
+    return buf;
+  }
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return fmt::format("{}.{:03}Z", buf, ms);
+}
+
+double ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
+
+/// 499 when the client left before a response was complete (nginx's convention).
+int logged_status(const request& in, const response_writer& w) {
+  if (in.client_gone() && (w.status() == 0 || !w.head_sent())) return 499;
+  return w.status() != 0 ? w.status() : (in.client_gone() ? 499 : 200);
+}
+
+}  // namespace
+
+access_log_sink::access_log_sink(const std::string& path, config::log_format format)
+    : fd_(STDOUT_FILENO), owns_fd_(false), format_(format) {
+  if (path == "-") return;
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw std::runtime_error("access log " + path + ": " + std::strerror(errno));
+  owns_fd_ = true;
+}
+
+access_log_sink::~access_log_sink() {
+  if (owns_fd_) ::close(fd_);
+}
+
+void access_log_sink::write(const request& in, const response_writer& w, std::uint64_t bytes_in,
+                            clock::duration total) {
+  auto& lf = const_cast<response_writer&>(w).log();
+  int status = logged_status(in, w);
+  std::string error = lf.error;
+  if (status == 499 && error.empty()) error = "client went away";
+  std::string line;
+  line.reserve(512);
+  if (format_ == config::log_format::json) {
+    line += "{\"time\":";
+    json_string(line, timestamp(false));
+    line += ",\"id\":";
+    json_string(line, in.id);
+    line += ",\"remote\":";
+    json_string(line, in.remote_addr);
+    line += ",\"method\":";
+    json_string(line, in.method);
+    line += ",\"target\":";
+    json_string(line, in.target);
+    fmt::format_to(std::back_inserter(line),
+                   ",\"proto\":\"HTTP/1.{}\",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},"
+                   "\"duration_ms\":{:.3f},\"upstream\":",
+                   in.version == 10 ? 0 : 1, status, bytes_in, w.bytes_written(), ms(total));
+    json_string(line, lf.upstream_addr);
+    fmt::format_to(std::back_inserter(line), ",\"upstream_status\":{},\"upstream_ms\":",
+                   lf.upstream_status);
+    if (lf.upstream_latency.count() < 0) line += "null";
+    else fmt::format_to(std::back_inserter(line), "{:.3f}", ms(lf.upstream_latency));
+    line += ",\"error\":";
+    json_string(line, error);
+    line += "}\n";
+  } else {
+    auto ip = in.remote_addr.substr(0, in.remote_addr.rfind(':'));
+    fmt::format_to(std::back_inserter(line),
+                   "{} - - [{}] \"{} {} HTTP/1.{}\" {} {} \"{}\" \"{}\" id={} rt={:.3f} "
+                   "upstream={} upstream_status={} urt={:.3f} bytes_in={}{}{}\n",
+                   ip, timestamp(true), clf_escape(in.method), clf_escape(in.target),
+                   in.version == 10 ? 0 : 1, status, w.bytes_written(),
+                   clf_escape(in.header.get("referer").value_or("-")),
+                   clf_escape(in.header.get("user-agent").value_or("-")), in.id,
+                   ms(total) / 1000, lf.upstream_addr.empty() ? "-" : lf.upstream_addr,
+                   lf.upstream_status, ms(lf.upstream_latency) / 1000, bytes_in,
+                   error.empty() ? "" : " error=\"", error.empty() ? "" : clf_escape(error) + "\"");
+  }
+  // One write per line: with O_APPEND lines from different workers never interleave, and no
+  // lock is shared between workers.
+  const char* p = line.data();
+  std::size_t left = line.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+}
+
+handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink) {
+  return [next = std::move(next), sink = std::move(sink)](response_writer& w,
+                                                          request& in) -> asio::awaitable<void> {
+    auto start = clock::now();
+    counting_body body(in.body);
+    in.body = &body;
+    co_await next(w, in);
+    sink->write(in, w, body.bytes, clock::now() - start);
+  };
+}
+
+}  // namespace trafficcop::app

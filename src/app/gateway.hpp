@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: MIT
+// Wiring of the server binary: a validated config becomes server options and one handler
+// (access log → router → a reverse_proxy per route, with the route's header edits).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "config/config.hpp"
+#include "trafficcop/http.hpp"
+#include "trafficcop/server.hpp"
+
+namespace trafficcop::app {
+
+/// Where and how access-log lines go; thread-safe (one write(2) per line, O_APPEND).
+class access_log_sink {
+ public:
+  /// `path`: "-" for stdout, or a file opened for append. Throws std::runtime_error naming the
+  /// path if the file cannot be opened (start-up only).
+  access_log_sink(const std::string& path, config::log_format format);
+  ~access_log_sink();
+  access_log_sink(const access_log_sink&) = delete;
+  access_log_sink& operator=(const access_log_sink&) = delete;
+
+  void write(const request& in, const response_writer& w, std::uint64_t bytes_in,
+             std::chrono::steady_clock::duration total);
+
+ private:
+  int fd_;
+  bool owns_fd_;
+  config::log_format format_;
+};
+
+/// Wraps `next`: one access-log line per request, after it completed (status 499 when the
+/// client left before the answer).
+handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink);
+
+/// The router and proxies for `cfg` (no access log).
+handler build_router(const config::config& cfg);
+
+server_options to_server_options(const config::config& cfg);
+
+}  // namespace trafficcop::app

@@ -1,0 +1,137 @@
+// SPDX-License-Identifier: MIT
+// trafficcop: command line parsing and wiring only (the work is in the libraries).
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include "app/gateway.hpp"
+#include "config/config.hpp"
+#include "core/log.hpp"
+
+namespace tc = trafficcop;
+
+namespace {
+
+struct cli_args {
+  std::string config_file;
+  std::string listen = "127.0.0.1:8080";
+  std::string upstream;
+  unsigned workers = 0;
+  std::string upstream_timeout;
+  std::string access_log = "-";
+  std::string log_format = "json";
+  std::string log_level = "info";
+  std::string drain = "10s";
+};
+
+/// The five-line case, as a config: one listener, one upstream, one route "/".
+std::string yaml_for_flags(const cli_args& a) {
+  std::string y = "listeners:\n  - address: \"" + a.listen + "\"\n";
+  y += "upstreams:\n  - name: upstream\n    url: \"" + a.upstream + "\"\n";
+  if (!a.upstream_timeout.empty()) y += "    response_timeout: \"" + a.upstream_timeout + "\"\n";
+  y += "routes:\n  - path_prefix: /\n    upstream: upstream\n";
+  y += "workers: " + std::to_string(a.workers) + "\n";
+  y += "access_log:\n  path: \"" + a.access_log + "\"\n  format: " + a.log_format + "\n";
+  y += "timeouts:\n  drain: \"" + a.drain + "\"\n";
+  return y;
+}
+
+int report(const tc::config::load_result& r, const std::string& source) {
+  for (const auto& e : r.errors) std::fprintf(stderr, "%s: %s\n", source.c_str(), e.c_str());
+  return r.errors.empty() ? 0 : 1;
+}
+
+int run(const tc::config::config& cfg) {
+  tc::handler h = tc::app::build_router(cfg);
+  if (cfg.access_log.path != "off") {
+    try {
+      auto sink = std::make_shared<tc::app::access_log_sink>(cfg.access_log.path, cfg.access_log.format);
+      h = tc::app::with_access_log(std::move(h), std::move(sink));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "trafficcop: %s\n", e.what());
+      return 1;
+    }
+  }
+  // Signals are handled on the main thread only; workers never see them.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  tc::server srv(tc::app::to_server_options(cfg), std::move(h));
+  std::string what;
+  if (auto ec = srv.start(what)) {
+    std::fprintf(stderr, "trafficcop: %s\n", what.c_str());
+    return 1;
+  }
+  for (const auto& ep : srv.local_endpoints())
+    tc::log::info("listening on {}:{}", ep.address().to_string(), ep.port());
+
+  int sig = 0;
+  sigwait(&set, &sig);
+  tc::log::info("{}: draining for up to {} ms", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                cfg.timeouts.drain.count());
+  srv.shutdown(cfg.timeouts.drain);
+  srv.wait();
+  tc::log::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"trafficcop: a reverse proxy.\n"
+               "  trafficcop --listen 127.0.0.1:8080 --upstream http://127.0.0.1:9000\n"
+               "  trafficcop -c trafficcop.yaml\n"
+               "  trafficcop check -c trafficcop.yaml"};
+  cli_args a;
+  app.set_version_flag("--version", std::string("trafficcop ") + TRAFFICCOP_VERSION);
+  app.add_option("-c,--config", a.config_file, "YAML configuration file")->check(CLI::ExistingFile);
+  app.add_option("--listen", a.listen, "Listen address host:port")->capture_default_str();
+  app.add_option("--upstream", a.upstream, "Upstream base URL, e.g. http://127.0.0.1:9000/base");
+  app.add_option("--workers", a.workers, "Worker threads (0 = one per core)")->capture_default_str();
+  app.add_option("--upstream-timeout", a.upstream_timeout,
+                 "Time to wait for the upstream's response headers (e.g. 3s, 250ms); expiry gives 504");
+  app.add_option("--access-log", a.access_log, "Access log: a file path, - for stdout, or off")
+      ->capture_default_str();
+  app.add_option("--access-log-format", a.log_format, "json or combined")->capture_default_str();
+  app.add_option("--drain-timeout", a.drain, "How long in-flight requests may finish on SIGTERM")
+      ->capture_default_str();
+  app.add_option("--log-level", a.log_level, "debug, info, warn or error")->capture_default_str();
+  auto* check = app.add_subcommand("check", "Validate a configuration file and exit");
+  std::string check_file;
+  check->add_option("-c,--config", check_file, "YAML configuration file")->required();
+  CLI11_PARSE(app, argc, argv);
+
+  tc::log::init(a.log_level);
+  if (*check) {
+    auto r = tc::config::load_file(check_file);
+    if (int rc = report(r, check_file)) return rc;
+    std::printf("%s\n", tc::config::summary(*r.cfg).c_str());
+    return 0;
+  }
+  if (!a.config_file.empty() && !a.upstream.empty()) {
+    std::fprintf(stderr, "trafficcop: use either -c FILE or --upstream URL, not both\n");
+    return 2;
+  }
+  tc::config::load_result r;
+  std::string source;
+  if (!a.config_file.empty()) {
+    r = tc::config::load_file(a.config_file);
+    source = a.config_file;
+  } else if (!a.upstream.empty()) {
+    r = tc::config::load_string(yaml_for_flags(a), "command line");
+    source = "command line";
+  } else {
+    std::fprintf(stderr, "trafficcop: nothing to do: give --upstream URL or -c FILE (see --help)\n");
+    return 2;
+  }
+  if (int rc = report(r, source)) return rc;
+  return run(*r.cfg);
+}

@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: MIT
+// The YAML configuration as plain structs, and the loader that validates it.
+//
+// yaml-cpp throws; this module catches at its boundary and reports every problem with the YAML
+// path it concerns (`routes[2].upstream: no upstream named "api"`). Unknown keys are errors.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace trafficcop::config {
+
+using duration = std::chrono::milliseconds;
+
+/// Parses "250ms", "3s", "1m", "1h", "1.5s", "0" (Go-like units: ms, s, m, h). Negative values
+/// are allowed only where the caller says so ("-1" or "-1ms" for flush_interval). Returns
+/// nullopt on a malformed value.
+std::optional<duration> parse_duration(std::string_view text);
+
+/// Parses a byte size: "16384", "16k", "16KiB", "1m", "1MiB", "1g" (k = 1024).
+std::optional<std::uint64_t> parse_size(std::string_view text);
+
+enum class host_policy { rewrite, keep };
+enum class forwarded_policy { append, replace, off };
+enum class log_format { json, combined };
+
+struct header_edits {
+  /// Replace (or create) these fields: name → value, in file order.
+  std::vector<std::pair<std::string, std::string>> set;
+  /// Append these lines.
+  std::vector<std::pair<std::string, std::string>> add;
+  /// Remove these fields (case-insensitive names).
+  std::vector<std::string> remove;
+};
+
+struct listener {
+  std::string address = "127.0.0.1:8080";  // host:port; [v6]:port
+};
+
+struct upstream {
+  std::string name;
+  std::string url;           // http://host[:port][/base/path][?query]; https later
+  std::string scheme;        // filled by the loader from url: "http"
+  std::string host;          // from url, without brackets
+  std::uint16_t port = 80;   // from url (default by scheme)
+  std::string base_path;     // from url, raw (may be empty)
+  std::string base_query;    // from url, raw, without '?'
+  duration connect_timeout{5000};
+  duration response_timeout{60000};  // response headers; expiry → 504
+  duration idle_timeout{90000};      // pooled keep-alive connection
+  std::uint32_t max_idle = 64;       // idle pooled connections per worker
+};
+
+struct route {
+  std::string host;          // exact Host match (port ignored, case-insensitive); "" = any
+  std::string path_prefix = "/";
+  std::string upstream;      // name of an upstreams[] entry
+  std::optional<host_policy> host_header;  // overrides the global setting
+  header_edits request_headers;
+  header_edits response_headers;
+  std::optional<duration> flush_interval;  // -1ms = flush every write
+};
+
+struct limits {
+  std::uint64_t max_header_bytes = 16 * 1024;  // request line + fields; over → 431
+  std::uint32_t max_headers = 100;             // field lines; over → 431
+  std::uint64_t max_uri_bytes = 8 * 1024;      // request-target; over → 414
+  std::uint64_t max_body_bytes = 0;            // 0 = unlimited; over → 413
+};
+
+struct timeouts {
+  duration read_header{10000};    // first byte to end of head; slowloris guard → 408 / close
+  duration idle{60000};           // keep-alive idle between client requests
+  duration read_body{60000};      // max gap between client body bytes
+  duration drain{10000};          // graceful shutdown: how long in-flight requests may finish
+};
+
+struct access_log {
+  std::string path = "-";  // "-" = stdout, "off" = disabled, or a file path
+  log_format format = log_format::json;
+};
+
+struct config {
+  std::uint32_t workers = 0;  // 0 = one per core
+  std::vector<listener> listeners;
+  std::vector<upstream> upstreams;
+  std::vector<route> routes;
+  // `struct` keeps the type name usable: g++ rejects a member that changes its type's meaning.
+  struct limits limits;
+  struct timeouts timeouts;
+  struct access_log access_log;
+  host_policy host_header = host_policy::rewrite;
+  forwarded_policy forwarded = forwarded_policy::append;
+  std::optional<duration> flush_interval;  // default for routes
+};
+
+struct load_result {
+  std::optional<config> cfg;           // set when errors is empty
+  std::vector<std::string> errors;     // "routes[2].upstream: no upstream named \"api\""
+};
+
+/// Loads and validates a YAML file. Never throws.
+load_result load_file(const std::string& path);
+/// Same, from text (the path in messages is `name`).
+load_result load_string(std::string_view yaml, std::string_view name = "<config>");
+
+/// One line for `trafficcop check`: "ok: 1 listener, 2 upstreams, 3 routes".
+std::string summary(const config& cfg);
+
+}  // namespace trafficcop::config

@@ -1,0 +1,69 @@
+// SPDX-License-Identifier: MIT
+// Header and URL rules of a proxy hop, as pure functions over header_map and strings.
+// Each function cites the item of shared/spec/reverse-proxy-behaviour.md it implements.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "trafficcop/http.hpp"
+
+namespace trafficcop::http {
+
+/// True for the fixed hop-by-hop names of spec 10 (Connection, Proxy-Connection, Keep-Alive,
+/// Proxy-Authenticate, Proxy-Authorization, Te, Trailer, Transfer-Encoding, Upgrade,
+/// HTTP2-Settings), case-insensitive.
+bool is_hop_by_hop(std::string_view name) noexcept;
+
+/// Spec 9, 10, 33: removes every field named in any Connection line (tokens split on commas,
+/// trimmed, empty ones ignored, case-insensitive), then the fixed list.
+void remove_hop_by_hop(header_map& h);
+
+/// Spec 11: true if any TE line of `in` lists the token "trailers".
+bool te_has_trailers(const header_map& in);
+
+/// Spec 1, 2: joins the upstream base path and the inbound path with exactly one '/' at the
+/// join, on raw (still percent-encoded) strings: ("/base","/dir") → "/base/dir",
+/// ("/base/","/dir") → "/base/dir", ("/base","/") → "/base/", ("","x") → "/x", ("","") → "/".
+std::string join_path(std::string_view base, std::string_view in);
+
+/// Spec 3: target query + "&" + inbound query, or whichever is non-empty; raw bytes.
+std::string merge_query(std::string_view target, std::string_view in);
+
+/// Spec 4: if the raw query holds a ';', a bad %-escape, or more than 10000 parameters, returns
+/// it re-encoded the way Go's url.ParseQuery + Values.Encode does (bad pairs dropped, keys
+/// sorted, QueryEscape encoding); otherwise nullopt (keep the raw bytes, spec 3).
+std::optional<std::string> sanitize_query(std::string_view raw);
+
+/// The IP part of "ip:port" / "[v6]:port" (no brackets), spec 13.
+std::string_view host_of(std::string_view addr) noexcept;
+
+enum class forwarded_mode {
+  append,   // XFF = inbound XFF lines joined + ", " + client ip; XFH/XFP replaced (spec 13, 56)
+  replace,  // trust nothing: inbound Forwarded/X-Forwarded-* dropped, fresh values set (spec 15)
+  off,      // forward inbound values untouched, add nothing (spec 14)
+};
+
+/// Spec 13, 15, 16, 56: edits the outbound `out` headers for a request from `client_addr`
+/// ("ip:port") that arrived with Host `in_host` over TLS or not. `out` is the outbound copy of
+/// the inbound headers (hop-by-hop already removed). In append/replace mode X-Forwarded-Host is
+/// set to `in_host` and X-Forwarded-Proto to "https"/"http". XFF ends as one line.
+void apply_forwarded(header_map& out, std::string_view client_addr, std::string_view in_host,
+                     bool tls, forwarded_mode mode);
+
+/// RFC 9110 §5.1 token (field names, methods, upgrade protocol names).
+bool is_token(std::string_view s) noexcept;
+/// RFC 9110 §5.5: no NUL, CR, LF or other CTL except HTAB (spec 50).
+bool is_valid_field_value(std::string_view s) noexcept;
+
+/// Spec 24, 26: the upgrade type of a request: nullopt if Connection has no "upgrade" token or
+/// there is no Upgrade field, or the first Upgrade value is h2c (spec 26: proxied as plain).
+/// Otherwise the first Upgrade value (the first comma-separated element of the first line),
+/// which the caller must check with is_printable_ascii (spec 24: otherwise 502).
+std::optional<std::string> upgrade_type(const header_map& in);
+
+/// Printable ASCII (0x21..0x7e, plus space inside) and not empty; spec 24, 27.
+bool is_printable_ascii(std::string_view s) noexcept;
+
+}  // namespace trafficcop::http

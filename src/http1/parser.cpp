@@ -1,0 +1,227 @@
+// SPDX-License-Identifier: MIT
+// HTTP/1.1 parsers: Beast's grammar plus the proxy's validation and limits.
+#include "http1/parser.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include <boost/beast/http/error.hpp>
+
+#include "http/rules.hpp"
+
+namespace trafficcop::http1 {
+
+namespace bh = boost::beast::http;
+
+template <bool IsRequest>
+parser_base<IsRequest>::parser_base(const parser_limits& limits) : limits_(limits) {
+  this->header_limit(static_cast<std::uint32_t>(
+      std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
+  if (limits.max_body_bytes > 0)
+    this->body_limit(limits.max_body_bytes);
+  else
+    this->body_limit(boost::none);
+  this->eager(false);
+}
+
+template <bool IsRequest>
+std::size_t parser_base<IsRequest>::put_head(std::string_view in, error_code& ec) {
+  ec = {};
+  std::size_t n = this->put(asio::buffer(in.data(), in.size()), ec);
+  if (ec == bh::error::need_more) {
+    ec = {};
+    return 0;
+  }
+  if (ec) {
+    ec = translate(ec, in);
+    return n;
+  }
+  if constexpr (IsRequest) {
+    // RFC 9112 §5.2: a server must reject obs-fold or replace it; Beast unfolds silently, so
+    // look for a line that starts with SP/HTAB in the head it consumed (spec 60).
+    std::string_view head = in.substr(0, n);
+    if (head.find("\n ") != std::string_view::npos || head.find("\n\t") != std::string_view::npos)
+      ec = errc::obs_fold;
+  }
+  return n;
+}
+
+template <bool IsRequest>
+body_step parser_base<IsRequest>::put_body(std::string_view in, asio::mutable_buffer out,
+                                           error_code& ec) {
+  ec = {};
+  out_ = out;
+  written_ = 0;
+  this->eager(true);
+  std::size_t consumed = this->put(asio::buffer(in.data(), in.size()), ec);
+  if (ec == bh::error::need_buffer || ec == bh::error::need_more) ec = {};
+  if (ec) ec = translate(ec, in);
+  out_ = {};
+  return {consumed, written_};
+}
+
+template <bool IsRequest>
+void parser_base<IsRequest>::put_eof(error_code& ec) {
+  ec = {};
+  if (!this->got_some()) {
+    ec = bh::error::partial_message;
+    return;
+  }
+  bh::basic_parser<IsRequest>::put_eof(ec);
+}
+
+template <bool IsRequest>
+std::optional<std::uint64_t> parser_base<IsRequest>::length() const {
+  if (this->chunked()) return std::nullopt;
+  auto cl = this->content_length();
+  if (!cl) return std::nullopt;
+  return *cl;
+}
+
+template <bool IsRequest>
+void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b,
+                                           error_code& ec) {
+  std::string_view name(name_b.data(), name_b.size());
+  std::string_view value(value_b.data(), value_b.size());
+  // Beast has already checked the name is a token and ':' follows it directly (no whitespace
+  // before the colon, spec 50/60); it tolerates some control bytes in values, we do not.
+  if (!http::is_valid_field_value(value)) {
+    ec = errc::bad_request;
+    return;
+  }
+  header_map& into = in_trailer_ ? trailer_ : fields_;
+  if (fields_.size() + trailer_.size() >= limits_.max_headers) {
+    ec = errc::header_too_large;
+    return;
+  }
+  if (f == bh::field::transfer_encoding && !in_trailer_) {
+    // RFC 9112 §6.1: chunked must be the final coding, and only chunked is re-framable by a
+    // proxy; anything else is 501 (spec 53), chunked-not-last is 400 (spec 60).
+    std::string_view v = value;
+    bool chunked_last = false, chunked_seen = false, other = false;
+    while (!v.empty()) {
+      auto comma = v.find(',');
+      auto tok = v.substr(0, comma);
+      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
+      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
+      if (!tok.empty()) {
+        bool is_chunked = iequals(tok, "chunked");
+        if (chunked_seen) chunked_last = false;  // something after chunked
+        if (is_chunked) chunked_seen = chunked_last = true;
+        else other = true;
+      }
+      if (comma == std::string_view::npos) break;
+      v.remove_prefix(comma + 1);
+    }
+    if (te_seen_ || (chunked_seen && !chunked_last)) {
+      ec = errc::bad_request;
+      return;
+    }
+    if (!chunked_seen || other) {
+      ec = errc::unsupported_transfer_encoding;
+      return;
+    }
+    te_seen_ = true;
+  }
+  into.add(name, value);
+}
+
+template <bool IsRequest>
+void parser_base<IsRequest>::on_header_impl(error_code&) {
+  in_trailer_ = true;
+}
+
+template <bool IsRequest>
+std::size_t parser_base<IsRequest>::sink(std::string_view body, error_code& ec) {
+  std::size_t room = out_.size() - written_;
+  if (room == 0) {
+    ec = bh::error::need_buffer;
+    return 0;
+  }
+  std::size_t n = std::min(room, body.size());
+  std::memcpy(static_cast<char*>(out_.data()) + written_, body.data(), n);
+  written_ += n;
+  return n;
+}
+
+template <bool IsRequest>
+std::size_t parser_base<IsRequest>::on_body_impl(bsv body, error_code& ec) {
+  return sink({body.data(), body.size()}, ec);
+}
+
+template <bool IsRequest>
+std::size_t parser_base<IsRequest>::on_chunk_body_impl(std::uint64_t, bsv body,
+                                                       error_code& ec) {
+  return sink({body.data(), body.size()}, ec);
+}
+
+template <bool IsRequest>
+error_code parser_base<IsRequest>::translate(error_code ec, std::string_view in) const {
+  if (ec == bh::error::header_limit) {
+    // A request line that alone does not fit is a long URI (414), not a large header (431).
+    auto eol = in.find('\n');
+    if (IsRequest && (eol == std::string_view::npos || eol > limits_.max_uri_bytes))
+      return errc::uri_too_long;
+    return errc::header_too_large;
+  }
+  if (ec == bh::error::body_limit) return errc::body_too_large;
+  return ec;
+}
+
+void request_parser::on_request_impl(bh::verb, bsv method, bsv target,
+                                     int version, error_code& ec) {
+  if (target.size() > this->limits_.max_uri_bytes) {
+    ec = errc::uri_too_long;
+    return;
+  }
+  method_.assign(method.data(), method.size());
+  target_.assign(target.data(), target.size());
+  version_ = version;
+}
+
+void request_parser::on_response_impl(int, bsv, int, error_code& ec) {
+  ec = errc::bad_request;  // unreachable: Beast calls this only on response parsers
+}
+
+void request_parser::on_header_impl(error_code& ec) {
+  parser_base::on_header_impl(ec);
+  // RFC 9112 §3.2: a 1.1 request without Host, or with more than one, gets 400 (spec 50).
+  std::size_t hosts = 0;
+  for (const auto& f : fields_)
+    if (iequals(f.name, "host")) ++hosts;
+  if (hosts > 1 || (hosts == 0 && version_ >= 11)) {
+    ec = hosts > 1 ? errc::bad_request : errc::missing_host;
+    return;
+  }
+  expect_continue_ = version_ >= 11 && fields_.has_token("expect", "100-continue");
+}
+
+response_parser::response_parser(bool head_request, const parser_limits& limits)
+    : parser_base<false>(limits) {
+  if (head_request) skip(true);
+}
+
+void response_parser::on_request_impl(bh::verb, bsv, bsv, int,
+                                      error_code& ec) {
+  ec = errc::upstream_protocol_error;  // unreachable: Beast calls this only on request parsers
+}
+
+void response_parser::on_response_impl(int status, bsv reason, int version,
+                                       error_code&) {
+  status_ = status;
+  reason_.assign(reason.data(), reason.size());
+  version_ = version;
+}
+
+int status_for(error_code ec) noexcept {
+  if (ec.category() == error_category()) {
+    proxy_error e{ec, error_source::downstream, {}};
+    return e.status();
+  }
+  return 400;
+}
+
+template class parser_base<true>;
+template class parser_base<false>;
+
+}  // namespace trafficcop::http1

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MIT
+// The reverse proxy handler: the per-request state machine described in reverse_proxy.hpp.
+#include "trafficcop/reverse_proxy.hpp"
+
+#include <array>
+
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "core/buffer_pool.hpp"
+#include "core/log.hpp"
+#include "http/rules.hpp"
+
+namespace trafficcop {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+http::forwarded_mode to_rules(forwarded_mode m) {
+  switch (m) {
+    case forwarded_mode::append: return http::forwarded_mode::append;
+    case forwarded_mode::replace: return http::forwarded_mode::replace;
+    case forwarded_mode::off: return http::forwarded_mode::off;
+  }
+  return http::forwarded_mode::append;
+}
+
+std::string authority(const upstream_url& u) {
+  std::string h = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
+  if (u.port != 80) h += ":" + std::to_string(u.port);
+  return h;
+}
+
+asio::awaitable<void> default_error_handler(response_writer& w, const request& in,
+                                            const proxy_error& e) {
+  int status = e.status();
+  if (status == 499) co_return;  // nobody to answer (spec 49); the access log says 499
+  log::warn("proxy error: {} {} (id {}): {} -> {}", in.method, in.target, in.id, e.detail, status);
+  w.header().clear();
+  co_await write_text(w, status, std::string(reason_phrase(status)) + "\n");
+}
+
+/// Copies one direction of a tunnel; EOF becomes a half-close on the other side (spec 30).
+asio::awaitable<void> pump(byte_stream& from, byte_stream& to) {
+  auto buf = buffer_pool::get();
+  for (;;) {
+    auto r = co_await from.read_some(asio::buffer(buf.data(), buf.size()));
+    if (r.ec == asio::error::eof) {
+      to.shutdown_send();
+      co_return;
+    }
+    if (r.ec) break;
+    if (auto ec = co_await to.write_all(asio::buffer(buf.data(), r.n))) break;
+  }
+  // An error on either side ends the tunnel both ways.
+  from.close();
+  to.close();
+}
+
+class proxy {
+ public:
+  explicit proxy(reverse_proxy_options o) : o_(std::move(o)) {
+    if (!o_.upstream.empty()) {
+      url_ = parse_upstream_url(o_.upstream);
+      if (!url_) log::error("reverse_proxy: invalid upstream URL \"{}\"", o_.upstream);
+    }
+    if (!o_.transport) o_.transport = make_http1_transport();
+    if (!o_.error_handler) o_.error_handler = default_error_handler;
+  }
+
+  asio::awaitable<void> serve(response_writer& w, request& in) {
+    outbound_request out;
+    std::optional<std::string> up_type;
+    if (auto err = build(in, out, up_type)) co_return co_await fail(w, in, *err);
+    if (o_.rewrite) o_.rewrite(in, out);
+    out.on_informational = [&w](int status, const header_map& h) -> asio::awaitable<error_code> {
+      // spec 38: the 1xx goes out with its own fields, then the header map is as before.
+      header_map saved = w.header();
+      for (const auto& f : h)
+        if (!http::is_hop_by_hop(f.name)) w.header().add(f.name, f.value);
+      auto ec = co_await w.write_header(status);
+      w.header() = std::move(saved);
+      co_return ec;
+    };
+
+    auto t0 = clock::now();
+    auto rt = co_await o_.transport->round_trip(out);
+    auto& lf = w.log();
+    lf.upstream_latency = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0);
+    if (!rt.response) {
+      if (in.client_gone()) rt.error = {make_error_code(errc::client_gone), error_source::downstream,
+                                        "client went away"};
+      co_return co_await fail(w, in, rt.error);
+    }
+    auto& res = *rt.response;
+    lf.upstream_addr = res.peer;
+    lf.upstream_status = res.status;
+    if (res.status == 101) co_return co_await tunnel(w, in, res, up_type);
+
+    // spec 36: the Trailer announcement is hop-by-hop; remember the names to re-announce.
+    std::string announced = res.header.joined("trailer");
+    http::remove_hop_by_hop(res.header);
+    if (o_.modify_response) {
+      if (auto ec = o_.modify_response(res, in))
+        co_return co_await fail(w, in, {make_error_code(errc::modify_response_failed),
+                                        error_source::internal, "modify_response: " + ec.message()});
+    }
+    for (const auto& f : res.header) w.header().add(f.name, f.value);
+    if (!announced.empty()) w.header().add("Trailer", announced);
+    co_await stream_body(w, in, res);
+  }
+
+ private:
+  /// Fills the outbound request from the inbound one (steps 1 of the header comment).
+  std::optional<proxy_error> build(const request& in, outbound_request& out,
+                                   std::optional<std::string>& up_type) {
+    out.method = in.method;
+    if (url_) {
+      out.scheme = url_->scheme;
+      out.host = url_->host;
+      out.port = url_->port;
+    } else if (!o_.upstream.empty()) {
+      return proxy_error{make_error_code(errc::no_route), error_source::internal,
+                         "invalid upstream URL"};
+    }
+    std::string_view in_path = in.path();
+    std::string_view in_query = in.raw_query();
+    if (in_path.empty() || in_path.front() != '/') {
+      // absolute-form (a forward-proxy style request): take the path part (RFC 9112 §3.2.2).
+      auto scheme_end = in_path.find("://");
+      auto slash = scheme_end == std::string_view::npos ? std::string_view::npos
+                                                          : in_path.find('/', scheme_end + 3);
+      in_path = slash == std::string_view::npos ? std::string_view{} : in_path.substr(slash);
+    }
+    out.target = http::join_path(url_ ? url_->path : std::string_view{}, in_path);
+    std::string query = http::merge_query(url_ ? url_->query : std::string_view{}, in_query);
+    if (auto clean = http::sanitize_query(query)) query = std::move(*clean);  // spec 4
+    if (!query.empty()) out.target += "?" + query;
+
+    out.header = in.header;
+    http::remove_hop_by_hop(out.header);
+    out.header.erase("content-length");
+    if (http::te_has_trailers(in.header)) out.header.add("Te", "trailers");  // spec 11
+    http::apply_forwarded(out.header, in.remote_addr, in.host, in.tls, to_rules(o_.forwarded));
+    if (!o_.keep_host && url_) out.header.set("Host", authority(*url_));
+    else if (!in.host.empty()) out.header.set("Host", in.host);
+
+    up_type = http::upgrade_type(in.header);
+    if (up_type) {
+      if (!http::is_printable_ascii(*up_type) || in.version != 11)
+        return proxy_error{make_error_code(errc::bad_upgrade_request), error_source::downstream,
+                           "client tried to switch to invalid protocol"};
+      out.header.add("Connection", "Upgrade");  // spec 25
+      out.header.add("Upgrade", *up_type);
+    }
+    out.content_length = in.content_length;
+    out.body = in.content_length != 0 ? in.body : nullptr;  // spec 19
+    out.trailer = &in.trailer;
+    out.response_timeout = o_.response_timeout;
+    return std::nullopt;
+  }
+
+  asio::awaitable<void> stream_body(response_writer& w, request& in, upstream_response& res) {
+    auto interval = o_.flush_interval;
+    auto ct = res.header.get("content-type");
+    if (res.content_length < 0 ||
+        (ct && ct->size() >= 17 && iequals(ct->substr(0, 17), "text/event-stream")))
+      interval = std::chrono::milliseconds(-1);  // spec 41
+    if (auto ec = co_await w.write_header(res.status)) co_return;
+    if (interval.count() != 0) co_await w.flush();  // spec 42: the head does not wait
+
+    auto buf = buffer_pool::get();
+    auto last_flush = clock::now();
+    for (;;) {
+      auto r = co_await res.body().read(asio::buffer(buf.data(), buf.size()));
+      if (r.ec) {
+        // spec 47: after the head, a failure can only be shown by cutting the connection.
+        w.log().error = in.client_gone() ? "client went away"
+                                          : "upstream body: " + r.ec.message();
+        if (!in.client_gone()) log::warn("proxy error: {} {} (id {}): {}", in.method, in.target,
+                                          in.id, w.log().error);
+        w.abort();
+        co_return;
+      }
+      if (r.n == 0) break;
+      if (auto ec = co_await w.write(asio::buffer(buf.data(), r.n))) {
+        w.log().error = "write to client: " + ec.message();
+        w.abort();
+        co_return;
+      }
+      bool flush = interval.count() < 0;
+      if (interval.count() > 0) {
+        // Flush when the upstream had nothing more ready (a short read) or the interval passed.
+        auto now = clock::now();
+        flush = r.n < buf.size() || now - last_flush >= interval;
+        if (flush) last_flush = now;
+      }
+      if (flush && co_await w.flush()) {
+        w.abort();
+        co_return;
+      }
+    }
+    // spec 36, 37: declared or not, trailers reach the client's trailer section.
+    for (const auto& f : res.trailer)
+      if (!http::is_hop_by_hop(f.name)) w.trailer().add(f.name, f.value);
+  }
+
+  /// spec 27-31: check the 101, relay it, then copy bytes both ways until both sides end.
+  asio::awaitable<void> tunnel(response_writer& w, request& in, upstream_response& res,
+                               const std::optional<std::string>& up_type) {
+    auto res_type = res.header.get("upgrade");
+    if (!up_type || !res_type || !http::is_printable_ascii(*res_type) || !iequals(*res_type, *up_type))
+      co_return co_await fail(w, in, {make_error_code(errc::upstream_bad_upgrade), error_source::upstream,
+                                      "backend switched to protocol \"" +
+                                          std::string(res_type.value_or("")) + "\" when \"" +
+                                          up_type.value_or("") + "\" was requested"});
+    std::string type(*res_type);
+    http::remove_hop_by_hop(res.header);  // #80875: no other hop-by-hop field in the 101
+    if (o_.modify_response) {
+      if (auto ec = o_.modify_response(res, in))
+        co_return co_await fail(w, in, {make_error_code(errc::modify_response_failed),
+                                        error_source::internal, "modify_response: " + ec.message()});
+    }
+    for (const auto& f : res.header) w.header().add(f.name, f.value);
+    w.header().set("Connection", "Upgrade");
+    w.header().set("Upgrade", type);
+    if (co_await w.write_header(101) || co_await w.flush()) co_return;
+    byte_stream* client = w.hijack();
+    byte_stream* backend = res.upgraded();
+    if (!client || !backend) {
+      w.abort();
+      co_return;
+    }
+    using namespace asio::experimental::awaitable_operators;
+    co_await (pump(*client, *backend) && pump(*backend, *client));
+    client->close();
+    backend->close();
+  }
+
+  asio::awaitable<void> fail(response_writer& w, const request& in, const proxy_error& e) {
+    w.log().error = e.detail;
+    if (w.head_sent()) {
+      w.abort();
+      co_return;
+    }
+    co_await o_.error_handler(w, in, e);
+  }
+
+  reverse_proxy_options o_;
+  std::optional<upstream_url> url_;
+};
+
+}  // namespace
+
+handler make_reverse_proxy(reverse_proxy_options opts) {
+  auto p = std::make_shared<proxy>(std::move(opts));
+  return [p](response_writer& w, request& in) { return p->serve(w, in); };
+}
+
+std::optional<upstream_url> parse_upstream_url(std::string_view url) {
+  upstream_url u;
+  auto sep = url.find("://");
+  if (sep == std::string_view::npos) return std::nullopt;
+  u.scheme.assign(url.substr(0, sep));
+  for (auto& c : u.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (u.scheme != "http") return std::nullopt;
+  std::string_view rest = url.substr(sep + 3);
+  auto path_start = rest.find_first_of("/?");
+  std::string_view hostport = rest.substr(0, path_start);
+  std::string_view tail = path_start == std::string_view::npos ? std::string_view{} : rest.substr(path_start);
+  if (hostport.empty() || hostport.find('@') != std::string_view::npos) return std::nullopt;
+  std::string_view host = hostport, port;
+  if (hostport.front() == '[') {
+    auto close = hostport.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    host = hostport.substr(1, close - 1);
+    if (close + 1 < hostport.size()) {
+      if (hostport[close + 1] != ':') return std::nullopt;
+      port = hostport.substr(close + 2);
+    }
+  } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    host = hostport.substr(0, colon);
+    port = hostport.substr(colon + 1);
+  }
+  if (host.empty()) return std::nullopt;
+  u.host.assign(host);
+  if (!port.empty()) {
+    unsigned v = 0;
+    for (char c : port) {
+      if (c < '0' || c > '9' || v > 65535) return std::nullopt;
+      v = v * 10 + static_cast<unsigned>(c - '0');
+    }
+    if (v == 0 || v > 65535) return std::nullopt;
+    u.port = static_cast<std::uint16_t>(v);
+  }
+  auto q = tail.find('?');
+  u.path.assign(tail.substr(0, q));
+  if (q != std::string_view::npos) u.query.assign(tail.substr(q + 1));
+  return u;
+}
+
+}  // namespace trafficcop

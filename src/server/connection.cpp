@@ -1,0 +1,545 @@
+// SPDX-License-Identifier: MIT
+// The downstream HTTP/1.1 connection: request loop, body reader, response writer, hijack.
+#include "server/connection.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include "core/log.hpp"
+#include "http/rules.hpp"
+#include "http1/serialize.hpp"
+#include "server/worker.hpp"
+
+namespace trafficcop::detail {
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t read_chunk = 16 * 1024;      // bytes asked of the socket per read
+constexpr std::size_t write_through = 16 * 1024;   // larger writes skip the output buffer
+constexpr std::size_t max_discard = 256 * 1024;    // unread body we drain to keep a connection
+
+std::string endpoint_string(const asio::ip::tcp::endpoint& ep) {
+  auto a = ep.address();
+  std::string s = a.is_v6() ? "[" + a.to_string() + "]" : a.to_string();
+  return s + ":" + std::to_string(ep.port());
+}
+
+// --- the request body, pulled by the handler ------------------------------------------------
+
+class request_body final : public body_reader {
+ public:
+  request_body(connection& c, request& r) : c_(c), r_(r) {}
+
+  asio::awaitable<read_result> read(asio::mutable_buffer out) override {
+    auto& p = *c_.parser_;
+    if (failed_) co_return read_result{failed_, 0};
+    if (out.size() == 0) co_return read_result{asio::error::invalid_argument, 0};
+    if (p.is_done()) co_return read_result{};
+    if (p.expects_continue() && !c_.continue_sent_ && !c_.head_sent_) {
+      // RFC 9110 §10.1.1: the client waits for 100 before sending; send it on the first read
+      // (Go's rule, spec 23), so a handler that answers without reading never invites a body.
+      c_.continue_sent_ = true;
+      static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
+      if (auto ec = co_await c_.write({asio::buffer(cont.data(), cont.size())}))
+        co_return fail(ec);
+    }
+    for (;;) {
+      auto in = c_.pending();
+      if (p.is_done()) co_return read_result{};  // Beast parsers must not be fed after done
+      if (!in.empty()) {
+        error_code ec;
+        auto step = p.put_body(in, out, ec);
+        c_.consume(step.consumed);
+        if (ec) co_return fail(ec);
+        bytes_ += step.written;
+        if (p.is_done()) finished();
+        if (step.written > 0) co_return read_result{{}, step.written};
+        if (p.is_done()) co_return read_result{};
+        if (step.consumed > 0) continue;
+      }
+      if (auto ec = co_await c_.read_more(c_.opts_.read_body_timeout)) {
+        if (ec == asio::error::eof) ec = boost::beast::http::error::partial_message;
+        co_return fail(ec);
+      }
+    }
+  }
+
+  std::uint64_t bytes() const noexcept { return bytes_; }
+  bool failed() const noexcept { return static_cast<bool>(failed_); }
+
+ private:
+  read_result fail(error_code ec) {
+    failed_ = ec;
+    return {ec, 0};
+  }
+  void finished() {
+    r_.trailer = std::move(c_.parser_->trailer());
+    c_.start_watch();  // nothing more to read: a readable socket now means hang-up or pipelining
+  }
+
+  connection& c_;
+  request& r_;
+  std::uint64_t bytes_ = 0;
+  error_code failed_;
+};
+
+// --- the hijacked connection (upgrades) -----------------------------------------------------
+
+class raw_stream final : public byte_stream {
+ public:
+  explicit raw_stream(connection& c) : c_(c) {}
+
+  asio::awaitable<read_result> read_some(asio::mutable_buffer buf) override {
+    auto in = c_.pending();
+    if (!in.empty()) {  // bytes the client sent after the request head (spec 31, #80875)
+      std::size_t n = asio::buffer_copy(buf, asio::buffer(in.data(), in.size()));
+      c_.consume(n);
+      co_return read_result{{}, n};
+    }
+    auto [ec, n] = co_await c_.sock_.async_read_some(buf, use_nothrow);
+    co_return read_result{ec, n};
+  }
+  asio::awaitable<error_code> write_all(asio::const_buffer buf) override {
+    auto [ec, n] = co_await asio::async_write(c_.sock_, buf, use_nothrow);
+    co_return ec;
+  }
+  void shutdown_send() override {
+    error_code ignored;
+    c_.sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  }
+  void close() override { c_.close(); }
+
+ private:
+  connection& c_;
+};
+
+// --- the response writer --------------------------------------------------------------------
+
+class writer final : public response_writer {
+ public:
+  writer(connection& c, request& r) : c_(c), r_(r), stream_(c) {}
+
+  header_map& header() override { return header_; }
+  header_map& trailer() override { return trailer_; }
+  int status() const noexcept override { return status_; }
+  bool head_sent() const noexcept override { return head_committed_; }
+  std::uint64_t bytes_written() const noexcept override { return bytes_; }
+  log_fields& log() override { return log_; }
+  bool keep_alive() const noexcept { return keep_alive_ && !aborted_ && !hijacked_; }
+  bool hijacked() const noexcept { return hijacked_; }
+  bool aborted() const noexcept { return aborted_; }
+
+  asio::awaitable<error_code> write_header(int status) override {
+    if (aborted_ || hijacked_) co_return asio::error::operation_aborted;
+    if (status < 100 || status > 999) co_return asio::error::invalid_argument;
+    if (status_ != 0) co_return asio::error::already_started;  // final status already given
+    if (status < 200 && status != 101) co_return co_await write_informational(status);
+    status_ = status;
+    co_return error_code{};
+  }
+
+  asio::awaitable<error_code> write(asio::const_buffer data) override {
+    if (aborted_ || hijacked_) co_return asio::error::operation_aborted;
+    if (!head_committed_) commit_head();
+    if (framing_ == framing::none || data.size() == 0) co_return error_code{};
+    error_code overflow;
+    if (framing_ == framing::length) {
+      if (data.size() > remaining_) {
+        data = asio::buffer(data.data(), remaining_);  // never send more than declared
+        overflow = asio::error::message_size;
+      }
+      remaining_ -= data.size();
+    }
+    bytes_ += data.size();
+    if (framing_ == framing::chunked) http1::append_chunk_header(out_, data.size());
+    std::string_view suffix = framing_ == framing::chunked ? "\r\n" : "";
+    if (out_.size() + data.size() < write_through) {
+      out_.append(static_cast<const char*>(data.data()), data.size());
+      out_ += suffix;
+      co_return overflow;
+    }
+    // Large write: gather the buffered bytes and the caller's, no copy.
+    auto ec = co_await send({asio::buffer(out_), data, asio::buffer(suffix.data(), suffix.size())});
+    co_return ec ? ec : overflow;
+  }
+
+  asio::awaitable<error_code> flush() override {
+    if (aborted_ || hijacked_) co_return asio::error::operation_aborted;
+    if (!head_committed_) commit_head();
+    if (out_.empty()) co_return error_code{};
+    co_return co_await send({asio::buffer(out_)});
+  }
+
+  byte_stream* hijack() override {
+    if (status_ != 101 || !head_committed_ || !out_.empty() || hijacked_ || aborted_)
+      return nullptr;
+    c_.stop_watch();
+    hijacked_ = true;
+    return &stream_;
+  }
+
+  void abort() override {
+    if (aborted_) return;
+    aborted_ = true;
+    c_.close();
+  }
+
+  /// After the handler: complete the framing (or abort a short body) and send what is left.
+  asio::awaitable<void> finish() {
+    if (aborted_ || hijacked_) co_return;
+    if (!head_committed_) {
+      if (status_ == 0) status_ = 200;
+      // A handler that wrote nothing sends an empty body with a length (as Go does).
+      if (!header_.contains("content-length") && has_body(status_))
+        header_.set("Content-Length", "0");
+      commit_head();
+    }
+    if (framing_ == framing::chunked) {
+      http::remove_hop_by_hop(trailer_);
+      http1::append_last_chunk(out_, trailer_);
+    } else if (framing_ == framing::length && remaining_ > 0) {
+      // Fewer bytes than Content-Length promised: the client must see a failure (spec 47).
+      log_.error = log_.error.empty() ? "response body shorter than Content-Length" : log_.error;
+      abort();
+      co_return;
+    }
+    if (!out_.empty()) co_await send({asio::buffer(out_)});
+    if (framing_ == framing::close) keep_alive_ = false;
+  }
+
+ private:
+  enum class framing { none, length, chunked, close };
+
+  bool has_body(int status) const {
+    return status >= 200 && status != 204 && status != 304 && r_.method != "HEAD";
+  }
+
+  asio::awaitable<error_code> write_informational(int status) {
+    if (status == 100) {
+      // One 100 per request: the body reader may already have sent it (spec 23).
+      if (c_.continue_sent_ || !c_.parser_->expects_continue()) co_return error_code{};
+      c_.continue_sent_ = true;
+    }
+    if (r_.version < 11) co_return error_code{};  // RFC 9110 §15.2: no 1xx to 1.0 clients
+    header_map h = header_;
+    h.erase("content-length");
+    h.erase("transfer-encoding");
+    http1::append_response_head(out_, status, h);
+    co_return co_await send({asio::buffer(out_)});
+  }
+
+  void commit_head() {
+    if (status_ == 0) status_ = 200;
+    head_committed_ = true;
+    c_.head_sent_ = true;
+    keep_alive_ = c_.parser_->keep_alive() && !c_.draining_;
+    if (status_ == 101) {
+      framing_ = framing::none;
+      keep_alive_ = false;
+    } else if (status_ == 204 || (status_ >= 100 && status_ < 200)) {
+      // RFC 9110 §8.6: no Content-Length in a 204 (spec 39).
+      header_.erase("content-length");
+      header_.erase("transfer-encoding");
+      framing_ = framing::none;
+    } else if (!has_body(status_)) {
+      header_.erase("transfer-encoding");  // HEAD and 304 keep the upstream's length
+      framing_ = framing::none;
+    } else if (auto cl = header_.get("content-length"); cl && parse_length(*cl)) {
+      header_.erase("transfer-encoding");
+      framing_ = framing::length;
+    } else {
+      header_.erase("content-length");
+      if (r_.version >= 11) {
+        header_.set("Transfer-Encoding", "chunked");
+        framing_ = framing::chunked;
+      } else {
+        framing_ = framing::close;  // an HTTP/1.0 client reads to EOF
+        keep_alive_ = false;
+      }
+    }
+    if (status_ != 101) {
+      header_.erase("connection");
+      if (!keep_alive_)
+        header_.add("Connection", "close");
+      else if (r_.version < 11)
+        header_.add("Connection", "keep-alive");
+    }
+    http1::append_response_head(out_, status_, header_);
+  }
+
+  bool parse_length(std::string_view v) {
+    if (v.empty() || v.size() > 19) return false;
+    std::uint64_t n = 0;
+    for (char ch : v) {
+      if (ch < '0' || ch > '9') return false;
+      n = n * 10 + static_cast<std::uint64_t>(ch - '0');
+    }
+    remaining_ = n;
+    return true;
+  }
+
+  asio::awaitable<error_code> send(std::vector<asio::const_buffer> bufs) {
+    auto ec = co_await c_.write(std::move(bufs));
+    out_.clear();
+    if (ec) {
+      aborted_ = true;
+      if (log_.error.empty()) log_.error = "write to client: " + ec.message();
+    }
+    co_return ec;
+  }
+
+  connection& c_;
+  request& r_;
+  raw_stream stream_;
+  header_map header_;
+  header_map trailer_;
+  std::string out_;
+  int status_ = 0;
+  framing framing_ = framing::none;
+  std::uint64_t remaining_ = 0;
+  std::uint64_t bytes_ = 0;
+  bool head_committed_ = false;
+  bool keep_alive_ = true;
+  bool aborted_ = false;
+  bool hijacked_ = false;
+  log_fields log_;
+};
+
+}  // namespace
+
+connection::connection(asio::ip::tcp::socket sock, worker& w)
+    : sock_(std::move(sock)),
+      w_(w),
+      opts_(w.opts),
+      wd_(sock_.get_executor(), [this] {
+        error_code ignored;
+        sock_.cancel(ignored);
+      }) {
+  buf_.resize(std::max<std::size_t>(opts_.max_header_bytes + read_chunk, 2 * read_chunk));
+  error_code ec;
+  if (auto ep = sock_.remote_endpoint(ec); !ec) remote_ = endpoint_string(ep);
+  if (auto ep = sock_.local_endpoint(ec); !ec) local_ = endpoint_string(ep);
+  w_.open.fetch_add(1, std::memory_order_relaxed);
+}
+
+connection::~connection() { w_.open.fetch_sub(1, std::memory_order_relaxed); }
+
+void connection::consume(std::size_t n) noexcept {
+  begin_ += n;
+  if (begin_ == end_) begin_ = end_ = 0;
+}
+
+void connection::close() noexcept {
+  error_code ignored;
+  sock_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  sock_.close(ignored);
+}
+
+asio::awaitable<error_code> connection::read_more(std::chrono::milliseconds timeout) {
+  if (end_ == buf_.size()) {  // compact; the parser needs a head contiguous (Beast's rule)
+    if (begin_ == 0) co_return make_error_code(errc::header_too_large);
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  wd_.arm(timeout);
+  auto [ec, n] = co_await sock_.async_read_some(
+      asio::buffer(buf_.data() + end_, buf_.size() - end_), use_nothrow);
+  wd_.disarm();
+  if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
+  end_ += n;
+  co_return ec;
+}
+
+asio::awaitable<error_code> connection::write(std::vector<asio::const_buffer> bufs) {
+  wd_.arm(opts_.idle_timeout);
+  auto [ec, n] = co_await asio::async_write(sock_, bufs, use_nothrow);
+  wd_.disarm();
+  if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
+  co_return ec;
+}
+
+void connection::start_watch() {
+  if (watching_ || client_gone_) return;
+  watching_ = true;
+  sock_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](error_code ec) {
+    self->watching_ = false;
+    if (ec) return;
+    char c;
+    ssize_t n = ::recv(self->sock_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;  // pipelining
+    self->client_gone_ = true;
+    self->cancel_signal.emit(asio::cancellation_type::terminal);
+  });
+}
+
+void connection::stop_watch() {
+  if (!watching_) return;
+  // Only the watch can be pending on this socket now: the handler is not using it.
+  error_code ignored;
+  sock_.cancel(ignored);
+}
+
+void connection::drain() {
+  draining_ = true;
+  if (idle_) close();
+}
+
+void connection::force_close() {
+  draining_ = true;
+  client_gone_ = true;
+  cancel_signal.emit(asio::cancellation_type::terminal);
+  close();
+}
+
+asio::awaitable<void> connection::run() {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  error_code ec;
+  sock_.set_option(asio::ip::tcp::no_delay(true), ec);
+  while (!draining_ && co_await serve_one()) {
+  }
+  close();
+}
+
+asio::awaitable<error_code> connection::read_head(request& req) {
+  parser_.emplace(http1::parser_limits{opts_.max_header_bytes, opts_.max_headers,
+                                       opts_.max_uri_bytes, opts_.max_body_bytes});
+  idle_ = true;
+  bool first = true;
+  for (;;) {
+    auto in = pending();
+    if (!in.empty()) {
+      idle_ = false;
+      error_code ec;
+      std::size_t n = parser_->put_head(in, ec);
+      if (ec) co_return ec;
+      if (parser_->is_header_done()) {
+        consume(n);
+        break;
+      }
+    }
+    // Between requests the idle timeout applies; once a byte arrived, the head timeout.
+    auto timeout = in.empty() && first ? opts_.idle_timeout : opts_.read_header_timeout;
+    if (requests_ == 0 && in.empty()) timeout = opts_.read_header_timeout;
+    first = false;
+    if (auto ec = co_await read_more(timeout)) {
+      if (ec == asio::error::timed_out && !idle_) co_return make_error_code(errc::read_header_timeout);
+      co_return ec;
+    }
+    if (draining_ && pending().empty()) co_return asio::error::shut_down;
+  }
+  req.received_at = std::chrono::steady_clock::now();
+  req.method = parser_->method();
+  req.target = parser_->target();
+  req.version = parser_->version();
+  req.header = std::move(parser_->fields());
+  req.remote_addr = remote_;
+  req.local_addr = local_;
+  if (auto h = req.header.get("host")) req.host.assign(*h);
+  auto len = parser_->length();
+  req.content_length = parser_->is_done() ? 0 : (len ? static_cast<std::int64_t>(*len) : -1);
+  auto rid = req.header.get("x-request-id");
+  req.id = rid && !rid->empty() && rid->size() <= 128 && http::is_token(*rid) ? std::string(*rid)
+                                                                               : w_.make_request_id();
+  co_return error_code{};
+}
+
+asio::awaitable<void> connection::reply_error(error_code ec) {
+  // A request we could not parse: answer once and close (RFC 9112 §6.1 for framing errors,
+  // and no upstream ever sees it, spec 60).
+  int status = http1::status_for(ec);
+  std::string body = std::string(reason_phrase(status)) + "\n";
+  std::string out;
+  header_map h;
+  h.add("Content-Type", "text/plain; charset=utf-8");
+  h.add("Content-Length", std::to_string(body.size()));
+  h.add("Connection", "close");
+  http1::append_response_head(out, status, h);
+  out += body;
+  co_await write({asio::buffer(out)});
+  log::debug("{} request rejected: {} ({})", remote_, status, ec.message());
+}
+
+asio::awaitable<bool> connection::discard_body() {
+  // The handler left body bytes unread: read and drop a little to keep the connection, else
+  // close. Without a 100 Continue the client may never send it, so close at once.
+  if (parser_->is_done()) co_return true;
+  if (parser_->expects_continue() && !continue_sent_) co_return false;
+  request dummy;
+  request_body body(*this, dummy);
+  continue_sent_ = true;  // never invite a body just to drop it
+  std::uint64_t dropped = 0;
+  char scratch[8192];
+  while (dropped < max_discard) {
+    auto r = co_await body.read(asio::buffer(scratch));
+    if (r.ec) co_return false;
+    if (r.n == 0) co_return true;
+    dropped += r.n;
+  }
+  co_return false;
+}
+
+asio::awaitable<bool> connection::serve_one() {
+  request req;
+  req.client_gone_ = &client_gone_;
+  continue_sent_ = head_sent_ = false;
+  if (auto ec = co_await read_head(req)) {
+    bool silent = ec == asio::error::eof || ec == asio::error::operation_aborted ||
+                  ec == asio::error::timed_out || ec == asio::error::connection_reset ||
+                  ec == asio::error::shut_down || ec == asio::error::bad_descriptor;
+    if (!silent) co_await reply_error(ec);
+    co_return false;
+  }
+  ++requests_;
+  request_body body(*this, req);
+  req.body = &body;
+  writer w(*this, req);
+  if (parser_->is_done()) start_watch();
+  bool threw = false;
+  try {
+    co_await w_.handle(w, req);
+  } catch (const std::exception& e) {
+    // A handler must not throw (the data plane uses error codes); if one does, the request
+    // fails alone: 500 if nothing was sent yet, else the connection is aborted.
+    log::error("handler threw: {}", e.what());
+    w.log().error = std::string("handler threw: ") + e.what();
+    threw = true;
+  }
+  if (threw) {
+    if (!w.head_sent()) {
+      w.header().clear();
+      co_await write_text(w, 500, "Internal Server Error\n");
+    } else {
+      w.abort();
+    }
+  }
+  stop_watch();
+  if (w.hijacked()) co_return false;
+  if (client_gone_) co_return false;
+  co_await w.finish();
+  if (!w.keep_alive() || body.failed()) co_return false;
+  co_return co_await discard_body();
+}
+
+// --- worker helpers -------------------------------------------------------------------------
+
+std::string worker::make_request_id() {
+  char buf[40];
+  int n = std::snprintf(buf, sizeof buf, "%08llx%02x%010llx",
+                        static_cast<unsigned long long>(id_seed & 0xffffffffu), index & 0xffu,
+                        static_cast<unsigned long long>(++next_request));
+  return std::string(buf, static_cast<std::size_t>(n));
+}
+
+void worker::connection_done(connection* c) {
+  conns.erase(c);
+  if (draining && conns.empty()) ioc.stop();
+}
+
+}  // namespace trafficcop::detail

@@ -1,0 +1,80 @@
+// SPDX-License-Identifier: MIT
+// One downstream HTTP/1.1 connection: a coroutine that reads requests, runs the handler and
+// frames its response, until the client or the server ends the connection.
+//
+// Lifecycle of a request (see docs/architecture.md):
+//   wait for the first byte (idle timeout) → read the head (read-header timeout) → validate
+//   → run the handler, which pulls the body through body_reader (back-pressure) and writes
+//   through response_writer → finish framing → keep alive, or close.
+// While the handler runs with the request body consumed, a read-readiness watch on the socket
+// notices a client that hangs up, marks the request, and cancels whatever the handler awaits
+// (spec 49).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "core/watchdog.hpp"
+#include "http1/parser.hpp"
+#include "trafficcop/http.hpp"
+#include "trafficcop/server.hpp"
+
+namespace trafficcop::detail {
+
+struct worker;
+
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  connection(asio::ip::tcp::socket sock, worker& w);
+  ~connection();
+
+  asio::awaitable<void> run();
+  /// Graceful shutdown began: close now if between requests, else after this response.
+  void drain();
+  /// The drain deadline passed: cancel the handler and close.
+  void force_close();
+
+  asio::cancellation_signal cancel_signal;
+
+  // The pieces below are used by the request's body reader, response writer and hijacked
+  // stream (connection.cpp); they are not an API.
+  std::string_view pending() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
+  void consume(std::size_t n) noexcept;
+  asio::awaitable<error_code> read_more(std::chrono::milliseconds timeout);
+  asio::awaitable<error_code> write(std::vector<asio::const_buffer> bufs);
+  void start_watch();
+  void stop_watch();
+  void close() noexcept;
+
+  asio::ip::tcp::socket sock_;
+  worker& w_;
+  const server_options& opts_;
+  watchdog wd_;
+  std::optional<http1::request_parser> parser_;
+  bool idle_ = true;
+  bool draining_ = false;
+  bool client_gone_ = false;
+  bool watching_ = false;
+  bool continue_sent_ = false;
+  bool head_sent_ = false;  // of the current response (so a late 100 Continue is not sent)
+  std::string remote_;
+  std::string local_;
+
+ private:
+  asio::awaitable<error_code> read_head(request& req);
+  asio::awaitable<bool> serve_one();
+  asio::awaitable<void> reply_error(error_code ec);
+  asio::awaitable<bool> discard_body();
+
+  std::vector<char> buf_;
+  std::size_t begin_ = 0;
+  std::size_t end_ = 0;
+  std::uint64_t requests_ = 0;
+};
+
+}  // namespace trafficcop::detail

@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MIT
+// server: workers, listeners (SO_REUSEPORT per worker), accept loops, graceful drain.
+#include "trafficcop/server.hpp"
+
+#include <random>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "core/log.hpp"
+#include "server/connection.hpp"
+#include "server/worker.hpp"
+
+namespace trafficcop {
+
+using asio::ip::tcp;
+using detail::connection;
+using detail::worker;
+
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+using reuse_port = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+
+/// "host:port" / "[v6]:port" → endpoint.
+error_code parse_endpoint(const std::string& s, tcp::endpoint& ep) {
+  auto colon = s.rfind(':');
+  if (colon == std::string::npos) return asio::error::invalid_argument;
+  std::string host = s.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  if (host.empty() || host == "*") host = "0.0.0.0";
+  if (host == "localhost") host = "127.0.0.1";
+  unsigned long port = 0;
+  try {
+    port = std::stoul(s.substr(colon + 1));
+  } catch (...) {
+    return asio::error::invalid_argument;
+  }
+  if (port > 65535) return asio::error::invalid_argument;
+  error_code ec;
+  auto addr = asio::ip::make_address(host, ec);
+  if (ec) return ec;
+  ep = tcp::endpoint(addr, static_cast<unsigned short>(port));
+  return {};
+}
+
+asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
+  for (;;) {
+    auto [ec, sock] = co_await acc.async_accept(use_nothrow);
+    if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || w.draining)
+      co_return;
+    if (ec) {
+      // Out of descriptors or similar: back off briefly instead of spinning.
+      log::warn("accept: {}", ec.message());
+      asio::steady_timer t(w.ioc, std::chrono::milliseconds(50));
+      co_await t.async_wait(use_nothrow);
+      continue;
+    }
+    auto c = std::make_shared<connection>(std::move(sock), w);
+    w.conns.insert(c.get());
+    asio::co_spawn(w.ioc, c->run(),
+                   asio::bind_cancellation_slot(c->cancel_signal.slot(),
+                                                [c, &w](std::exception_ptr e) {
+                                                  if (e) {
+                                                    try {
+                                                      std::rethrow_exception(e);
+                                                    } catch (const std::exception& x) {
+                                                      log::error("connection failed: {}",
+                                                                 x.what());
+                                                    }
+                                                  }
+                                                  w.connection_done(c.get());
+                                                }));
+  }
+}
+
+}  // namespace
+
+struct server::impl {
+  server_options opts;
+  handler h;
+  std::vector<std::unique_ptr<worker>> workers;
+  std::vector<tcp::endpoint> endpoints;
+  std::atomic<bool> shutting_down{false};
+};
+
+server::server(server_options opts, handler h) : impl_(std::make_unique<impl>()) {
+  impl_->opts = std::move(opts);
+  impl_->h = std::move(h);
+}
+
+server::~server() {
+  if (!impl_->workers.empty()) {
+    shutdown(std::chrono::milliseconds(0));
+    wait();
+  }
+}
+
+error_code server::start(std::string& what) {
+  auto& o = impl_->opts;
+  unsigned n = o.workers ? o.workers : std::max(1u, std::thread::hardware_concurrency());
+  std::random_device rd;
+  for (unsigned i = 0; i < n; ++i) {
+    impl_->workers.push_back(std::make_unique<worker>(impl_->opts, impl_->h, i));
+    impl_->workers.back()->id_seed = (std::uint64_t{rd()} << 32) | rd();
+  }
+  // Bind every listener on every worker; the first bind of a port-0 address picks the port
+  // the other workers then share.
+  for (const auto& addr : o.listen) {
+    tcp::endpoint ep;
+    if (auto ec = parse_endpoint(addr, ep)) {
+      what = "listen " + addr + ": invalid address";
+      impl_->workers.clear();
+      return ec;
+    }
+    for (auto& w : impl_->workers) {
+      tcp::acceptor acc(w->ioc);
+      error_code ec;
+      acc.open(ep.protocol(), ec);
+      if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acc.set_option(reuse_port(true), ec);
+      if (!ec) acc.bind(ep, ec);
+      if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+      if (ec) {
+        what = "listen " + addr + ": " + ec.message();
+        impl_->workers.clear();
+        return ec;
+      }
+      ep = acc.local_endpoint();
+      w->acceptors.push_back(std::move(acc));
+    }
+    impl_->endpoints.push_back(ep);
+  }
+  for (auto& w : impl_->workers) {
+    for (auto& acc : w->acceptors)
+      asio::co_spawn(w->ioc, accept_loop(*w, acc), [](std::exception_ptr e) {
+        if (e) log::error("accept loop ended by an exception");
+      });
+    w->thread = std::thread([wp = w.get()] {
+      auto guard = asio::make_work_guard(wp->ioc);  // stays up until shutdown stops it
+      wp->ioc.run();
+    });
+  }
+  return {};
+}
+
+std::vector<tcp::endpoint> server::local_endpoints() const { return impl_->endpoints; }
+
+void server::shutdown(std::chrono::milliseconds drain) {
+  if (impl_->shutting_down.exchange(true)) return;
+  for (auto& wp : impl_->workers) {
+    worker* w = wp.get();
+    asio::post(w->ioc, [w, drain] {
+      w->draining = true;
+      for (auto& acc : w->acceptors) {
+        error_code ignored;
+        acc.close(ignored);
+      }
+      for (auto* c : std::vector<connection*>(w->conns.begin(), w->conns.end())) c->drain();
+      if (w->conns.empty()) {
+        w->ioc.stop();
+        return;
+      }
+      auto timer = std::make_shared<asio::steady_timer>(w->ioc, drain);
+      timer->async_wait([w, timer](error_code) {
+        for (auto* c : std::vector<connection*>(w->conns.begin(), w->conns.end()))
+          c->force_close();
+        // Give cancelled handlers a moment to unwind, then stop regardless.
+        auto last = std::make_shared<asio::steady_timer>(w->ioc, std::chrono::seconds(1));
+        last->async_wait([w, last](error_code) { w->ioc.stop(); });
+      });
+    });
+  }
+}
+
+void server::wait() {
+  for (auto& w : impl_->workers)
+    if (w->thread.joinable()) w->thread.join();
+  impl_->workers.clear();
+}
+
+std::size_t server::open_connections() const {
+  std::size_t n = 0;
+  for (auto& w : impl_->workers) n += w->open.load(std::memory_order_relaxed);
+  return n;
+}
+
+}  // namespace trafficcop

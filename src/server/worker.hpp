@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+// A server worker: one thread, one io_context, its own acceptors and connections.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include "trafficcop/server.hpp"
+
+namespace trafficcop::detail {
+
+class connection;
+
+struct worker {
+  worker(const server_options& o, const handler& h, unsigned i) : opts(o), handle(h), index(i) {}
+
+  const server_options& opts;
+  const handler& handle;
+  unsigned index;
+  // Declared before ioc: connections still owned by a stopped ioc's handlers touch it when
+  // the ioc is destroyed.
+  std::atomic<std::size_t> open{0};
+  asio::io_context ioc{1};
+  std::vector<asio::ip::tcp::acceptor> acceptors;
+  std::unordered_set<connection*> conns;  // touched on this worker's thread only
+  bool draining = false;
+  std::uint64_t next_request = 0;
+  std::uint64_t id_seed = 0;
+  std::thread thread;
+
+  /// A request id unique across workers and restarts: seed + worker + sequence, in hex.
+  std::string make_request_id();
+  /// Called when a connection ends; stops the loop once draining and nothing is left.
+  void connection_done(connection* c);
+};
+
+}  // namespace trafficcop::detail

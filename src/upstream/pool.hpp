@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: MIT
+// Upstream connections and the per-worker keep-alive pool.
+//
+// The pool is an Asio service of the worker's io_context: one per thread, no locks, and it is
+// destroyed (closing every idle socket) with the io_context. Idle connections are kept LIFO
+// (the warmest first); a connection is checked for a peer close with a non-blocking peek when
+// taken, and a sweep closes those idle too long or closed by the upstream, so no descriptor
+// lingers.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <boost/asio/execution_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace trafficcop::upstream {
+
+namespace asio = boost::asio;
+
+/// One upstream TCP connection with its read buffer (bytes read but not yet parsed).
+struct conn {
+  explicit conn(asio::ip::tcp::socket s) : sock(std::move(s)) {}
+  asio::ip::tcp::socket sock;
+  std::vector<char> buf;
+  std::size_t begin = 0;
+  std::size_t end = 0;
+  std::vector<char> scratch;  // request-body copy buffer, kept across requests
+  std::string peer;
+  std::chrono::steady_clock::time_point expires;  // while idle
+  std::uint64_t requests = 0;
+
+  std::string_view pending() const noexcept { return {buf.data() + begin, end - begin}; }
+  void consume(std::size_t n) noexcept {
+    begin += n;
+    if (begin == end) begin = end = 0;
+  }
+};
+using conn_ptr = std::unique_ptr<conn>;
+
+class pool_service : public asio::execution_context::service {
+ public:
+  using key_type = pool_service;
+  static asio::execution_context::id id;
+
+  explicit pool_service(asio::execution_context& ctx);
+
+  /// An idle live connection for `key`, or null.
+  conn_ptr take(const std::string& key);
+  /// Keeps `c` idle for `idle_timeout`, dropping the oldest beyond `max_idle`.
+  void put(const std::string& key, conn_ptr c, std::chrono::milliseconds idle_timeout,
+           std::size_t max_idle);
+  /// Idle connections held now (tests).
+  std::size_t idle_count() const;
+
+ private:
+  void shutdown() override;
+  void arm_sweep();
+  void sweep();
+
+  std::unordered_map<std::string, std::vector<conn_ptr>> idle_;
+  std::unique_ptr<asio::steady_timer> timer_;
+  bool sweeping_ = false;
+};
+
+/// True if the peer has not closed and sent nothing unexpected (non-blocking peek).
+bool is_idle_and_open(asio::ip::tcp::socket& s) noexcept;
+
+}  // namespace trafficcop::upstream

@@ -1,0 +1,434 @@
+// SPDX-License-Identifier: MIT
+// The HTTP/1.1 transport: connect or reuse, send the request with its body, read the response
+// head (1xx forwarded), and hand back a response whose destructor returns or closes the
+// connection.
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/http/error.hpp>
+
+#include "core/log.hpp"
+#include "core/watchdog.hpp"
+#include "http1/parser.hpp"
+#include "http1/serialize.hpp"
+#include "trafficcop/transport.hpp"
+#include "upstream/pool.hpp"
+
+namespace trafficcop {
+namespace {
+
+using asio::ip::tcp;
+using upstream::conn;
+using upstream::conn_ptr;
+using upstream::pool_service;
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr std::size_t read_chunk = 32 * 1024;
+constexpr std::size_t body_chunk = 32 * 1024;  // spec 40: a fixed copy buffer
+constexpr auto expect_continue_wait = std::chrono::seconds(1);  // Go's ExpectContinueTimeout
+
+proxy_error upstream_error(errc e, std::string detail) {
+  return {make_error_code(e), error_source::upstream, std::move(detail)};
+}
+
+/// Reads from an upstream connection into its buffer, under a watchdog.
+asio::awaitable<error_code> fill(conn& c, watchdog& wd, std::chrono::milliseconds timeout) {
+  if (c.buf.size() < read_chunk) c.buf.resize(read_chunk * 2);
+  if (c.end == c.buf.size()) {
+    if (c.begin == 0) c.buf.resize(c.buf.size() * 2);  // a head larger than the buffer
+    else {
+      std::memmove(c.buf.data(), c.buf.data() + c.begin, c.end - c.begin);
+      c.end -= c.begin;
+      c.begin = 0;
+    }
+  }
+  wd.arm(timeout);
+  auto [ec, n] = co_await c.sock.async_read_some(
+      asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end), use_nothrow);
+  wd.disarm();
+  if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
+  c.end += n;
+  co_return ec;
+}
+
+class transport_impl;
+
+/// The response: owns the connection until its body is read, then gives it back.
+class response_impl final : public upstream_response, public body_reader, public byte_stream {
+ public:
+  response_impl(transport_impl& t, std::string key, conn_ptr c, std::unique_ptr<http1::response_parser> p,
+                bool reusable)
+      : t_(t), key_(std::move(key)), c_(std::move(c)), p_(std::move(p)), reusable_(reusable),
+        wd_(c_->sock.get_executor(), [s = &c_->sock] {
+          error_code ignored;
+          s->cancel(ignored);
+        }) {}
+  ~response_impl() override;
+
+  body_reader& body() override { return *this; }
+  byte_stream* upgraded() override { return status == 101 ? this : nullptr; }
+
+  asio::awaitable<read_result> read(asio::mutable_buffer out) override {
+    if (failed_) co_return read_result{failed_, 0};
+    for (;;) {
+      auto in = c_->pending();
+      if (p_->is_done()) co_return read_result{};  // Beast parsers must not be fed after done
+      if (!in.empty()) {
+        error_code ec;
+        auto step = p_->put_body(in, out, ec);
+        c_->consume(step.consumed);
+        if (ec) co_return fail(ec);
+        if (p_->is_done()) trailer = std::move(p_->trailer());
+        if (step.written > 0) co_return read_result{{}, step.written};
+        if (p_->is_done()) co_return read_result{};
+        if (step.consumed > 0) continue;
+      }
+      // The upstream owes the rest of the body; a stall as long as the response timeout is
+      // a failure too (the same limit nginx's proxy_read_timeout puts between reads).
+      auto ec = co_await fill(*c_, wd_, read_timeout_);
+      if (ec == asio::error::eof) {
+        error_code eof_ec;
+        p_->put_eof(eof_ec);  // completes a close-delimited body, or says it was cut short
+        reusable_ = false;
+        if (eof_ec) co_return fail(eof_ec);
+        trailer = std::move(p_->trailer());
+        co_return read_result{};
+      }
+      if (ec) co_return fail(ec);
+    }
+  }
+
+  // byte_stream, after a 101.
+  asio::awaitable<read_result> read_some(asio::mutable_buffer buf) override {
+    auto in = c_->pending();
+    if (!in.empty()) {
+      std::size_t n = asio::buffer_copy(buf, asio::buffer(in.data(), in.size()));
+      c_->consume(n);
+      co_return read_result{{}, n};
+    }
+    auto [ec, n] = co_await c_->sock.async_read_some(buf, use_nothrow);
+    co_return read_result{ec, n};
+  }
+  asio::awaitable<error_code> write_all(asio::const_buffer buf) override {
+    auto [ec, n] = co_await asio::async_write(c_->sock, buf, use_nothrow);
+    co_return ec;
+  }
+  void shutdown_send() override {
+    error_code ignored;
+    c_->sock.shutdown(tcp::socket::shutdown_send, ignored);
+  }
+  void close() override {
+    error_code ignored;
+    c_->sock.close(ignored);
+  }
+
+  /// Copies the parsed head into the public fields.
+  void take_head(std::chrono::milliseconds read_timeout) {
+    read_timeout_ = read_timeout;
+    status = p_->status();
+    reason = p_->reason();
+    header = std::move(p_->fields());
+    auto len = p_->length();
+    content_length = len ? static_cast<std::int64_t>(*len) : -1;
+    if (p_->is_done() && status != 101) content_length = len ? content_length : 0;
+    peer = c_->peer;
+  }
+
+ private:
+  read_result fail(error_code ec) {
+    failed_ = ec;
+    reusable_ = false;
+    return {ec, 0};
+  }
+
+  transport_impl& t_;
+  std::string key_;
+  conn_ptr c_;
+  std::unique_ptr<http1::response_parser> p_;
+  bool reusable_;
+  error_code failed_;
+  watchdog wd_;
+  std::chrono::milliseconds read_timeout_{0};
+};
+
+class transport_impl final : public transport {
+ public:
+  explicit transport_impl(http1_transport_options o) : o_(o) {}
+
+  asio::awaitable<round_trip_result> round_trip(outbound_request& req) override {
+    auto ex = co_await asio::this_coro::executor;
+    auto& pool = asio::use_service<pool_service>(asio::query(ex, asio::execution::context));
+    std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "|" + req.host +
+                      ":" + std::to_string(req.port);
+    // A pooled connection may have been closed by the upstream a moment ago; if the request
+    // fails on it before anything came back and the body was not started, retry once on a
+    // fresh connection (Go's Transport does the same).
+    for (int attempt = 0;; ++attempt) {
+      conn_ptr c = attempt == 0 ? pool.take(key) : nullptr;
+      bool reused = c != nullptr;
+      if (!c) {
+        auto r = co_await connect(req);
+        if (!r.c) co_return round_trip_result{nullptr, std::move(r.err)};
+        c = std::move(r.c);
+      }
+      bool body_started = false;
+      auto res = co_await exchange(req, key, std::move(c), body_started);
+      if (res.response || !reused || body_started || !res.error.detail.starts_with("retry:"))
+        co_return res;
+    }
+  }
+
+  void give_back(const std::string& key, conn_ptr c) {
+    auto& ctx = asio::query(c->sock.get_executor(), asio::execution::context);
+    asio::use_service<pool_service>(ctx).put(key, std::move(c), o_.idle_timeout,
+                                             o_.max_idle_per_host);
+  }
+
+ private:
+  struct connect_result {
+    conn_ptr c;
+    proxy_error err;
+  };
+
+  asio::awaitable<connect_result> connect(const outbound_request& req) {
+    auto ex = co_await asio::this_coro::executor;
+    tcp::socket sock(ex);
+    watchdog wd(ex, [&sock] {
+      error_code ignored;
+      sock.close(ignored);
+    });
+    error_code ec;
+    auto addr = asio::ip::make_address(req.host, ec);
+    std::vector<tcp::endpoint> eps;
+    wd.arm(o_.connect_timeout);
+    if (!ec) {
+      eps.emplace_back(addr, req.port);
+    } else {
+      tcp::resolver resolver(ex);
+      auto [rec, results] = co_await resolver.async_resolve(req.host, std::to_string(req.port),
+                                                            use_nothrow);
+      if (rec) {
+        co_return connect_result{
+            nullptr, upstream_error(errc::upstream_connect_failed,
+                                    "resolve " + req.host + ": " + rec.message())};
+      }
+      for (auto& r : results) eps.push_back(r.endpoint());
+    }
+    auto [cec, ep] = co_await asio::async_connect(sock, eps, use_nothrow);
+    bool timed_out = wd.expired();
+    wd.disarm();
+    std::string where = req.host + ":" + std::to_string(req.port);
+    if (timed_out)
+      co_return connect_result{nullptr,
+                               upstream_error(errc::upstream_connect_timeout, "connect " + where + ": timed out")};
+    if (cec)
+      co_return connect_result{nullptr, upstream_error(errc::upstream_connect_failed,
+                                                       "connect " + where + ": " + cec.message())};
+    sock.set_option(tcp::no_delay(true), ec);
+    auto c = std::make_unique<conn>(std::move(sock));
+    auto a = ep.address();
+    c->peer = (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+    co_return connect_result{std::move(c), {}};
+  }
+
+  /// Framing fields from the body length (RFC 9112 §6); the proxy never forwards the client's.
+  static void set_framing(outbound_request& req, header_map& h) {
+    h.erase("content-length");
+    h.erase("transfer-encoding");
+    if (req.content_length > 0)
+      h.add("Content-Length", std::to_string(req.content_length));
+    else if (req.content_length < 0)
+      h.add("Transfer-Encoding", "chunked");
+    else if (req.method == "POST" || req.method == "PUT" || req.method == "PATCH")
+      h.add("Content-Length", "0");  // spec 19: a GET gets none
+  }
+
+  asio::awaitable<round_trip_result> exchange(outbound_request& req, const std::string& key,
+                                              conn_ptr c, bool& body_started) {
+    auto ex = co_await asio::this_coro::executor;
+    watchdog wd(ex, [s = &c->sock] {
+      error_code ignored;
+      s->cancel(ignored);
+    });
+    bool has_body = req.content_length != 0 && req.body != nullptr;
+    std::string head;
+    head.reserve(512);
+    header_map& h = req.header;
+    set_framing(req, h);
+    http1::append_request_head(head, req.method, req.target, h);
+    bool expect = has_body && h.has_token("expect", "100-continue");
+    auto [wec, wn] = co_await asio::async_write(c->sock, asio::buffer(head), use_nothrow);
+    if (wec) co_return fail_io(wec, "write request", true);
+    ++c->requests;
+
+    auto parser = new_parser(req);
+    bool body_sent = !has_body;
+    if (has_body && expect) {
+      // Wait for 100 Continue (or an early final answer) before sending the body (spec 23).
+      auto r = co_await read_head(req, *c, wd, parser, expect_continue_wait, true);
+      if (r.error) co_return round_trip_result{nullptr, std::move(*r.error)};
+      if (r.final) {
+        // The upstream answered without wanting the body: the connection is out of step.
+        co_return finish(req, key, std::move(c), std::move(parser), false);
+      }
+    }
+    if (!body_sent) {
+      body_started = true;
+      if (auto err = co_await send_body(req, *c)) {
+        // The upstream may have answered early and closed; prefer its response if there is one.
+        if (err->source == error_source::downstream) co_return round_trip_result{nullptr, std::move(*err)};
+        auto r = co_await read_head(req, *c, wd, parser, req.response_timeout, false);
+        if (r.error || !r.final) co_return round_trip_result{nullptr, std::move(*err)};
+        co_return finish(req, key, std::move(c), std::move(parser), false);
+      }
+    }
+    auto r = co_await read_head(req, *c, wd, parser, req.response_timeout, false);
+    if (r.error) {
+      if (!r.got_bytes && c->requests > 1 && !body_started) r.error->detail = "retry: " + r.error->detail;
+      co_return round_trip_result{nullptr, std::move(*r.error)};
+    }
+    co_return finish(req, key, std::move(c), std::move(parser), true);
+  }
+
+  round_trip_result finish(outbound_request& req, const std::string& key, conn_ptr c,
+                           std::unique_ptr<http1::response_parser> p, bool reusable) {
+    auto res = std::make_unique<response_impl>(*this, key, std::move(c), std::move(p), reusable);
+    res->take_head(req.response_timeout);
+    return {std::move(res), {}};
+  }
+
+  struct head_result {
+    std::optional<proxy_error> error;
+    bool final = false;
+    bool got_100 = false;
+    bool got_bytes = false;
+  };
+
+  /// Reads response heads until a final one (or, with `until_100`, a 100 or a timeout).
+  asio::awaitable<head_result> read_head(outbound_request& req, conn& c, watchdog& wd,
+                                         std::unique_ptr<http1::response_parser>& p,
+                                         std::chrono::milliseconds timeout, bool until_100) {
+    head_result r;
+    for (;;) {
+      auto* cur = p.get();
+      auto in = c.pending();
+      if (!in.empty()) {
+        r.got_bytes = true;
+        error_code ec;
+        std::size_t n = cur->put_head(in, ec);
+        if (ec) {
+          r.error = upstream_error(errc::upstream_protocol_error, "malformed response: " + ec.message());
+          co_return r;
+        }
+        if (cur->is_header_done()) {
+          c.consume(n);
+          int status = cur->status();
+          if (status >= 200 || status == 101) {
+            r.final = true;
+            co_return r;
+          }
+          if (status == 100) r.got_100 = true;
+          if (req.on_informational) {
+            if (auto ec2 = co_await req.on_informational(status, cur->fields())) {
+              r.error = proxy_error{ec2, error_source::downstream, "writing 1xx to client"};
+              co_return r;
+            }
+          }
+          if (until_100 && status == 100) co_return r;
+          p = new_parser(req);  // the final head follows the 1xx on the same connection
+          continue;
+        }
+      }
+      auto ec = co_await fill(c, wd, timeout);
+      if (ec == asio::error::timed_out && until_100) co_return r;  // send the body anyway
+      if (ec == asio::error::timed_out) {
+        r.error = upstream_error(errc::upstream_timeout, "response header timeout");
+        co_return r;
+      }
+      if (ec == asio::error::operation_aborted) {
+        r.error = proxy_error{make_error_code(errc::client_gone), error_source::downstream, "client went away"};
+        co_return r;
+      }
+      if (ec == asio::error::eof || ec == asio::error::connection_reset) {
+        r.error = upstream_error(errc::upstream_closed, r.got_bytes ? "upstream closed mid-response head"
+                                                                    : "upstream closed the connection without a response");
+        co_return r;
+      }
+      if (ec) {
+        r.error = upstream_error(errc::upstream_protocol_error, "read response: " + ec.message());
+        co_return r;
+      }
+    }
+  }
+
+  /// Streams the request body upstream with a fixed buffer (spec 20, 40), re-framing it.
+  asio::awaitable<std::optional<proxy_error>> send_body(outbound_request& req, conn& c) {
+    if (c.scratch.size() < body_chunk) c.scratch.resize(body_chunk);
+    bool chunked = req.content_length < 0;
+    std::uint64_t sent = 0;
+    char size_line[24];
+    for (;;) {
+      auto r = co_await req.body->read(asio::buffer(c.scratch));
+      if (r.ec) {
+        co_return proxy_error{r.ec, error_source::downstream, "reading request body: " + r.ec.message()};
+      }
+      if (r.n == 0) break;
+      sent += r.n;
+      error_code ec;
+      if (chunked) {
+        int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", r.n);
+        std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, static_cast<std::size_t>(len)),
+                                               asio::buffer(c.scratch.data(), r.n),
+                                               asio::buffer("\r\n", 2)};
+        std::tie(ec, std::ignore) = co_await asio::async_write(c.sock, bufs, use_nothrow);
+      } else {
+        std::tie(ec, std::ignore) =
+            co_await asio::async_write(c.sock, asio::buffer(c.scratch.data(), r.n), use_nothrow);
+      }
+      if (ec == asio::error::operation_aborted)
+        co_return proxy_error{make_error_code(errc::client_gone), error_source::downstream, "client went away"};
+      if (ec) co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
+    }
+    if (!chunked && sent != static_cast<std::uint64_t>(req.content_length))
+      co_return proxy_error{make_error_code(errc::bad_request), error_source::downstream,
+                            "request body shorter than Content-Length"};
+    if (chunked) {
+      std::string last;
+      http1::append_last_chunk(last, req.trailer ? *req.trailer : header_map{});
+      auto [ec, n] = co_await asio::async_write(c.sock, asio::buffer(last), use_nothrow);
+      if (ec) co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
+    }
+    co_return std::nullopt;
+  }
+
+  round_trip_result fail_io(error_code ec, std::string_view what, bool retryable) {
+    if (ec == asio::error::operation_aborted)
+      return {nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream, "client went away"}};
+    std::string d = std::string(what) + ": " + ec.message();
+    return {nullptr, upstream_error(errc::upstream_closed, retryable ? "retry: " + d : d)};
+  }
+
+  std::unique_ptr<http1::response_parser> new_parser(const outbound_request& req) const {
+    return std::make_unique<http1::response_parser>(
+        req.method == "HEAD", http1::parser_limits{o_.max_response_header_bytes, 1000, 0, 0});
+  }
+
+  http1_transport_options o_;
+};
+
+response_impl::~response_impl() {
+  if (!c_) return;
+  if (reusable_ && !failed_ && p_ && p_->is_done() && p_->keep_alive() && status != 101)
+    t_.give_back(key_, std::move(c_));
+}
+
+}  // namespace
+
+std::shared_ptr<transport> make_http1_transport(http1_transport_options opts) {
+  return std::make_shared<transport_impl>(opts);
+}
+
+}  // namespace trafficcop

@@ -1,0 +1,609 @@
+// SPDX-License-Identifier: MIT
+// Tests of the YAML config loader: parsing, defaults, every error message, durations and sizes.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace trafficcop::config {
+namespace {
+
+using namespace std::chrono_literals;
+using errors = std::vector<std::string>;
+
+// A valid config; tests append top-level keys to it, so that only their own error appears.
+constexpr std::string_view minimal = R"(
+listeners:
+  - address: 127.0.0.1:8080
+upstreams:
+  - name: demo
+    url: http://127.0.0.1:9000
+routes:
+  - upstream: demo
+)";
+
+errors errors_of(std::string_view yaml) { return load_string(yaml, "test.yaml").errors; }
+
+config must_load(std::string_view yaml) {
+  auto result = load_string(yaml, "test.yaml");
+  for (const auto& e : result.errors) ADD_FAILURE() << e;
+  return result.cfg.value_or(config{});
+}
+
+TEST(ConfigLoad, ParsesFullExample) {
+  auto cfg = must_load(R"(
+workers: 2
+host_header: rewrite
+forwarded: replace
+flush_interval: 100ms
+listeners:
+  - address: 127.0.0.1:8080
+  - address: "[::1]:0"
+upstreams:
+  - name: demo
+    url: http://127.0.0.1:9000/base?x=1
+    connect_timeout: 5s
+    response_timeout: 1m
+    idle_timeout: 90s
+    max_idle: 8
+  - name: other
+    url: HTTP://example.com
+routes:
+  - host: example.com
+    path_prefix: /api
+    upstream: demo
+    host_header: keep
+    flush_interval: -1
+    request_headers:  { set: {X-A: "1", X-Z: ""}, add: {X-B: "2"}, remove: [X-C] }
+    response_headers: { set: {Server: trafficcop}, remove: [X-Powered-By, Via] }
+  - upstream: other
+limits: { max_header_bytes: 32k, max_headers: 50, max_uri_bytes: 4KiB, max_body_bytes: 1g }
+timeouts: { read_header: 1.5s, idle: 2m, read_body: 30s, drain: 0 }
+access_log: { path: /var/log/trafficcop.log, format: combined }
+)");
+  EXPECT_EQ(cfg.workers, 2u);
+  EXPECT_EQ(cfg.host_header, host_policy::rewrite);
+  EXPECT_EQ(cfg.forwarded, forwarded_policy::replace);
+  EXPECT_EQ(cfg.flush_interval, 100ms);
+
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+  EXPECT_EQ(cfg.listeners[0].address, "127.0.0.1:8080");
+  EXPECT_EQ(cfg.listeners[1].address, "[::1]:0");
+
+  ASSERT_EQ(cfg.upstreams.size(), 2u);
+  const upstream& demo = cfg.upstreams[0];
+  EXPECT_EQ(demo.name, "demo");
+  EXPECT_EQ(demo.url, "http://127.0.0.1:9000/base?x=1");
+  EXPECT_EQ(demo.scheme, "http");
+  EXPECT_EQ(demo.host, "127.0.0.1");
+  EXPECT_EQ(demo.port, 9000);
+  EXPECT_EQ(demo.base_path, "/base");
+  EXPECT_EQ(demo.base_query, "x=1");
+  EXPECT_EQ(demo.connect_timeout, 5s);
+  EXPECT_EQ(demo.response_timeout, 60s);
+  EXPECT_EQ(demo.idle_timeout, 90s);
+  EXPECT_EQ(demo.max_idle, 8u);
+  EXPECT_EQ(cfg.upstreams[1].scheme, "http");
+  EXPECT_EQ(cfg.upstreams[1].host, "example.com");
+  EXPECT_EQ(cfg.upstreams[1].port, 80);
+  EXPECT_EQ(cfg.upstreams[1].base_path, "");
+
+  ASSERT_EQ(cfg.routes.size(), 2u);
+  const route& api = cfg.routes[0];
+  EXPECT_EQ(api.host, "example.com");
+  EXPECT_EQ(api.path_prefix, "/api");
+  EXPECT_EQ(api.upstream, "demo");
+  EXPECT_EQ(api.host_header, host_policy::keep);
+  EXPECT_EQ(api.flush_interval, -1ms);
+  using fields = std::vector<std::pair<std::string, std::string>>;
+  EXPECT_EQ(api.request_headers.set, (fields{{"X-A", "1"}, {"X-Z", ""}}));
+  EXPECT_EQ(api.request_headers.add, (fields{{"X-B", "2"}}));
+  EXPECT_EQ(api.request_headers.remove, (std::vector<std::string>{"X-C"}));
+  EXPECT_EQ(api.response_headers.set, (fields{{"Server", "trafficcop"}}));
+  EXPECT_TRUE(api.response_headers.add.empty());
+  EXPECT_EQ(api.response_headers.remove, (std::vector<std::string>{"X-Powered-By", "Via"}));
+  const route& fallback = cfg.routes[1];
+  EXPECT_EQ(fallback.host, "");
+  EXPECT_EQ(fallback.path_prefix, "/");
+  EXPECT_EQ(fallback.host_header, std::nullopt);
+  EXPECT_EQ(fallback.flush_interval, std::nullopt);
+
+  EXPECT_EQ(cfg.limits.max_header_bytes, 32u * 1024);
+  EXPECT_EQ(cfg.limits.max_headers, 50u);
+  EXPECT_EQ(cfg.limits.max_uri_bytes, 4u * 1024);
+  EXPECT_EQ(cfg.limits.max_body_bytes, 1ull << 30);
+  EXPECT_EQ(cfg.timeouts.read_header, 1500ms);
+  EXPECT_EQ(cfg.timeouts.idle, 2min);
+  EXPECT_EQ(cfg.timeouts.read_body, 30s);
+  EXPECT_EQ(cfg.timeouts.drain, 0ms);
+  EXPECT_EQ(cfg.access_log.path, "/var/log/trafficcop.log");
+  EXPECT_EQ(cfg.access_log.format, log_format::combined);
+}
+
+TEST(ConfigLoad, AppliesDefaultsFromTheStructs) {
+  auto cfg = must_load(minimal);
+  const config defaults;
+  EXPECT_EQ(cfg.workers, defaults.workers);
+  EXPECT_EQ(cfg.host_header, defaults.host_header);
+  EXPECT_EQ(cfg.forwarded, defaults.forwarded);
+  EXPECT_EQ(cfg.flush_interval, std::nullopt);
+  EXPECT_EQ(cfg.limits.max_header_bytes, defaults.limits.max_header_bytes);
+  EXPECT_EQ(cfg.limits.max_headers, defaults.limits.max_headers);
+  EXPECT_EQ(cfg.limits.max_uri_bytes, defaults.limits.max_uri_bytes);
+  EXPECT_EQ(cfg.limits.max_body_bytes, defaults.limits.max_body_bytes);
+  EXPECT_EQ(cfg.timeouts.read_header, defaults.timeouts.read_header);
+  EXPECT_EQ(cfg.timeouts.idle, defaults.timeouts.idle);
+  EXPECT_EQ(cfg.timeouts.read_body, defaults.timeouts.read_body);
+  EXPECT_EQ(cfg.timeouts.drain, defaults.timeouts.drain);
+  EXPECT_EQ(cfg.access_log.path, "-");
+  EXPECT_EQ(cfg.access_log.format, log_format::json);
+  const upstream u;
+  ASSERT_EQ(cfg.upstreams.size(), 1u);
+  EXPECT_EQ(cfg.upstreams[0].connect_timeout, u.connect_timeout);
+  EXPECT_EQ(cfg.upstreams[0].response_timeout, u.response_timeout);
+  EXPECT_EQ(cfg.upstreams[0].idle_timeout, u.idle_timeout);
+  EXPECT_EQ(cfg.upstreams[0].max_idle, u.max_idle);
+  EXPECT_EQ(cfg.upstreams[0].base_query, "");
+  ASSERT_EQ(cfg.routes.size(), 1u);
+  EXPECT_EQ(cfg.routes[0].path_prefix, "/");
+}
+
+TEST(ConfigLoad, LoadsQuickstartExample) {
+  auto result = load_file(std::string(TRAFFICCOP_SOURCE_DIR) + "/examples/quickstart.yaml");
+  EXPECT_EQ(result.errors, errors{});
+  ASSERT_TRUE(result.cfg);
+  const config& cfg = *result.cfg;
+  ASSERT_EQ(cfg.listeners.size(), 1u);
+  EXPECT_EQ(cfg.listeners[0].address, "127.0.0.1:8080");
+  ASSERT_EQ(cfg.upstreams.size(), 1u);
+  EXPECT_EQ(cfg.upstreams[0].name, "demo");
+  EXPECT_EQ(cfg.upstreams[0].host, "127.0.0.1");
+  EXPECT_EQ(cfg.upstreams[0].port, 9000);
+  ASSERT_EQ(cfg.routes.size(), 1u);
+  EXPECT_EQ(cfg.routes[0].path_prefix, "/");
+  EXPECT_EQ(cfg.routes[0].upstream, "demo");
+  EXPECT_EQ(cfg.access_log.path, "-");
+  EXPECT_EQ(cfg.access_log.format, log_format::json);
+  EXPECT_EQ(summary(cfg), "ok: 1 listener, 1 upstream, 1 route, auto workers");
+}
+
+TEST(ConfigLoad, RejectsUnknownKey) {
+  EXPECT_EQ(errors_of(R"(
+listeners:
+  - address: 127.0.0.1:8080
+  - address: 127.0.0.1:8081
+    bogus: 1
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes: [{upstream: demo}]
+)"),
+            errors{"listeners[1].bogus: unknown key"});
+}
+
+TEST(ConfigLoad, RejectsUnknownKeyInEverySection) {
+  EXPECT_EQ(errors_of(std::string(minimal) + R"(
+limits: {max_body: 1}
+timeouts: {connect: 1s}
+access_log: {level: info}
+extra: 1
+)"),
+            (errors{"limits.max_body: unknown key", "timeouts.connect: unknown key",
+                    "access_log.level: unknown key", "extra: unknown key"}));
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000", timeout: 1s}]
+routes: [{upstream: demo, request_headers: {delete: [X-A]}}]
+)"),
+            (errors{"upstreams[0].timeout: unknown key",
+                    "routes[0].request_headers.delete: unknown key"}));
+}
+
+TEST(ConfigLoad, RejectsRouteToUnknownUpstream) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes:
+  - {path_prefix: /a, upstream: demo}
+  - {path_prefix: /b, upstream: demo}
+  - {path_prefix: /c, upstream: api}
+)"),
+            errors{"routes[2].upstream: no upstream named \"api\""});
+}
+
+TEST(ConfigLoad, ResolvesUpstreamsDeclaredAfterRoutes) {
+  must_load(R"(
+routes: [{upstream: late}]
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: late, url: "http://127.0.0.1:9000"}]
+)");
+}
+
+TEST(ConfigLoad, RejectsUnsupportedScheme) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams:
+  - {name: a, url: "ftp://127.0.0.1/"}
+  - {name: b, url: "https://127.0.0.1/"}
+routes: [{upstream: a}]
+)"),
+            (errors{"upstreams[0].url: scheme \"ftp\" is not supported (use http://)",
+                    "upstreams[1].url: https is not supported yet"}));
+}
+
+TEST(ConfigLoad, RejectsMalformedDuration) {
+  EXPECT_EQ(errors_of(std::string(minimal) + "timeouts: {idle: 10x}\n"),
+            errors{"timeouts.idle: \"10x\" is not a duration (e.g. 250ms, 3s, 1m)"});
+}
+
+TEST(ConfigLoad, RejectsNegativeDurationsExceptFlushInterval) {
+  EXPECT_EQ(
+      errors_of(std::string(minimal) + "timeouts: {drain: -1s, idle: -1}\n"),
+      (errors{"timeouts.drain: must not be negative", "timeouts.idle: must not be negative"}));
+}
+
+TEST(ConfigLoad, TreatsAnyNegativeFlushIntervalAsEveryWrite) {
+  for (std::string_view value : {"-1", "-1ms", "-5s", "-0.5ms"}) {
+    auto cfg = must_load(std::string(minimal) + "flush_interval: " + std::string(value) + "\n");
+    EXPECT_EQ(cfg.flush_interval, -1ms) << value;
+  }
+  EXPECT_EQ(must_load(std::string(minimal) + "flush_interval: 0\n").flush_interval, 0ms);
+}
+
+TEST(ConfigLoad, RejectsDuplicateUpstreamName) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams:
+  - {name: a, url: "http://127.0.0.1:9000"}
+  - {name: a, url: "http://127.0.0.1:9001"}
+routes: [{upstream: a}]
+)"),
+            errors{"upstreams[1].name: duplicate upstream name \"a\""});
+}
+
+TEST(ConfigLoad, RequiresAtLeastOneOfEachList) {
+  auto expected = errors{"listeners: at least one listener is required",
+                         "upstreams: at least one upstream is required",
+                         "routes: at least one route is required"};
+  EXPECT_EQ(errors_of(""), expected);
+  EXPECT_EQ(errors_of("listeners: []\nupstreams:\nroutes: []\n"), expected);
+}
+
+TEST(ConfigLoad, RequiresUpstreamNameUrlAndRouteUpstream) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{connect_timeout: 1s}]
+routes: [{path_prefix: /}]
+)"),
+            (errors{"upstreams[0].name: required key is missing",
+                    "upstreams[0].url: required key is missing",
+                    "routes[0].upstream: required key is missing"}));
+}
+
+TEST(ConfigLoad, ReportsWrongNodeTypeWithPath) {
+  EXPECT_EQ(
+      errors_of(R"(
+listeners: {address: "127.0.0.1:8080"}
+upstreams: [{name: [demo], url: "http://127.0.0.1:9000"}]
+routes: [{upstream: demo}]
+limits: 16k
+workers: {n: 2}
+)"),
+      (errors{"listeners: expected a list, got a map",
+              "upstreams[0].name: expected a string, got a list",
+              "limits: expected a map, got \"16k\"", "workers: expected an integer, got a map",
+              // The name was unreadable, so the reference to it cannot resolve either.
+              "routes[0].upstream: no upstream named \"demo\""}));
+}
+
+TEST(ConfigLoad, RejectsNonMapTopLevel) {
+  EXPECT_EQ(errors_of("- a\n- b\n"), errors{"test.yaml: the top level must be a map, got a list"});
+}
+
+TEST(ConfigLoad, ReportsYamlSyntaxErrorWithFileLineAndColumn) {
+  auto errs = errors_of("listeners:\n  - address: [127.0.0.1:8080\n");
+  ASSERT_EQ(errs.size(), 1u);
+  EXPECT_EQ(errs[0].rfind("test.yaml:3:1: ", 0), 0u) << errs[0];
+  EXPECT_GT(errs[0].size(), std::string_view("test.yaml:3:1: ").size());
+}
+
+TEST(ConfigLoad, SurvivesDeeplyNestedInput) {
+  auto errs = errors_of(std::string(100000, '[') + std::string(100000, ']'));
+  EXPECT_FALSE(errs.empty());
+}
+
+TEST(ConfigLoad, ReportsUnreadableFile) {
+  const std::string path = "/nonexistent/trafficcop.yaml";
+  auto result = load_file(path);
+  EXPECT_FALSE(result.cfg);
+  EXPECT_EQ(result.errors, errors{path + ": cannot read: " + std::strerror(ENOENT)});
+  EXPECT_EQ(load_file("/").errors, errors{"/: cannot read: " + std::string(std::strerror(EISDIR))});
+}
+
+TEST(ConfigLoad, ReportsEveryProblemTogether) {
+  auto result = load_string(R"(
+workers: many
+forwarded: sometimes
+listeners:
+  - address: 127.0.0.1
+upstreams:
+  - {name: a, url: "ftp://x"}
+  - {name: a, url: "http://x", max_idle: -1}
+routes:
+  - {upstream: b, path_prefix: api}
+limits: {max_header_bytes: 16kb}
+access_log: {format: xml}
+)",
+                            "test.yaml");
+  EXPECT_FALSE(result.cfg);
+  EXPECT_EQ(result.errors,
+            (errors{
+                "workers: \"many\" is not an integer from 0 to 4294967295",
+                "forwarded: \"sometimes\" is not one of append, replace, off",
+                "listeners[0].address: \"127.0.0.1\" has no port (use host:port, e.g. "
+                "127.0.0.1:8080)",
+                "upstreams[0].url: scheme \"ftp\" is not supported (use http://)",
+                "upstreams[1].name: duplicate upstream name \"a\"",
+                "upstreams[1].max_idle: \"-1\" is not an integer from 0 to 4294967295",
+                "routes[0].path_prefix: \"api\" must start with '/'",
+                "limits.max_header_bytes: \"16kb\" is not a size (e.g. 16384, 16k, 1MiB)",
+                "access_log.format: \"xml\" is not one of json, combined",
+                "routes[0].upstream: no upstream named \"b\"",
+            }));
+}
+
+TEST(ConfigLoad, RejectsDuplicateKeys) {
+  EXPECT_EQ(errors_of(std::string(minimal) + "workers: 1\nworkers: 2\n"),
+            errors{"workers: duplicate key"});
+}
+
+TEST(ConfigLoad, RejectsDuplicateListenerAddress) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}, {address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes: [{upstream: demo}]
+)"),
+            errors{"listeners[1].address: duplicate listener address \"127.0.0.1:8080\""});
+}
+
+TEST(ConfigLoad, RejectsRouteShadowedByAnEarlierOne) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes:
+  - {host: Example.com, path_prefix: /a, upstream: demo}
+  - {host: example.com, path_prefix: /a, upstream: demo}
+  - {path_prefix: /a, upstream: demo}
+)"),
+            errors{"routes[1]: same host and path_prefix as routes[0], so it can never match"});
+}
+
+TEST(ConfigLoad, ValidatesListenerAddresses) {
+  for (std::string_view ok : {"127.0.0.1:8080", "[::1]:0", "localhost:65535", "0.0.0.0:80"}) {
+    auto yaml = R"(
+listeners: [{address: ")" +
+                std::string(ok) + R"("}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes: [{upstream: demo}]
+)";
+    EXPECT_EQ(errors_of(yaml), errors{}) << ok;
+  }
+  struct bad_case {
+    std::string_view address, error;
+  };
+  for (auto [address, error] : std::initializer_list<bad_case>{
+           {"127.0.0.1", "\"127.0.0.1\" has no port (use host:port, e.g. 127.0.0.1:8080)"},
+           {"127.0.0.1:", "\"127.0.0.1:\" has no port (use host:port, e.g. 127.0.0.1:8080)"},
+           {"127.0.0.1:65536", "port 65536 is out of range (0-65535)"},
+           {"127.0.0.1:http", "port \"http\" is not a number"},
+           {":8080", "missing host in \":8080\""},
+           {"::1:8080", "IPv6 addresses need brackets, e.g. [::1]:8080"},
+           {"[::1:8080", "missing ']' in \"[::1:8080\""},
+           {"[zz]:80", "\"[zz]\" is not an IPv6 address"},
+           {"[::1]8080", "expected ':' after ']' in \"[::1]8080\""},
+           {"my host:80", "invalid host \"my host\""},
+       }) {
+    auto yaml = R"(
+listeners: [{address: ")" +
+                std::string(address) + R"("}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes: [{upstream: demo}]
+)";
+    EXPECT_EQ(errors_of(yaml), errors{"listeners[0].address: " + std::string(error)}) << address;
+  }
+}
+
+TEST(ConfigLoad, SplitsUpstreamUrl) {
+  struct url_case {
+    std::string_view url, host;
+    std::uint16_t port;
+    std::string_view path, query;
+  };
+  for (const auto& c : std::initializer_list<url_case>{
+           {"http://127.0.0.1:9000", "127.0.0.1", 9000, "", ""},
+           {"http://example.com", "example.com", 80, "", ""},
+           {"http://example.com:", "example.com", 80, "", ""},
+           {"http://[::1]:81/", "::1", 81, "/", ""},
+           {"http://h/base/?a=1&b", "h", 80, "/base/", "a=1&b"},
+           {"http://h?q", "h", 80, "", "q"},
+           {"http://h/%2Fx", "h", 80, "/%2Fx", ""},
+       }) {
+    auto cfg = must_load(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: ")" +
+                         std::string(c.url) + R"("}]
+routes: [{upstream: demo}]
+)");
+    ASSERT_EQ(cfg.upstreams.size(), 1u) << c.url;
+    EXPECT_EQ(cfg.upstreams[0].host, c.host) << c.url;
+    EXPECT_EQ(cfg.upstreams[0].port, c.port) << c.url;
+    EXPECT_EQ(cfg.upstreams[0].base_path, c.path) << c.url;
+    EXPECT_EQ(cfg.upstreams[0].base_query, c.query) << c.url;
+  }
+}
+
+TEST(ConfigLoad, RejectsMalformedUpstreamUrl) {
+  struct bad_case {
+    std::string_view url, error;
+  };
+  for (auto [url, error] : std::initializer_list<bad_case>{
+           {"127.0.0.1:9000", "\"127.0.0.1:9000\" has no scheme (e.g. http://host:port)"},
+           {"http://", "missing host in \"\""},
+           {"http://u:p@h", "user info (user@host) is not supported"},
+           {"http://h:0", "port 0 is not a valid upstream port"},
+           {"http://h/a#frag", "a fragment (#...) is not allowed"},
+           {"http://h/a b", "must not contain spaces or control characters"},
+       }) {
+    auto yaml = R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: ")" +
+                std::string(url) + R"("}]
+routes: [{upstream: demo}]
+)";
+    EXPECT_EQ(errors_of(yaml), errors{"upstreams[0].url: " + std::string(error)}) << url;
+  }
+}
+
+TEST(ConfigLoad, ValidatesHeaderEdits) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes:
+  - upstream: demo
+    request_headers:
+      set: {"Bad Name": "1", X-A: "a\r\nInjected: 1", X-N: "a\0b", X-Null: }
+      add: {X-B: "1", x-b: "2"}
+      remove: [X-Ok, "X:C"]
+    response_headers: {set: [X-A]}
+)"),
+            (errors{
+                "routes[0].request_headers.set: \"Bad Name\" is not a valid header name (RFC 9110 "
+                "token)",
+                "routes[0].request_headers.set.X-A: value must not contain CR, LF or NUL",
+                "routes[0].request_headers.set.X-N: value must not contain CR, LF or NUL",
+                "routes[0].request_headers.set.X-Null: expected a header value (use \"\" for an "
+                "empty one), got nothing",
+                "routes[0].request_headers.add.x-b: duplicate key (header names are "
+                "case-insensitive)",
+                "routes[0].request_headers.remove[1]: \"X:C\" is not a valid header name (RFC "
+                "9110 token)",
+                "routes[0].response_headers.set: expected a map, got a list",
+            }));
+}
+
+TEST(ConfigLoad, ValidatesRouteHostAndPathPrefix) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes:
+  - {host: "example.com:8080", upstream: demo}
+  - {host: "[::1]", path_prefix: "/a?b", upstream: demo}
+  - {host: "", path_prefix: "/", upstream: demo}
+)"),
+            (errors{"routes[0].host: \"example.com:8080\" is not a host name (no scheme, port or "
+                    "path; e.g. example.com)",
+                    "routes[1].path_prefix: \"/a?b\" must be a path without spaces, '?' or '#'"}));
+}
+
+TEST(ConfigLoad, RejectsBadEnumsAndZeroLimits) {
+  EXPECT_EQ(errors_of(std::string(minimal) + R"(
+host_header: preserve
+limits: {max_headers: 0, max_uri_bytes: 0, max_body_bytes: 0}
+)"),
+            (errors{"host_header: \"preserve\" is not one of rewrite, keep",
+                    "limits.max_headers: must be greater than 0",
+                    "limits.max_uri_bytes: must be greater than 0"}));
+}
+
+TEST(ParseDuration, AcceptsGoLikeValues) {
+  struct ok_case {
+    std::string_view text;
+    duration want;
+  };
+  for (auto [text, want] : std::initializer_list<ok_case>{
+           {"0", 0ms},     {"-0", 0ms},         {"250ms", 250ms},     {"3s", 3s},
+           {"1m", 1min},   {"1h", 1h},          {"1.5s", 1500ms},     {".5s", 500ms},
+           {"1.s", 1s},    {"1h30m", 90min},    {"1m0.25s", 60250ms}, {"0.0005s", 1ms},
+           {"0.4ms", 0ms}, {"1.0005s", 1001ms}, {"+2s", 2s},          {"-1", -1ms},
+           {"-1ms", -1ms}, {"-1.5s", -1500ms},  {"00010s", 10s},
+       }) {
+    EXPECT_EQ(parse_duration(text), want) << text;
+  }
+}
+
+TEST(ParseDuration, RejectsMalformedValues) {
+  for (std::string_view text : {"",
+                                "-",
+                                "+",
+                                "5",
+                                "-2",
+                                "1.5",
+                                "10x",
+                                "s",
+                                "ms",
+                                ".s",
+                                "1 s",
+                                " 1s",
+                                "1s ",
+                                "1e3s",
+                                "1us",
+                                "1d",
+                                "1S",
+                                "1.2.3s",
+                                "--1s",
+                                "1s-",
+                                "99999999999999999999s",
+                                "3000000000000000h"}) {
+    EXPECT_EQ(parse_duration(text), std::nullopt) << text;
+  }
+}
+
+TEST(ParseSize, AcceptsBytesAndBinarySuffixes) {
+  struct ok_case {
+    std::string_view text;
+    std::uint64_t want;
+  };
+  for (auto [text, want] : std::initializer_list<ok_case>{
+           {"0", 0},
+           {"16384", 16384},
+           {"16k", 16384},
+           {"16K", 16384},
+           {"16KiB", 16384},
+           {"1m", 1 << 20},
+           {"1MiB", 1 << 20},
+           {"1g", 1ull << 30},
+           {"2GiB", 2ull << 30},
+           {"18446744073709551615", 18446744073709551615ull},
+       }) {
+    EXPECT_EQ(parse_size(text), want) << text;
+  }
+}
+
+TEST(ParseSize, RejectsMalformedValues) {
+  for (std::string_view text : {"", "k", "-1", "+1", "1.5k", "16kb", "16 k", "1t", "0x10", "1KiBs",
+                                "18446744073709551616", "17179869184g"}) {
+    EXPECT_EQ(parse_size(text), std::nullopt) << text;
+  }
+}
+
+TEST(ConfigSummary, CountsWithPlurals) {
+  config cfg;
+  cfg.listeners.resize(1);
+  cfg.upstreams.resize(1);
+  cfg.routes.resize(2);
+  cfg.workers = 2;
+  EXPECT_EQ(summary(cfg), "ok: 1 listener, 1 upstream, 2 routes, 2 workers");
+  cfg.listeners.resize(3);
+  cfg.upstreams.resize(2);
+  cfg.routes.resize(1);
+  cfg.workers = 1;
+  EXPECT_EQ(summary(cfg), "ok: 3 listeners, 2 upstreams, 1 route, 1 worker");
+  cfg.workers = 0;
+  EXPECT_EQ(summary(cfg), "ok: 3 listeners, 2 upstreams, 1 route, auto workers");
+}
+
+}  // namespace
+}  // namespace trafficcop::config
