@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Sets up, builds and runs the whole test suite with ctest.
+#   scripts/test.sh              # RelWithDebInfo build in build/
+#   scripts/test.sh --sanitize   # ASan+UBSan build in build-asan/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "${1:-}" = "--sanitize" ]; then
+  scripts/setup.sh --sanitize --build-dir build-asan
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  cd build-asan
+else
+  scripts/setup.sh --build-dir build
+  cd build
+fi
+ctest --output-on-failure --timeout 300 -j 2
