@@ -2,10 +2,18 @@
 // trafficcop-echo: the bundled demo upstream. It answers every request with what it received
 // (request line, header fields, body size), so `curl localhost:8080/` through the proxy shows
 // exactly what the proxy forwarded: Host, X-Forwarded-*, and what it stripped.
+// Two extra paths serve tests and demos: /bytes/N streams N bytes (downloads of any size at
+// flat memory), /delay/MS answers after MS milliseconds (drain and timeout demos).
 #include <csignal>
 #include <cstdio>
+#include <optional>
 
 #include <CLI/CLI.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "core/log.hpp"
 #include "trafficcop/server.hpp"
@@ -14,7 +22,35 @@ namespace tc = trafficcop;
 
 namespace {
 
+/// The number after `marker` anywhere in the path ("/base/bytes/10" → 10), or nullopt.
+std::optional<std::uint64_t> number_after(std::string_view path, std::string_view marker) {
+  auto at = path.find(marker);
+  if (at == std::string_view::npos) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char c : path.substr(at + marker.size())) {
+    if (c < '0' || c > '9') break;
+    n = n * 10 + static_cast<std::uint64_t>(c - '0');
+  }
+  return n;
+}
+
+tc::asio::awaitable<void> send_bytes(tc::response_writer& w, std::uint64_t n) {
+  w.header().set("Content-Type", "application/octet-stream");
+  w.header().set("Content-Length", std::to_string(n));
+  static const std::string block(64 * 1024, 'x');
+  while (n > 0) {
+    auto k = std::min<std::uint64_t>(n, block.size());
+    if (co_await w.write(tc::asio::buffer(block.data(), k))) co_return;
+    n -= k;
+  }
+}
+
 tc::asio::awaitable<void> echo(tc::response_writer& w, tc::request& in) {
+  if (auto n = number_after(in.path(), "/bytes/")) co_return co_await send_bytes(w, *n);
+  if (auto ms = number_after(in.path(), "/delay/")) {
+    tc::asio::steady_timer t(co_await tc::asio::this_coro::executor, std::chrono::milliseconds(*ms));
+    co_await t.async_wait(tc::asio::as_tuple(tc::asio::use_awaitable));
+  }
   std::uint64_t body = 0;
   char buf[16 * 1024];
   for (;;) {

@@ -287,7 +287,11 @@ class transport_impl final : public transport {
     }
     auto r = co_await read_head(req, *c, wd, parser, req.response_timeout, false);
     if (r.error) {
-      if (!r.got_bytes && c->requests > 1 && !body_started) r.error->detail = "retry: " + r.error->detail;
+      // Only a pooled connection the upstream closed under us is worth a retry; a client that
+      // left (the exchange was cancelled) or a timeout is not.
+      if (!r.got_bytes && c->requests > 1 && !body_started &&
+          r.error->ec == make_error_code(errc::upstream_closed))
+        r.error->detail = "retry: " + r.error->detail;
       co_return round_trip_result{nullptr, std::move(*r.error)};
     }
     co_return finish(req, key, std::move(c), std::move(parser), true);
@@ -337,8 +341,11 @@ class transport_impl final : public transport {
               co_return r;
             }
           }
+          // The final head follows the 1xx on the same connection; a parser parses one
+          // message (Beast asserts when fed after the end), so the next head needs a new one,
+          // also when we return to send the body after the 100.
+          p = new_parser(req);
           if (until_100 && status == 100) co_return r;
-          p = new_parser(req);  // the final head follows the 1xx on the same connection
           continue;
         }
       }
