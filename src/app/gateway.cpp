@@ -94,7 +94,10 @@ handler proxy_for(const config::config& cfg, const config::route& r, const confi
   o.keep_host = r.host_header.value_or(cfg.host_header) == config::host_policy::keep;
   o.forwarded = to_mode(cfg.forwarded);
   o.response_timeout = u.response_timeout;
-  o.flush_interval = r.flush_interval.value_or(cfg.flush_interval.value_or(config::duration{0}));
+  // Unset: flush when the upstream pauses (a demanding user expects nginx's behaviour: bytes
+  // do not wait for more bytes), see docs/config.md.
+  o.flush_interval =
+      r.flush_interval.value_or(cfg.flush_interval.value_or(config::duration{100}));
   if (!r.request_headers.set.empty() || !r.request_headers.add.empty() ||
       !r.request_headers.remove.empty())
     o.rewrite = [edits = r.request_headers](const request&, outbound_request& out) {
