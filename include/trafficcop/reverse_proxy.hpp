@@ -59,7 +59,7 @@ struct reverse_proxy_options {
       error_handler;
 
   /// Replaces the default HTTP/1.1 pooled transport (Go's RoundTripper).
-  std::shared_ptr<transport> transport;
+  std::shared_ptr<trafficcop::transport> transport;
 
   /// 0: buffer up to the write buffer, flush at the end (Go's default).
   /// < 0: flush after every write. > 0: never hold bytes longer than this: output is flushed

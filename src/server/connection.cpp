@@ -46,7 +46,7 @@ class request_body final : public body_reader {
       // (Go's rule, spec 23), so a handler that answers without reading never invites a body.
       c_.continue_sent_ = true;
       static constexpr std::string_view cont = "HTTP/1.1 100 Continue\r\n\r\n";
-      if (auto ec = co_await c_.write({asio::buffer(cont.data(), cont.size())}))
+      if (auto ec = co_await c_.write(connection::gather(asio::buffer(cont.data(), cont.size()))))
         co_return fail(ec);
     }
     for (;;) {
@@ -165,7 +165,7 @@ class writer final : public response_writer {
       co_return overflow;
     }
     // Large write: gather the buffered bytes and the caller's, no copy.
-    auto ec = co_await send({asio::buffer(out_), data, asio::buffer(suffix.data(), suffix.size())});
+    auto ec = co_await send(connection::gather(asio::buffer(out_), data, asio::buffer(suffix.data(), suffix.size())));
     co_return ec ? ec : overflow;
   }
 
@@ -173,7 +173,7 @@ class writer final : public response_writer {
     if (aborted_ || hijacked_) co_return asio::error::operation_aborted;
     if (!head_committed_) commit_head();
     if (out_.empty()) co_return error_code{};
-    co_return co_await send({asio::buffer(out_)});
+    co_return co_await send(connection::gather(asio::buffer(out_)));
   }
 
   byte_stream* hijack() override {
@@ -209,7 +209,7 @@ class writer final : public response_writer {
       abort();
       co_return;
     }
-    if (!out_.empty()) co_await send({asio::buffer(out_)});
+    if (!out_.empty()) co_await send(connection::gather(asio::buffer(out_)));
     if (framing_ == framing::close) keep_alive_ = false;
   }
 
@@ -231,7 +231,7 @@ class writer final : public response_writer {
     h.erase("content-length");
     h.erase("transfer-encoding");
     http1::append_response_head(out_, status, h);
-    co_return co_await send({asio::buffer(out_)});
+    co_return co_await send(connection::gather(asio::buffer(out_)));
   }
 
   void commit_head() {
@@ -284,8 +284,8 @@ class writer final : public response_writer {
     return true;
   }
 
-  asio::awaitable<error_code> send(std::vector<asio::const_buffer> bufs) {
-    auto ec = co_await c_.write(std::move(bufs));
+  asio::awaitable<error_code> send(connection::buffers bufs) {
+    auto ec = co_await c_.write(bufs);
     out_.clear();
     if (ec) {
       aborted_ = true;
@@ -326,9 +326,10 @@ connection::connection(asio::ip::tcp::socket sock, worker& w)
   if (auto ep = sock_.remote_endpoint(ec); !ec) remote_ = endpoint_string(ep);
   if (auto ep = sock_.local_endpoint(ec); !ec) local_ = endpoint_string(ep);
   w_.open.fetch_add(1, std::memory_order_relaxed);
+  fprintf(stderr, "DBG %p ctor\n", (void*)this);
 }
 
-connection::~connection() { w_.open.fetch_sub(1, std::memory_order_relaxed); }
+connection::~connection() { fprintf(stderr, "DBG %p dtor\n", (void*)this); w_.open.fetch_sub(1, std::memory_order_relaxed); }
 
 void connection::consume(std::size_t n) noexcept {
   begin_ += n;
@@ -357,7 +358,7 @@ asio::awaitable<error_code> connection::read_more(std::chrono::milliseconds time
   co_return ec;
 }
 
-asio::awaitable<error_code> connection::write(std::vector<asio::const_buffer> bufs) {
+asio::awaitable<error_code> connection::write(buffers bufs) {
   wd_.arm(opts_.idle_timeout);
   auto [ec, n] = co_await asio::async_write(sock_, bufs, use_nothrow);
   wd_.disarm();
@@ -375,6 +376,7 @@ void connection::start_watch() {
     ssize_t n = ::recv(self->sock_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;  // pipelining
     self->client_gone_ = true;
+    fprintf(stderr, "DBG %p watchfire\n", (void*)self.get());
     self->cancel_signal.emit(asio::cancellation_type::terminal);
   });
 }
@@ -402,8 +404,10 @@ asio::awaitable<void> connection::run() {
   co_await asio::this_coro::throw_if_cancelled(false);
   error_code ec;
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
+  fprintf(stderr, "DBG %p start\n", (void*)this);
   while (!draining_ && co_await serve_one()) {
   }
+  fprintf(stderr, "DBG %p end\n", (void*)this);
   close();
 }
 
@@ -462,7 +466,7 @@ asio::awaitable<void> connection::reply_error(error_code ec) {
   h.add("Connection", "close");
   http1::append_response_head(out, status, h);
   out += body;
-  co_await write({asio::buffer(out)});
+  co_await write(gather(asio::buffer(out)));
   log::debug("{} request rejected: {} ({})", remote_, status, ec.message());
 }
 
@@ -497,6 +501,7 @@ asio::awaitable<bool> connection::serve_one() {
     co_return false;
   }
   ++requests_;
+  fprintf(stderr, "DBG %p head\n", (void*)this);
   request_body body(*this, req);
   req.body = &body;
   writer w(*this, req);
@@ -519,6 +524,7 @@ asio::awaitable<bool> connection::serve_one() {
       w.abort();
     }
   }
+  fprintf(stderr, "DBG %p handled gone=%d\n", (void*)this, (int)client_gone_);
   stop_watch();
   if (w.hijacked()) co_return false;
   if (client_gone_) co_return false;

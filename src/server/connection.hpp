@@ -11,6 +11,7 @@
 // (spec 49).
 #pragma once
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -46,7 +47,15 @@ class connection : public std::enable_shared_from_this<connection> {
   std::string_view pending() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
   void consume(std::size_t n) noexcept;
   asio::awaitable<error_code> read_more(std::chrono::milliseconds timeout);
-  asio::awaitable<error_code> write(std::vector<asio::const_buffer> bufs);
+  /// Up to three buffers written in one gather write (head + data + framing), no allocation.
+  using buffers = std::array<asio::const_buffer, 3>;
+  static buffers gather(asio::const_buffer a, asio::const_buffer b = {},
+                        asio::const_buffer c = {}) noexcept {
+    // A function, not a braced list at the call site: g++ 12 miscompiles braced arrays inside
+    // co_await expressions ("array used as initializer").
+    return buffers{a, b, c};
+  }
+  asio::awaitable<error_code> write(buffers bufs);
   void start_watch();
   void stop_watch();
   void close() noexcept;
