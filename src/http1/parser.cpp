@@ -14,7 +14,8 @@ namespace trafficcop::http1 {
 namespace bh = boost::beast::http;
 
 template <bool IsRequest>
-parser_base<IsRequest>::parser_base(const parser_limits& limits) : limits_(limits) {
+parser_base<IsRequest>::parser_base(const parser_limits& limits)
+    : limits_(limits), body_left_(limits.max_body_bytes) {
   this->header_limit(static_cast<std::uint32_t>(
       std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
   if (limits.max_body_bytes > 0)
@@ -27,11 +28,33 @@ parser_base<IsRequest>::parser_base(const parser_limits& limits) : limits_(limit
 template <bool IsRequest>
 std::size_t parser_base<IsRequest>::put_head(std::string_view in, error_code& ec) {
   ec = {};
-  std::size_t n = this->put(asio::buffer(in.data(), in.size()), ec);
-  if (ec == bh::error::need_more) {
-    ec = {};
+  // Beast consumes the complete lines of an incomplete head (and says need_more), but callers
+  // keep the whole head buffered until it is complete: feed Beast only the bytes it has not
+  // consumed yet, and apply the header limit to the whole head here.
+  if (in.size() < head_used_) {
+    ec = errc::bad_request;  // the caller dropped bytes of the head
     return 0;
   }
+  std::size_t n =
+      head_used_ + this->put(asio::buffer(in.data() + head_used_, in.size() - head_used_), ec);
+  if (ec == bh::error::need_more) {
+    head_used_ = n;
+    ec = {};
+    if (in.size() >= limits_.max_header_bytes) {
+      ec = translate(bh::error::header_limit, in);
+      return 0;
+    }
+    // Once it waits, Beast parses again only after a CRLFCRLF, so a head with bare-LF line
+    // ends (which it rejects when it sees them whole) would wait for the limit or the timeout.
+    for (; lf_scanned_ < in.size(); ++lf_scanned_) {
+      if (in[lf_scanned_] == '\n' && (lf_scanned_ == 0 || in[lf_scanned_ - 1] != '\r')) {
+        ec = bh::error::bad_line_ending;
+        return 0;
+      }
+    }
+    return 0;
+  }
+  if (!ec && n > limits_.max_header_bytes) ec = bh::error::header_limit;
   if (ec) {
     ec = translate(ec, in);
     return n;
@@ -50,12 +73,27 @@ template <bool IsRequest>
 body_step parser_base<IsRequest>::put_body(std::string_view in, asio::mutable_buffer out,
                                            error_code& ec) {
   ec = {};
+  if (this->is_done()) return {};  // Beast asserts on input after the end
+  // Stalled in a chunk-size line or the trailers: wait for new bytes, and for a last chunk for
+  // at least 5 ("0\r\n\r\n"): Beast asserts that much when it resumes one.
+  if (in.size() < stalled_) return {};
   out_ = out;
   written_ = 0;
   this->eager(true);
   std::size_t consumed = this->put(asio::buffer(in.data(), in.size()), ec);
-  if (ec == bh::error::need_buffer || ec == bh::error::need_more) ec = {};
-  if (ec) ec = translate(ec, in);
+  stalled_ = 0;
+  if (ec == bh::error::need_buffer || ec == bh::error::need_more) {
+    ec = {};
+    if (consumed == 0 && written_ == 0 && !in.empty() && out.size() > 0) {
+      // Only a chunk-size line or the trailer section leaves input unused with room in `out`;
+      // bound them like a head, or a peer could make the caller buffer without end.
+      if (in.size() >= limits_.max_header_bytes) ec = errc::header_too_large;
+      bool last_chunk = in[0] == '0' && in.find("\r\n") != std::string_view::npos;
+      stalled_ = last_chunk ? std::max<std::size_t>(in.size() + 1, 5) : in.size() + 1;
+    }
+  } else if (ec) {
+    ec = translate(ec, in);
+  }
   out_ = {};
   return {consumed, written_};
 }
@@ -129,6 +167,20 @@ void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b,
 template <bool IsRequest>
 void parser_base<IsRequest>::on_header_impl(error_code&) {
   in_trailer_ = true;
+  // Beast has checked a Content-Length against the limit; past the head, body_left_ counts:
+  // Beast takes a chunk's size off its budget again each time it retries an incomplete chunk
+  // line, and a whole unread close-delimited input each time put_body is called.
+  this->body_limit(boost::none);
+}
+
+template <bool IsRequest>
+void parser_base<IsRequest>::on_chunk_header_impl(std::uint64_t size, bsv, error_code& ec) {
+  if (limits_.max_body_bytes == 0) return;
+  if (size > body_left_) {
+    ec = bh::error::body_limit;
+    return;
+  }
+  body_left_ -= size;
 }
 
 template <bool IsRequest>
@@ -146,7 +198,18 @@ std::size_t parser_base<IsRequest>::sink(std::string_view body, error_code& ec) 
 
 template <bool IsRequest>
 std::size_t parser_base<IsRequest>::on_body_impl(bsv body, error_code& ec) {
-  return sink({body.data(), body.size()}, ec);
+  std::string_view b(body.data(), body.size());
+  if (limits_.max_body_bytes == 0) return sink(b, ec);
+  if (b.size() > body_left_) {  // only a close-delimited body can get here
+    if (body_left_ == 0) {
+      ec = bh::error::body_limit;
+      return 0;
+    }
+    b = b.substr(0, body_left_);
+  }
+  std::size_t n = sink(b, ec);
+  body_left_ -= n;
+  return n;
 }
 
 template <bool IsRequest>

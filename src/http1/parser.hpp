@@ -44,7 +44,7 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
   /// Parses the head if `in` holds all of it; returns the bytes consumed (0 while it needs
   /// more: keep the bytes, append, call again). On a malformed head `ec` is set.
   std::size_t put_head(std::string_view in, error_code& ec);
-  /// Copies body bytes from `in` into `out`. Trailers land in trailer().
+  /// Copies body bytes from `in` into `out`. Trailers land in trailer(). Once done(), a no-op.
   body_step put_body(std::string_view in, asio::mutable_buffer out, error_code& ec);
   /// The connection ended: completes a close-delimited body, or reports a truncated one.
   void put_eof(error_code& ec);
@@ -62,7 +62,7 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
   void on_header_impl(error_code& ec) override;
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
   std::size_t on_body_impl(bsv body, error_code& ec) override;
-  void on_chunk_header_impl(std::uint64_t, bsv, error_code&) override {}
+  void on_chunk_header_impl(std::uint64_t size, bsv, error_code& ec) override;
   std::size_t on_chunk_body_impl(std::uint64_t, bsv body, error_code& ec) override;
   void on_finish_impl(error_code&) override {}
   std::size_t sink(std::string_view body, error_code& ec);
@@ -74,7 +74,11 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
   int version_ = 11;
   bool in_trailer_ = false;
   bool te_seen_ = false;
-  asio::mutable_buffer out_;  // where put_body copies to
+  std::size_t head_used_ = 0;   // head bytes Beast consumed before the head was complete
+  std::size_t lf_scanned_ = 0;  // head bytes checked for a bare LF
+  std::size_t stalled_ = 0;     // put_body calls Beast again once `in` has this many bytes
+  std::uint64_t body_left_ = 0;  // body bytes max_body_bytes still allows
+  asio::mutable_buffer out_;    // where put_body copies to
   std::size_t written_ = 0;
 };
 

@@ -326,10 +326,9 @@ connection::connection(asio::ip::tcp::socket sock, worker& w)
   if (auto ep = sock_.remote_endpoint(ec); !ec) remote_ = endpoint_string(ep);
   if (auto ep = sock_.local_endpoint(ec); !ec) local_ = endpoint_string(ep);
   w_.open.fetch_add(1, std::memory_order_relaxed);
-  fprintf(stderr, "DBG %p ctor\n", (void*)this);
 }
 
-connection::~connection() { fprintf(stderr, "DBG %p dtor\n", (void*)this); w_.open.fetch_sub(1, std::memory_order_relaxed); }
+connection::~connection() { w_.open.fetch_sub(1, std::memory_order_relaxed); }
 
 void connection::consume(std::size_t n) noexcept {
   begin_ += n;
@@ -369,20 +368,27 @@ asio::awaitable<error_code> connection::write(buffers bufs) {
 void connection::start_watch() {
   if (watching_ || client_gone_) return;
   watching_ = true;
-  sock_.async_wait(asio::socket_base::wait_read, [self = shared_from_this()](error_code ec) {
-    self->watching_ = false;
-    if (ec) return;
-    char c;
-    ssize_t n = ::recv(self->sock_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))) return;  // pipelining
-    self->client_gone_ = true;
-    fprintf(stderr, "DBG %p watchfire\n", (void*)self.get());
-    self->cancel_signal.emit(asio::cancellation_type::terminal);
-  });
+  sock_.async_wait(asio::socket_base::wait_read,
+                   [self = shared_from_this(), gen = watch_gen_](error_code ec) {
+                     // A stopped watch completes later; by then the next request may have
+                     // started its own, which this one must not disturb.
+                     if (gen != self->watch_gen_) return;
+                     self->watching_ = false;
+                     if (ec) return;
+                     char c;
+                     ssize_t n = ::recv(self->sock_.native_handle(), &c, 1,
+                                        MSG_PEEK | MSG_DONTWAIT);
+                     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+                       return;  // pipelining: the next request is already coming
+                     self->client_gone_ = true;
+                     self->cancel_signal.emit(asio::cancellation_type::terminal);
+                   });
 }
 
 void connection::stop_watch() {
   if (!watching_) return;
+  watching_ = false;
+  ++watch_gen_;
   // Only the watch can be pending on this socket now: the handler is not using it.
   error_code ignored;
   sock_.cancel(ignored);
@@ -404,10 +410,8 @@ asio::awaitable<void> connection::run() {
   co_await asio::this_coro::throw_if_cancelled(false);
   error_code ec;
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
-  fprintf(stderr, "DBG %p start\n", (void*)this);
   while (!draining_ && co_await serve_one()) {
   }
-  fprintf(stderr, "DBG %p end\n", (void*)this);
   close();
 }
 
@@ -501,7 +505,6 @@ asio::awaitable<bool> connection::serve_one() {
     co_return false;
   }
   ++requests_;
-  fprintf(stderr, "DBG %p head\n", (void*)this);
   request_body body(*this, req);
   req.body = &body;
   writer w(*this, req);
@@ -524,7 +527,6 @@ asio::awaitable<bool> connection::serve_one() {
       w.abort();
     }
   }
-  fprintf(stderr, "DBG %p handled gone=%d\n", (void*)this, (int)client_gone_);
   stop_watch();
   if (w.hijacked()) co_return false;
   if (client_gone_) co_return false;

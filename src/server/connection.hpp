@@ -69,6 +69,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool draining_ = false;
   bool client_gone_ = false;
   bool watching_ = false;
+  std::uint64_t watch_gen_ = 0;  // tells a stopped watch's late completion from a live one
   bool continue_sent_ = false;
   bool head_sent_ = false;  // of the current response (so a late 100 Continue is not sent)
   std::string remote_;

@@ -6,6 +6,7 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/http/error.hpp>
@@ -27,18 +28,29 @@ using upstream::pool_service;
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk = 32 * 1024;
-constexpr std::size_t body_chunk = 32 * 1024;  // spec 40: a fixed copy buffer
+constexpr std::size_t body_chunk = 32 * 1024;                   // spec 40: a fixed copy buffer
 constexpr auto expect_continue_wait = std::chrono::seconds(1);  // Go's ExpectContinueTimeout
 
 proxy_error upstream_error(errc e, std::string detail) {
   return {make_error_code(e), error_source::upstream, std::move(detail)};
 }
 
+/// True once the exchange was cancelled (the client left, spec 49). A cancellation emitted
+/// while no operation is pending (one has completed, the coroutine has not resumed yet) reaches
+/// no operation, only the coroutine's cancellation state; unless each wait checks it first, the
+/// exchange goes on waiting for an upstream answer nobody will read, holding both connections.
+asio::awaitable<bool> cancelled() {
+  auto cs = co_await asio::this_coro::cancellation_state;
+  co_return cs.cancelled() != asio::cancellation_type::none;
+}
+
 /// Reads from an upstream connection into its buffer, under a watchdog.
 asio::awaitable<error_code> fill(conn& c, watchdog& wd, std::chrono::milliseconds timeout) {
+  if (co_await cancelled()) co_return asio::error::operation_aborted;
   if (c.buf.size() < read_chunk) c.buf.resize(read_chunk * 2);
   if (c.end == c.buf.size()) {
-    if (c.begin == 0) c.buf.resize(c.buf.size() * 2);  // a head larger than the buffer
+    if (c.begin == 0)
+      c.buf.resize(c.buf.size() * 2);  // a head larger than the buffer
     else {
       std::memmove(c.buf.data(), c.buf.data() + c.begin, c.end - c.begin);
       c.end -= c.begin;
@@ -59,9 +71,13 @@ class transport_impl;
 /// The response: owns the connection until its body is read, then gives it back.
 class response_impl final : public upstream_response, public body_reader, public byte_stream {
  public:
-  response_impl(transport_impl& t, std::string key, conn_ptr c, std::unique_ptr<http1::response_parser> p,
-                bool reusable)
-      : t_(t), key_(std::move(key)), c_(std::move(c)), p_(std::move(p)), reusable_(reusable),
+  response_impl(transport_impl& t, std::string key, conn_ptr c,
+                std::unique_ptr<http1::response_parser> p, bool reusable)
+      : t_(t),
+        key_(std::move(key)),
+        c_(std::move(c)),
+        p_(std::move(p)),
+        reusable_(reusable),
         wd_(c_->sock.get_executor(), [s = &c_->sock] {
           error_code ignored;
           s->cancel(ignored);
@@ -167,6 +183,10 @@ class transport_impl final : public transport {
     // fails on it before anything came back and the body was not started, retry once on a
     // fresh connection (Go's Transport does the same).
     for (int attempt = 0;; ++attempt) {
+      if (co_await cancelled())
+        co_return round_trip_result{
+            nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream,
+                                 "client went away"}};
       conn_ptr c = attempt == 0 ? pool.take(key) : nullptr;
       bool reused = c != nullptr;
       if (!c) {
@@ -208,12 +228,12 @@ class transport_impl final : public transport {
       eps.emplace_back(addr, req.port);
     } else {
       tcp::resolver resolver(ex);
-      auto [rec, results] = co_await resolver.async_resolve(req.host, std::to_string(req.port),
-                                                            use_nothrow);
+      auto [rec, results] =
+          co_await resolver.async_resolve(req.host, std::to_string(req.port), use_nothrow);
       if (rec) {
-        co_return connect_result{
-            nullptr, upstream_error(errc::upstream_connect_failed,
-                                    "resolve " + req.host + ": " + rec.message())};
+        co_return connect_result{nullptr,
+                                 upstream_error(errc::upstream_connect_failed,
+                                                "resolve " + req.host + ": " + rec.message())};
       }
       for (auto& r : results) eps.push_back(r.endpoint());
     }
@@ -222,15 +242,16 @@ class transport_impl final : public transport {
     wd.disarm();
     std::string where = req.host + ":" + std::to_string(req.port);
     if (timed_out)
-      co_return connect_result{nullptr,
-                               upstream_error(errc::upstream_connect_timeout, "connect " + where + ": timed out")};
+      co_return connect_result{nullptr, upstream_error(errc::upstream_connect_timeout,
+                                                       "connect " + where + ": timed out")};
     if (cec)
       co_return connect_result{nullptr, upstream_error(errc::upstream_connect_failed,
                                                        "connect " + where + ": " + cec.message())};
     sock.set_option(tcp::no_delay(true), ec);
     auto c = std::make_unique<conn>(std::move(sock));
     auto a = ep.address();
-    c->peer = (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+    c->peer =
+        (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
     co_return connect_result{std::move(c), {}};
   }
 
@@ -260,6 +281,7 @@ class transport_impl final : public transport {
     set_framing(req, h);
     http1::append_request_head(head, req.method, req.target, h);
     bool expect = has_body && h.has_token("expect", "100-continue");
+    if (co_await cancelled()) co_return fail_io(asio::error::operation_aborted, "", false);
     auto [wec, wn] = co_await asio::async_write(c->sock, asio::buffer(head), use_nothrow);
     if (wec) co_return fail_io(wec, "write request", true);
     ++c->requests;
@@ -279,7 +301,8 @@ class transport_impl final : public transport {
       body_started = true;
       if (auto err = co_await send_body(req, *c)) {
         // The upstream may have answered early and closed; prefer its response if there is one.
-        if (err->source == error_source::downstream) co_return round_trip_result{nullptr, std::move(*err)};
+        if (err->source == error_source::downstream)
+          co_return round_trip_result{nullptr, std::move(*err)};
         auto r = co_await read_head(req, *c, wd, parser, req.response_timeout, false);
         if (r.error || !r.final) co_return round_trip_result{nullptr, std::move(*err)};
         co_return finish(req, key, std::move(c), std::move(parser), false);
@@ -324,7 +347,8 @@ class transport_impl final : public transport {
         error_code ec;
         std::size_t n = cur->put_head(in, ec);
         if (ec) {
-          r.error = upstream_error(errc::upstream_protocol_error, "malformed response: " + ec.message());
+          r.error =
+              upstream_error(errc::upstream_protocol_error, "malformed response: " + ec.message());
           co_return r;
         }
         if (cur->is_header_done()) {
@@ -356,12 +380,14 @@ class transport_impl final : public transport {
         co_return r;
       }
       if (ec == asio::error::operation_aborted) {
-        r.error = proxy_error{make_error_code(errc::client_gone), error_source::downstream, "client went away"};
+        r.error = proxy_error{make_error_code(errc::client_gone), error_source::downstream,
+                              "client went away"};
         co_return r;
       }
       if (ec == asio::error::eof || ec == asio::error::connection_reset) {
-        r.error = upstream_error(errc::upstream_closed, r.got_bytes ? "upstream closed mid-response head"
-                                                                    : "upstream closed the connection without a response");
+        r.error = upstream_error(errc::upstream_closed,
+                                 r.got_bytes ? "upstream closed mid-response head"
+                                             : "upstream closed the connection without a response");
         co_return r;
       }
       if (ec) {
@@ -378,26 +404,32 @@ class transport_impl final : public transport {
     std::uint64_t sent = 0;
     char size_line[24];
     for (;;) {
+      if (co_await cancelled())
+        co_return proxy_error{make_error_code(errc::client_gone), error_source::downstream,
+                              "client went away"};
       auto r = co_await req.body->read(asio::buffer(c.scratch));
       if (r.ec) {
-        co_return proxy_error{r.ec, error_source::downstream, "reading request body: " + r.ec.message()};
+        co_return proxy_error{r.ec, error_source::downstream,
+                              "reading request body: " + r.ec.message()};
       }
       if (r.n == 0) break;
       sent += r.n;
       error_code ec;
       if (chunked) {
         int len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", r.n);
-        std::array<asio::const_buffer, 3> bufs{asio::buffer(size_line, static_cast<std::size_t>(len)),
-                                               asio::buffer(c.scratch.data(), r.n),
-                                               asio::buffer("\r\n", 2)};
+        std::array<asio::const_buffer, 3> bufs{
+            asio::buffer(size_line, static_cast<std::size_t>(len)),
+            asio::buffer(c.scratch.data(), r.n), asio::buffer("\r\n", 2)};
         std::tie(ec, std::ignore) = co_await asio::async_write(c.sock, bufs, use_nothrow);
       } else {
         std::tie(ec, std::ignore) =
             co_await asio::async_write(c.sock, asio::buffer(c.scratch.data(), r.n), use_nothrow);
       }
       if (ec == asio::error::operation_aborted)
-        co_return proxy_error{make_error_code(errc::client_gone), error_source::downstream, "client went away"};
-      if (ec) co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
+        co_return proxy_error{make_error_code(errc::client_gone), error_source::downstream,
+                              "client went away"};
+      if (ec)
+        co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
     }
     if (!chunked && sent != static_cast<std::uint64_t>(req.content_length))
       co_return proxy_error{make_error_code(errc::bad_request), error_source::downstream,
@@ -406,14 +438,16 @@ class transport_impl final : public transport {
       std::string last;
       http1::append_last_chunk(last, req.trailer ? *req.trailer : header_map{});
       auto [ec, n] = co_await asio::async_write(c.sock, asio::buffer(last), use_nothrow);
-      if (ec) co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
+      if (ec)
+        co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
     }
     co_return std::nullopt;
   }
 
   round_trip_result fail_io(error_code ec, std::string_view what, bool retryable) {
     if (ec == asio::error::operation_aborted)
-      return {nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream, "client went away"}};
+      return {nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream,
+                                   "client went away"}};
     std::string d = std::string(what) + ": " + ec.message();
     return {nullptr, upstream_error(errc::upstream_closed, retryable ? "retry: " + d : d)};
   }
