@@ -194,10 +194,9 @@ class transport_impl final : public transport {
         if (!r.c) co_return round_trip_result{nullptr, std::move(r.err)};
         c = std::move(r.c);
       }
-      bool body_started = false;
-      auto res = co_await exchange(req, key, std::move(c), body_started);
-      if (res.response || !reused || body_started || !res.error.detail.starts_with("retry:"))
-        co_return res;
+      bool stale = false;  // the upstream closed a pooled connection before answering
+      auto res = co_await exchange(req, key, std::move(c), stale);
+      if (res.response || !reused || !stale) co_return res;
     }
   }
 
@@ -268,7 +267,7 @@ class transport_impl final : public transport {
   }
 
   asio::awaitable<round_trip_result> exchange(outbound_request& req, const std::string& key,
-                                              conn_ptr c, bool& body_started) {
+                                              conn_ptr c, bool& stale) {
     auto ex = co_await asio::this_coro::executor;
     watchdog wd(ex, [s = &c->sock] {
       error_code ignored;
@@ -281,9 +280,12 @@ class transport_impl final : public transport {
     set_framing(req, h);
     http1::append_request_head(head, req.method, req.target, h);
     bool expect = has_body && h.has_token("expect", "100-continue");
-    if (co_await cancelled()) co_return fail_io(asio::error::operation_aborted, "", false);
+    if (co_await cancelled()) co_return fail_io(asio::error::operation_aborted, "");
     auto [wec, wn] = co_await asio::async_write(c->sock, asio::buffer(head), use_nothrow);
-    if (wec) co_return fail_io(wec, "write request", true);
+    if (wec) {
+      stale = wec != asio::error::operation_aborted;
+      co_return fail_io(wec, "write request");
+    }
     ++c->requests;
 
     auto parser = new_parser(req);
@@ -298,7 +300,6 @@ class transport_impl final : public transport {
       }
     }
     if (!body_sent) {
-      body_started = true;
       if (auto err = co_await send_body(req, *c)) {
         // The upstream may have answered early and closed; prefer its response if there is one.
         if (err->source == error_source::downstream)
@@ -311,10 +312,9 @@ class transport_impl final : public transport {
     auto r = co_await read_head(req, *c, wd, parser, req.response_timeout, false);
     if (r.error) {
       // Only a pooled connection the upstream closed under us is worth a retry; a client that
-      // left (the exchange was cancelled) or a timeout is not.
-      if (!r.got_bytes && c->requests > 1 && !body_started &&
-          r.error->ec == make_error_code(errc::upstream_closed))
-        r.error->detail = "retry: " + r.error->detail;
+      // left (the exchange was cancelled), a timeout, or a request whose body was sent is not.
+      stale = !r.got_bytes && c->requests > 1 && !has_body &&
+              r.error->ec == make_error_code(errc::upstream_closed);
       co_return round_trip_result{nullptr, std::move(*r.error)};
     }
     co_return finish(req, key, std::move(c), std::move(parser), true);
@@ -444,12 +444,12 @@ class transport_impl final : public transport {
     co_return std::nullopt;
   }
 
-  round_trip_result fail_io(error_code ec, std::string_view what, bool retryable) {
+  round_trip_result fail_io(error_code ec, std::string_view what) {
     if (ec == asio::error::operation_aborted)
       return {nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream,
                                    "client went away"}};
     std::string d = std::string(what) + ": " + ec.message();
-    return {nullptr, upstream_error(errc::upstream_closed, retryable ? "retry: " + d : d)};
+    return {nullptr, upstream_error(errc::upstream_closed, d)};
   }
 
   std::unique_ptr<http1::response_parser> new_parser(const outbound_request& req) const {
