@@ -57,8 +57,7 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
 
  protected:
   explicit parser_base(const parser_limits& limits);
-  void on_field_impl(boost::beast::http::field f, bsv name, bsv value,
-                     error_code& ec) override;
+  void on_field_impl(boost::beast::http::field f, bsv name, bsv value, error_code& ec) override;
   void on_header_impl(error_code& ec) override;
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
   std::size_t on_body_impl(bsv body, error_code& ec) override;
@@ -74,11 +73,11 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
   int version_ = 11;
   bool in_trailer_ = false;
   bool te_seen_ = false;
-  std::size_t head_used_ = 0;   // head bytes Beast consumed before the head was complete
-  std::size_t lf_scanned_ = 0;  // head bytes checked for a bare LF
-  std::size_t stalled_ = 0;     // put_body calls Beast again once `in` has this many bytes
+  std::size_t head_used_ = 0;    // head bytes Beast consumed before the head was complete
+  std::size_t lf_scanned_ = 0;   // head bytes checked for a bare LF
+  std::size_t stalled_ = 0;      // put_body calls Beast again once `in` has this many bytes
   std::uint64_t body_left_ = 0;  // body bytes max_body_bytes still allows
-  asio::mutable_buffer out_;    // where put_body copies to
+  asio::mutable_buffer out_;     // where put_body copies to
   std::size_t written_ = 0;
 };
 
@@ -90,8 +89,8 @@ class request_parser final : public parser_base<true> {
   bool expects_continue() const noexcept { return expect_continue_; }
 
  private:
-  void on_request_impl(boost::beast::http::verb, bsv method, bsv target,
-                       int version, error_code& ec) override;
+  void on_request_impl(boost::beast::http::verb, bsv method, bsv target, int version,
+                       error_code& ec) override;
   void on_response_impl(int, bsv, int, error_code& ec) override;
   void on_header_impl(error_code& ec) override;
 
@@ -108,10 +107,8 @@ class response_parser final : public parser_base<false> {
   const std::string& reason() const noexcept { return reason_; }
 
  private:
-  void on_request_impl(boost::beast::http::verb, bsv, bsv, int,
-                       error_code& ec) override;
-  void on_response_impl(int status, bsv reason, int version,
-                        error_code& ec) override;
+  void on_request_impl(boost::beast::http::verb, bsv, bsv, int, error_code& ec) override;
+  void on_response_impl(int status, bsv reason, int version, error_code& ec) override;
 
   int status_ = 0;
   std::string reason_;

@@ -280,6 +280,50 @@ def access_log_lines_and_499():
         p.stop()
 
 
+EXAMPLES = os.path.join(os.path.dirname(BIN.rstrip("/")), "examples")
+
+
+def run_example(name, *args, env=None):
+    port = free_port()
+    p = subprocess.Popen([os.path.join(EXAMPLES, name), f"127.0.0.1:{port}",
+                          f"http://127.0.0.1:{ECHO_PORT}", *args],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    wait_listening(port)
+    return p, port
+
+
+def stop_example(p):
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=DEADLINE)
+    assert p.returncode == 0, (p.returncode, err)
+    return out + err
+
+
+@test
+def examples_run_against_a_real_upstream():
+    # The seed's three programs, built from the public headers only.
+    p, port = run_example("five_line_proxy")
+    try:
+        rc, body = curl(f"http://127.0.0.1:{port}/five")
+        assert rc == 0 and b"GET /five HTTP/1.1" in body and b"X-Forwarded-For: 127.0.0.1" in body, body
+    finally:
+        stop_example(p)
+    p, port = run_example("auth_header_proxy", "s3cret")
+    try:
+        rc, body = curl("-H", "Authorization: Basic client", f"http://127.0.0.1:{port}/a")
+        assert rc == 0 and b"Authorization: Bearer s3cret" in body, body
+        assert b"Basic client" not in body, body
+    finally:
+        stop_example(p)
+    p, port = run_example("logging_middleware")
+    try:
+        rc, _ = curl(f"http://127.0.0.1:{port}/logged")
+        assert rc == 0
+    finally:
+        log = stop_example(p)
+    assert "GET /logged 200" in log and f"upstream=127.0.0.1:{ECHO_PORT}" in log, log
+
+
 @test
 def sigterm_drains_in_flight_request():
     p, port = start_proxy("--drain-timeout", "5s")
@@ -307,7 +351,8 @@ def sigterm_drains_in_flight_request():
 try:
     for t in [help_and_version, check_reports_yaml_paths, curl_sees_forwarding_headers,
               gib_up_and_down_at_flat_memory, ten_thousand_requests_with_aborts_leak_nothing,
-              access_log_lines_and_499, sigterm_drains_in_flight_request]:
+              access_log_lines_and_499, examples_run_against_a_real_upstream,
+              sigterm_drains_in_flight_request]:
         t()
 finally:
     echo.stop()

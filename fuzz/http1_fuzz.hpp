@@ -1,0 +1,197 @@
+// SPDX-License-Identifier: MIT
+// Shared driver of the HTTP/1.1 parser fuzz targets: parses an input whole and in pieces.
+//
+// Each input is parsed twice as a stream of back-to-back messages, each with a new parser, the
+// way the server and the transport use them: once all at once with a large output buffer, once
+// split at a point chosen by the first byte, the rest fed in small steps into a small output
+// buffer. Beyond "no crash, no UB, no hang" the two parses must agree: same messages, same
+// bodies, and a failure in one is a failure in the other.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "http1/parser.hpp"
+
+namespace trafficcop::fuzz {
+
+inline constexpr std::size_t max_input = 16 * 1024;  // keeps each input's work bounded
+inline constexpr std::size_t max_messages = 16;
+
+inline void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "parser invariant violated: %s\n", what);
+    std::abort();
+  }
+}
+
+using field_list = std::vector<std::pair<std::string, std::string>>;
+
+inline field_list dump(const header_map& h) {
+  field_list out;
+  for (const auto& f : h) out.emplace_back(f.name, f.value);
+  return out;
+}
+
+/// What one parser reported for one message.
+struct message {
+  bool head_done = false;
+  bool done = false;
+  bool failed = false;
+  std::string start;  // "METHOD target" or "status reason"
+  int version = 0;
+  field_list header;
+  field_list trailer;
+  std::string body;
+  std::size_t consumed = 0;
+
+  /// Failures compare equal whatever was parsed before them: an early rejection and a late one
+  /// have seen different amounts of the message. A malformed head may also be waiting for its
+  /// end in one parse and rejected in the other: once Beast had to wait for more of a head, it
+  /// parses again only when the blank line arrives (the limit and the timeout bound the wait).
+  bool same_as(const message& o) const {
+    if (failed != o.failed && !head_done && !o.head_done) return true;
+    if (failed || o.failed) return failed == o.failed;
+    return head_done == o.head_done && done == o.done && start == o.start && version == o.version &&
+           header == o.header && trailer == o.trailer && body == o.body && consumed == o.consumed;
+  }
+};
+
+/// How the input arrives: the first `first` bytes, then `step` more at a time (0: all).
+struct feed {
+  std::size_t first = 0;
+  std::size_t step = 0;
+  std::size_t out_size = 4096;
+};
+
+inline void start_of(message& m, http1::request_parser& p) {
+  m.start = p.method() + " " + p.target();
+}
+inline void start_of(message& m, http1::response_parser& p) {
+  m.start = std::to_string(p.status()) + " " + p.reason();
+}
+
+/// Parses up to max_messages messages of `all`; `make(i)` makes the i-th parser. With `eof`,
+/// the end of the input is the end of the connection (put_eof).
+template <class Make>
+std::vector<message> parse(std::string_view all, feed f, Make make, bool eof) {
+  std::vector<message> out;
+  std::size_t avail = std::min(f.first, all.size());
+  std::size_t off = 0;
+  auto more = [&] {
+    if (avail == all.size()) return false;
+    avail = f.step == 0 ? all.size() : std::min(all.size(), avail + f.step);
+    return true;
+  };
+  std::string buf(f.out_size, '\0');
+  for (std::size_t i = 0; i < max_messages && (i == 0 || off < all.size()); ++i) {
+    auto p = make(i);
+    message m;
+    error_code ec;
+    std::size_t n = 0;
+    for (;;) {
+      auto in = all.substr(off, avail - off);
+      n = p->put_head(in, ec);
+      if (ec) {
+        m.failed = true;
+        (void)http1::status_for(ec);
+        break;
+      }
+      if (p->is_header_done()) {
+        check(n > 0 && n <= in.size(), "put_head consumed more than it was given");
+        break;
+      }
+      check(n == 0, "put_head consumed bytes of an incomplete head");
+      if (!more()) break;
+    }
+    if (!m.failed && p->is_header_done()) {
+      off += n;
+      m.consumed = n;
+      m.head_done = true;
+      start_of(m, *p);
+      m.version = p->version();
+      m.header = dump(p->fields());
+      (void)p->length();
+      // Each round consumes a byte, or delivers one, or ends: 2 * size rounds at most.
+      for (std::size_t rounds = 0; !p->is_done(); ++rounds) {
+        check(rounds <= 2 * all.size() + 2, "put_body makes no progress");
+        auto in = all.substr(off, avail - off);
+        auto step = p->put_body(in, asio::buffer(buf), ec);
+        check(step.consumed <= in.size(), "put_body consumed more than it was given");
+        check(step.written <= buf.size(), "put_body wrote past the output buffer");
+        check(step.written <= step.consumed, "put_body wrote more than it consumed");
+        off += step.consumed;
+        m.consumed += step.consumed;
+        m.body.append(buf.data(), step.written);
+        if (ec) {
+          m.failed = true;
+          (void)http1::status_for(ec);
+          break;
+        }
+        if (step.consumed == 0 && step.written == 0 && !more()) {
+          if (eof) {
+            p->put_eof(ec);
+            m.failed = static_cast<bool>(ec);
+          }
+          break;
+        }
+      }
+      m.done = p->is_done();
+      if (m.done) {
+        // Input after the end is left alone.
+        auto after = p->put_body(all.substr(off, avail - off), asio::buffer(buf), ec);
+        check(!ec && after.consumed == 0 && after.written == 0, "put_body after the end");
+      }
+      m.trailer = dump(p->trailer());
+    }
+    out.push_back(std::move(m));
+    if (out.back().failed || !out.back().done) break;
+  }
+  return out;
+}
+
+/// A readable account of a parse, printed when the two parses disagree.
+inline std::string describe(const std::vector<message>& ms) {
+  std::string s;
+  for (const auto& m : ms) {
+    s += "  [" + m.start + "] version=" + std::to_string(m.version) +
+         " head_done=" + std::to_string(m.head_done) + " done=" + std::to_string(m.done) +
+         " failed=" + std::to_string(m.failed) + " consumed=" + std::to_string(m.consumed) +
+         " body=" + std::to_string(m.body.size()) + "B fields=" + std::to_string(m.header.size()) +
+         " trailers=" + std::to_string(m.trailer.size()) + "\n";
+  }
+  return s;
+}
+
+/// Parses `data` whole, then split and stepped as its first byte says; both must agree.
+template <class Make>
+void run(const std::uint8_t* data, std::size_t size, Make make, bool eof) {
+  if (size == 0 || size > max_input) return;
+  std::string_view all(reinterpret_cast<const char*>(data), size);
+  const unsigned b = data[0];
+  feed pieces;
+  pieces.first = size * b / 256;
+  static constexpr std::size_t steps[] = {0, 1, 3, 16};
+  static constexpr std::size_t outs[] = {1, 7, 64, 4096};
+  pieces.step = steps[b & 3];
+  pieces.out_size = outs[(b >> 2) & 3];
+  auto whole = parse(all, feed{size, 0, 4096}, make, eof);
+  auto split = parse(all, pieces, make, eof);
+  bool same = whole.size() == split.size();
+  for (std::size_t i = 0; same && i < whole.size(); ++i) same = whole[i].same_as(split[i]);
+  if (!same) {
+    std::fprintf(stderr, "whole:\n%ssplit (first %zu, step %zu, output %zu):\n%s",
+                 describe(whole).c_str(), pieces.first, pieces.step, pieces.out_size,
+                 describe(split).c_str());
+  }
+  check(same, "whole and split parses disagree");
+}
+
+}  // namespace trafficcop::fuzz
