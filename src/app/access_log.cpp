@@ -37,14 +37,26 @@ void json_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
-        if (c < 0x20 || c == 0x7f) fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        else out += static_cast<char>(c);
+        if (c < 0x20 || c == 0x7f)
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
+        else
+          out += static_cast<char>(c);
     }
   }
   out += '"';
@@ -54,8 +66,10 @@ void json_string(std::string& out, std::string_view s) {
 std::string clf_escape(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
-    if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f) fmt::format_to(std::back_inserter(out), "\\x{:02x}", c);
-    else out += static_cast<char>(c);
+    if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f)
+      fmt::format_to(std::back_inserter(out), "\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
   }
   return out;
 }
@@ -70,7 +84,8 @@ std::string timestamp(bool clf) {
     std::strftime(buf, sizeof buf, "%d/%b/%Y:%H:%M:%S +0000", &tm);
     return buf;
   }
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
   return fmt::format("{}.{:03}Z", buf, ms);
 }
@@ -121,10 +136,12 @@ void access_log_sink::write(const request& in, const response_writer& w, std::ui
                    "\"duration_ms\":{:.3f},\"upstream\":",
                    in.version == 10 ? 0 : 1, status, bytes_in, w.bytes_written(), ms(total));
     json_string(line, lf.upstream_addr);
-    fmt::format_to(std::back_inserter(line), ",\"upstream_status\":{},\"upstream_ms\":",
-                   lf.upstream_status);
-    if (lf.upstream_latency.count() < 0) line += "null";
-    else fmt::format_to(std::back_inserter(line), "{:.3f}", ms(lf.upstream_latency));
+    fmt::format_to(std::back_inserter(line),
+                   ",\"upstream_status\":{},\"upstream_ms\":", lf.upstream_status);
+    if (lf.upstream_latency.count() < 0)
+      line += "null";
+    else
+      fmt::format_to(std::back_inserter(line), "{:.3f}", ms(lf.upstream_latency));
     line += ",\"error\":";
     json_string(line, error);
     line += "}\n";
@@ -136,10 +153,10 @@ void access_log_sink::write(const request& in, const response_writer& w, std::ui
                    ip, timestamp(true), clf_escape(in.method), clf_escape(in.target),
                    in.version == 10 ? 0 : 1, status, w.bytes_written(),
                    clf_escape(in.header.get("referer").value_or("-")),
-                   clf_escape(in.header.get("user-agent").value_or("-")), in.id,
-                   ms(total) / 1000, lf.upstream_addr.empty() ? "-" : lf.upstream_addr,
-                   lf.upstream_status, ms(lf.upstream_latency) / 1000, bytes_in,
-                   error.empty() ? "" : " error=\"", error.empty() ? "" : clf_escape(error) + "\"");
+                   clf_escape(in.header.get("user-agent").value_or("-")), in.id, ms(total) / 1000,
+                   lf.upstream_addr.empty() ? "-" : lf.upstream_addr, lf.upstream_status,
+                   ms(lf.upstream_latency) / 1000, bytes_in, error.empty() ? "" : " error=\"",
+                   error.empty() ? "" : clf_escape(error) + "\"");
   }
   // One write per line: with O_APPEND lines from different workers never interleave, and no
   // lock is shared between workers.

@@ -48,7 +48,8 @@ tc::asio::awaitable<void> send_bytes(tc::response_writer& w, std::uint64_t n) {
 tc::asio::awaitable<void> echo(tc::response_writer& w, tc::request& in) {
   if (auto n = number_after(in.path(), "/bytes/")) co_return co_await send_bytes(w, *n);
   if (auto ms = number_after(in.path(), "/delay/")) {
-    tc::asio::steady_timer t(co_await tc::asio::this_coro::executor, std::chrono::milliseconds(*ms));
+    tc::asio::steady_timer t(co_await tc::asio::this_coro::executor,
+                             std::chrono::milliseconds(*ms));
     co_await t.async_wait(tc::asio::as_tuple(tc::asio::use_awaitable));
   }
   std::uint64_t body = 0;

@@ -79,9 +79,12 @@ std::shared_ptr<transport> transport_for(const config::upstream& u) {
 
 forwarded_mode to_mode(config::forwarded_policy p) {
   switch (p) {
-    case config::forwarded_policy::append: return forwarded_mode::append;
-    case config::forwarded_policy::replace: return forwarded_mode::replace;
-    case config::forwarded_policy::off: return forwarded_mode::off;
+    case config::forwarded_policy::append:
+      return forwarded_mode::append;
+    case config::forwarded_policy::replace:
+      return forwarded_mode::replace;
+    case config::forwarded_policy::off:
+      return forwarded_mode::off;
   }
   return forwarded_mode::append;
 }
@@ -96,8 +99,7 @@ handler proxy_for(const config::config& cfg, const config::route& r, const confi
   o.response_timeout = u.response_timeout;
   // Unset: flush when the upstream pauses (a demanding user expects nginx's behaviour: bytes
   // do not wait for more bytes), see docs/config.md.
-  o.flush_interval =
-      r.flush_interval.value_or(cfg.flush_interval.value_or(config::duration{100}));
+  o.flush_interval = r.flush_interval.value_or(cfg.flush_interval.value_or(config::duration{100}));
   if (!r.request_headers.set.empty() || !r.request_headers.add.empty() ||
       !r.request_headers.remove.empty())
     o.rewrite = [edits = r.request_headers](const request&, outbound_request& out) {

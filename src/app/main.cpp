@@ -49,7 +49,8 @@ int run(const tc::config::config& cfg) {
   tc::handler h = tc::app::build_router(cfg);
   if (cfg.access_log.path != "off") {
     try {
-      auto sink = std::make_shared<tc::app::access_log_sink>(cfg.access_log.path, cfg.access_log.format);
+      auto sink =
+          std::make_shared<tc::app::access_log_sink>(cfg.access_log.path, cfg.access_log.format);
       h = tc::app::with_access_log(std::move(h), std::move(sink));
     } catch (const std::exception& e) {
       std::fprintf(stderr, "trafficcop: %s\n", e.what());
@@ -86,18 +87,21 @@ int run(const tc::config::config& cfg) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"trafficcop: a reverse proxy.\n"
-               "  trafficcop --listen 127.0.0.1:8080 --upstream http://127.0.0.1:9000\n"
-               "  trafficcop -c trafficcop.yaml\n"
-               "  trafficcop check -c trafficcop.yaml"};
+  CLI::App app{
+      "trafficcop: a reverse proxy.\n"
+      "  trafficcop --listen 127.0.0.1:8080 --upstream http://127.0.0.1:9000\n"
+      "  trafficcop -c trafficcop.yaml\n"
+      "  trafficcop check -c trafficcop.yaml"};
   cli_args a;
   app.set_version_flag("--version", std::string("trafficcop ") + TRAFFICCOP_VERSION);
   app.add_option("-c,--config", a.config_file, "YAML configuration file")->check(CLI::ExistingFile);
   app.add_option("--listen", a.listen, "Listen address host:port")->capture_default_str();
   app.add_option("--upstream", a.upstream, "Upstream base URL, e.g. http://127.0.0.1:9000/base");
-  app.add_option("--workers", a.workers, "Worker threads (0 = one per core)")->capture_default_str();
-  app.add_option("--upstream-timeout", a.upstream_timeout,
-                 "Time to wait for the upstream's response headers (e.g. 3s, 250ms); expiry gives 504");
+  app.add_option("--workers", a.workers, "Worker threads (0 = one per core)")
+      ->capture_default_str();
+  app.add_option(
+      "--upstream-timeout", a.upstream_timeout,
+      "Time to wait for the upstream's response headers (e.g. 3s, 250ms); expiry gives 504");
   app.add_option("--access-log", a.access_log, "Access log: a file path, - for stdout, or off")
       ->capture_default_str();
   app.add_option("--access-log-format", a.log_format, "json or combined")->capture_default_str();
@@ -129,7 +133,8 @@ int main(int argc, char** argv) {
     r = tc::config::load_string(yaml_for_flags(a), "command line");
     source = "command line";
   } else {
-    std::fprintf(stderr, "trafficcop: nothing to do: give --upstream URL or -c FILE (see --help)\n");
+    std::fprintf(stderr,
+                 "trafficcop: nothing to do: give --upstream URL or -c FILE (see --help)\n");
     return 2;
   }
   if (int rc = report(r, source)) return rc;

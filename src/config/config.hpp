@@ -43,12 +43,12 @@ struct listener {
 
 struct upstream {
   std::string name;
-  std::string url;           // http://host[:port][/base/path][?query]; https later
-  std::string scheme;        // filled by the loader from url: "http"
-  std::string host;          // from url, without brackets
-  std::uint16_t port = 80;   // from url (default by scheme)
-  std::string base_path;     // from url, raw (may be empty)
-  std::string base_query;    // from url, raw, without '?'
+  std::string url;          // http://host[:port][/base/path][?query]; https later
+  std::string scheme;       // filled by the loader from url: "http"
+  std::string host;         // from url, without brackets
+  std::uint16_t port = 80;  // from url (default by scheme)
+  std::string base_path;    // from url, raw (may be empty)
+  std::string base_query;   // from url, raw, without '?'
   duration connect_timeout{5000};
   duration response_timeout{60000};  // response headers; expiry → 504
   duration idle_timeout{90000};      // pooled keep-alive connection
@@ -56,9 +56,9 @@ struct upstream {
 };
 
 struct route {
-  std::string host;          // exact Host match (port ignored, case-insensitive); "" = any
+  std::string host;  // exact Host match (port ignored, case-insensitive); "" = any
   std::string path_prefix = "/";
-  std::string upstream;      // name of an upstreams[] entry
+  std::string upstream;                    // name of an upstreams[] entry
   std::optional<host_policy> host_header;  // overrides the global setting
   header_edits request_headers;
   header_edits response_headers;
@@ -73,10 +73,10 @@ struct limits {
 };
 
 struct timeouts {
-  duration read_header{10000};    // first byte to end of head; slowloris guard → 408 / close
-  duration idle{60000};           // keep-alive idle between client requests
-  duration read_body{60000};      // max gap between client body bytes
-  duration drain{10000};          // graceful shutdown: how long in-flight requests may finish
+  duration read_header{10000};  // first byte to end of head; slowloris guard → 408 / close
+  duration idle{60000};         // keep-alive idle between client requests
+  duration read_body{60000};    // max gap between client body bytes
+  duration drain{10000};        // graceful shutdown: how long in-flight requests may finish
 };
 
 struct access_log {
@@ -99,8 +99,8 @@ struct config {
 };
 
 struct load_result {
-  std::optional<config> cfg;           // set when errors is empty
-  std::vector<std::string> errors;     // "routes[2].upstream: no upstream named \"api\""
+  std::optional<config> cfg;        // set when errors is empty
+  std::vector<std::string> errors;  // "routes[2].upstream: no upstream named \"api\""
 };
 
 /// Loads and validates a YAML file. Never throws.

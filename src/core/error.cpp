@@ -10,26 +10,46 @@ class category final : public boost::system::error_category {
   const char* name() const noexcept override { return "trafficcop"; }
   std::string message(int ev) const override {
     switch (static_cast<errc>(ev)) {
-      case errc::bad_request: return "bad request";
-      case errc::uri_too_long: return "request-target too long";
-      case errc::header_too_large: return "request header too large";
-      case errc::body_too_large: return "request body too large";
-      case errc::unsupported_transfer_encoding: return "unsupported transfer encoding";
-      case errc::missing_host: return "missing Host header";
-      case errc::obs_fold: return "obsolete line folding in header";
-      case errc::read_header_timeout: return "timed out reading request header";
-      case errc::read_body_timeout: return "timed out reading request body";
-      case errc::client_gone: return "client closed the connection";
-      case errc::upstream_connect_failed: return "upstream connect failed";
-      case errc::upstream_connect_timeout: return "upstream connect timed out";
-      case errc::upstream_timeout: return "upstream response timed out";
-      case errc::upstream_closed: return "upstream closed the connection";
-      case errc::upstream_protocol_error: return "malformed upstream response";
-      case errc::upstream_bad_upgrade: return "upstream upgrade response invalid";
-      case errc::no_route: return "no route";
-      case errc::bad_upgrade_request: return "invalid upgrade request";
-      case errc::modify_response_failed: return "modify_response failed";
-      case errc::handler_failed: return "handler failed";
+      case errc::bad_request:
+        return "bad request";
+      case errc::uri_too_long:
+        return "request-target too long";
+      case errc::header_too_large:
+        return "request header too large";
+      case errc::body_too_large:
+        return "request body too large";
+      case errc::unsupported_transfer_encoding:
+        return "unsupported transfer encoding";
+      case errc::missing_host:
+        return "missing Host header";
+      case errc::obs_fold:
+        return "obsolete line folding in header";
+      case errc::read_header_timeout:
+        return "timed out reading request header";
+      case errc::read_body_timeout:
+        return "timed out reading request body";
+      case errc::client_gone:
+        return "client closed the connection";
+      case errc::upstream_connect_failed:
+        return "upstream connect failed";
+      case errc::upstream_connect_timeout:
+        return "upstream connect timed out";
+      case errc::upstream_timeout:
+        return "upstream response timed out";
+      case errc::upstream_closed:
+        return "upstream closed the connection";
+      case errc::upstream_protocol_error:
+        return "malformed upstream response";
+      case errc::upstream_bad_upgrade:
+        return "upstream upgrade response invalid";
+      case errc::no_route:
+        return "no route";
+      case errc::bad_upgrade_request:
+        return "invalid upgrade request";
+      case errc::modify_response_failed:
+        return "modify_response failed";
+      case errc::handler_failed:
+        return "handler failed";
     }
     return "unknown trafficcop error";
   }
@@ -45,20 +65,30 @@ const boost::system::error_category& error_category() noexcept {
 int proxy_error::status() const noexcept {
   if (ec.category() == error_category()) {
     switch (static_cast<errc>(ec.value())) {
-      case errc::uri_too_long: return 414;
-      case errc::header_too_large: return 431;
-      case errc::body_too_large: return 413;
-      case errc::unsupported_transfer_encoding: return 501;
+      case errc::uri_too_long:
+        return 414;
+      case errc::header_too_large:
+        return 431;
+      case errc::body_too_large:
+        return 413;
+      case errc::unsupported_transfer_encoding:
+        return 501;
       case errc::read_header_timeout:
-      case errc::read_body_timeout: return 408;
-      case errc::client_gone: return 499;
+      case errc::read_body_timeout:
+        return 408;
+      case errc::client_gone:
+        return 499;
       case errc::upstream_timeout:
-      case errc::upstream_connect_timeout: return 504;
-      case errc::no_route: return 404;
+      case errc::upstream_connect_timeout:
+        return 504;
+      case errc::no_route:
+        return 404;
       case errc::bad_request:
       case errc::missing_host:
-      case errc::obs_fold: return 400;
-      default: break;
+      case errc::obs_fold:
+        return 400;
+      default:
+        break;
     }
   }
   if (source == error_source::downstream) return 400;

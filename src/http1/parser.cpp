@@ -16,8 +16,8 @@ namespace bh = boost::beast::http;
 template <bool IsRequest>
 parser_base<IsRequest>::parser_base(const parser_limits& limits)
     : limits_(limits), body_left_(limits.max_body_bytes) {
-  this->header_limit(static_cast<std::uint32_t>(
-      std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
+  this->header_limit(
+      static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
   if (limits.max_body_bytes > 0)
     this->body_limit(limits.max_body_bytes);
   else
@@ -117,8 +117,7 @@ std::optional<std::uint64_t> parser_base<IsRequest>::length() const {
 }
 
 template <bool IsRequest>
-void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b,
-                                           error_code& ec) {
+void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b, error_code& ec) {
   std::string_view name(name_b.data(), name_b.size());
   std::string_view value(value_b.data(), value_b.size());
   // Beast has already checked the name is a token and ':' follows it directly (no whitespace
@@ -145,8 +144,10 @@ void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b,
       if (!tok.empty()) {
         bool is_chunked = iequals(tok, "chunked");
         if (chunked_seen) chunked_last = false;  // something after chunked
-        if (is_chunked) chunked_seen = chunked_last = true;
-        else other = true;
+        if (is_chunked)
+          chunked_seen = chunked_last = true;
+        else
+          other = true;
       }
       if (comma == std::string_view::npos) break;
       v.remove_prefix(comma + 1);
@@ -213,8 +214,7 @@ std::size_t parser_base<IsRequest>::on_body_impl(bsv body, error_code& ec) {
 }
 
 template <bool IsRequest>
-std::size_t parser_base<IsRequest>::on_chunk_body_impl(std::uint64_t, bsv body,
-                                                       error_code& ec) {
+std::size_t parser_base<IsRequest>::on_chunk_body_impl(std::uint64_t, bsv body, error_code& ec) {
   return sink({body.data(), body.size()}, ec);
 }
 
@@ -231,8 +231,8 @@ error_code parser_base<IsRequest>::translate(error_code ec, std::string_view in)
   return ec;
 }
 
-void request_parser::on_request_impl(bh::verb, bsv method, bsv target,
-                                     int version, error_code& ec) {
+void request_parser::on_request_impl(bh::verb, bsv method, bsv target, int version,
+                                     error_code& ec) {
   if (target.size() > this->limits_.max_uri_bytes) {
     ec = errc::uri_too_long;
     return;
@@ -264,13 +264,11 @@ response_parser::response_parser(bool head_request, const parser_limits& limits)
   if (head_request) skip(true);
 }
 
-void response_parser::on_request_impl(bh::verb, bsv, bsv, int,
-                                      error_code& ec) {
+void response_parser::on_request_impl(bh::verb, bsv, bsv, int, error_code& ec) {
   ec = errc::upstream_protocol_error;  // unreachable: Beast calls this only on request parsers
 }
 
-void response_parser::on_response_impl(int status, bsv reason, int version,
-                                       error_code&) {
+void response_parser::on_response_impl(int status, bsv reason, int version, error_code&) {
   status_ = status;
   reason_.assign(reason.data(), reason.size());
   version_ = version;

@@ -15,8 +15,7 @@ void append_request_head(std::string& out, std::string_view method, std::string_
                          const header_map& fields);
 
 /// "HTTP/1.1 status reason\r\n" + fields + "\r\n". `version` 10 answers an HTTP/1.0 client.
-void append_response_head(std::string& out, int status, const header_map& fields,
-                          int version = 11);
+void append_response_head(std::string& out, int status, const header_map& fields, int version = 11);
 
 /// "<hex size>\r\n"; the caller appends the data and then "\r\n".
 void append_chunk_header(std::string& out, std::size_t size);

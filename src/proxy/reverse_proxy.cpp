@@ -18,9 +18,12 @@ using clock = std::chrono::steady_clock;
 
 http::forwarded_mode to_rules(forwarded_mode m) {
   switch (m) {
-    case forwarded_mode::append: return http::forwarded_mode::append;
-    case forwarded_mode::replace: return http::forwarded_mode::replace;
-    case forwarded_mode::off: return http::forwarded_mode::off;
+    case forwarded_mode::append:
+      return http::forwarded_mode::append;
+    case forwarded_mode::replace:
+      return http::forwarded_mode::replace;
+    case forwarded_mode::off:
+      return http::forwarded_mode::off;
   }
   return http::forwarded_mode::append;
 }
@@ -88,8 +91,9 @@ class proxy {
     auto& lf = w.log();
     lf.upstream_latency = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0);
     if (!rt.response) {
-      if (in.client_gone()) rt.error = {make_error_code(errc::client_gone), error_source::downstream,
-                                        "client went away"};
+      if (in.client_gone())
+        rt.error = {make_error_code(errc::client_gone), error_source::downstream,
+                    "client went away"};
       co_return co_await fail(w, in, rt.error);
     }
     auto& res = *rt.response;
@@ -102,8 +106,9 @@ class proxy {
     http::remove_hop_by_hop(res.header);
     if (o_.modify_response) {
       if (auto ec = o_.modify_response(res, in))
-        co_return co_await fail(w, in, {make_error_code(errc::modify_response_failed),
-                                        error_source::internal, "modify_response: " + ec.message()});
+        co_return co_await fail(w, in,
+                                {make_error_code(errc::modify_response_failed),
+                                 error_source::internal, "modify_response: " + ec.message()});
     }
     for (const auto& f : res.header) w.header().add(f.name, f.value);
     if (!announced.empty()) w.header().add("Trailer", announced);
@@ -129,7 +134,7 @@ class proxy {
       // absolute-form (a forward-proxy style request): take the path part (RFC 9112 §3.2.2).
       auto scheme_end = in_path.find("://");
       auto slash = scheme_end == std::string_view::npos ? std::string_view::npos
-                                                          : in_path.find('/', scheme_end + 3);
+                                                        : in_path.find('/', scheme_end + 3);
       in_path = slash == std::string_view::npos ? std::string_view{} : in_path.substr(slash);
     }
     out.target = http::join_path(url_ ? url_->path : std::string_view{}, in_path);
@@ -142,8 +147,10 @@ class proxy {
     out.header.erase("content-length");
     if (http::te_has_trailers(in.header)) out.header.add("Te", "trailers");  // spec 11
     http::apply_forwarded(out.header, in.remote_addr, in.host, in.tls, to_rules(o_.forwarded));
-    if (!o_.keep_host && url_) out.header.set("Host", authority(*url_));
-    else if (!in.host.empty()) out.header.set("Host", in.host);
+    if (!o_.keep_host && url_)
+      out.header.set("Host", authority(*url_));
+    else if (!in.host.empty())
+      out.header.set("Host", in.host);
 
     up_type = http::upgrade_type(in.header);
     if (up_type) {
@@ -175,10 +182,9 @@ class proxy {
       auto r = co_await res.body().read(asio::buffer(buf.data(), buf.size()));
       if (r.ec) {
         // spec 47: after the head, a failure can only be shown by cutting the connection.
-        w.log().error = in.client_gone() ? "client went away"
-                                          : "upstream body: " + r.ec.message();
-        if (!in.client_gone()) log::warn("proxy error: {} {} (id {}): {}", in.method, in.target,
-                                          in.id, w.log().error);
+        w.log().error = in.client_gone() ? "client went away" : "upstream body: " + r.ec.message();
+        if (!in.client_gone())
+          log::warn("proxy error: {} {} (id {}): {}", in.method, in.target, in.id, w.log().error);
         w.abort();
         co_return;
       }
@@ -209,17 +215,20 @@ class proxy {
   asio::awaitable<void> tunnel(response_writer& w, request& in, upstream_response& res,
                                const std::optional<std::string>& up_type) {
     auto res_type = res.header.get("upgrade");
-    if (!up_type || !res_type || !http::is_printable_ascii(*res_type) || !iequals(*res_type, *up_type))
-      co_return co_await fail(w, in, {make_error_code(errc::upstream_bad_upgrade), error_source::upstream,
-                                      "backend switched to protocol \"" +
-                                          std::string(res_type.value_or("")) + "\" when \"" +
-                                          up_type.value_or("") + "\" was requested"});
+    if (!up_type || !res_type || !http::is_printable_ascii(*res_type) ||
+        !iequals(*res_type, *up_type))
+      co_return co_await fail(
+          w, in,
+          {make_error_code(errc::upstream_bad_upgrade), error_source::upstream,
+           "backend switched to protocol \"" + std::string(res_type.value_or("")) + "\" when \"" +
+               up_type.value_or("") + "\" was requested"});
     std::string type(*res_type);
     http::remove_hop_by_hop(res.header);  // #80875: no other hop-by-hop field in the 101
     if (o_.modify_response) {
       if (auto ec = o_.modify_response(res, in))
-        co_return co_await fail(w, in, {make_error_code(errc::modify_response_failed),
-                                        error_source::internal, "modify_response: " + ec.message()});
+        co_return co_await fail(w, in,
+                                {make_error_code(errc::modify_response_failed),
+                                 error_source::internal, "modify_response: " + ec.message()});
     }
     for (const auto& f : res.header) w.header().add(f.name, f.value);
     w.header().set("Connection", "Upgrade");
@@ -267,7 +276,8 @@ std::optional<upstream_url> parse_upstream_url(std::string_view url) {
   std::string_view rest = url.substr(sep + 3);
   auto path_start = rest.find_first_of("/?");
   std::string_view hostport = rest.substr(0, path_start);
-  std::string_view tail = path_start == std::string_view::npos ? std::string_view{} : rest.substr(path_start);
+  std::string_view tail =
+      path_start == std::string_view::npos ? std::string_view{} : rest.substr(path_start);
   if (hostport.empty() || hostport.find('@') != std::string_view::npos) return std::nullopt;
   std::string_view host = hostport, port;
   if (hostport.front() == '[') {

@@ -20,9 +20,9 @@ namespace trafficcop::detail {
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t read_chunk = 16 * 1024;      // bytes asked of the socket per read
-constexpr std::size_t write_through = 16 * 1024;   // larger writes skip the output buffer
-constexpr std::size_t max_discard = 256 * 1024;    // unread body we drain to keep a connection
+constexpr std::size_t read_chunk = 16 * 1024;     // bytes asked of the socket per read
+constexpr std::size_t write_through = 16 * 1024;  // larger writes skip the output buffer
+constexpr std::size_t max_discard = 256 * 1024;   // unread body we drain to keep a connection
 
 std::string endpoint_string(const asio::ip::tcp::endpoint& ep) {
   auto a = ep.address();
@@ -165,7 +165,8 @@ class writer final : public response_writer {
       co_return overflow;
     }
     // Large write: gather the buffered bytes and the caller's, no copy.
-    auto ec = co_await send(connection::gather(asio::buffer(out_), data, asio::buffer(suffix.data(), suffix.size())));
+    auto ec = co_await send(
+        connection::gather(asio::buffer(out_), data, asio::buffer(suffix.data(), suffix.size())));
     co_return ec ? ec : overflow;
   }
 
@@ -314,10 +315,7 @@ class writer final : public response_writer {
 }  // namespace
 
 connection::connection(asio::ip::tcp::socket sock, worker& w)
-    : sock_(std::move(sock)),
-      w_(w),
-      opts_(w.opts),
-      wd_(sock_.get_executor(), [this] {
+    : sock_(std::move(sock)), w_(w), opts_(w.opts), wd_(sock_.get_executor(), [this] {
         error_code ignored;
         sock_.cancel(ignored);
       }) {
@@ -368,21 +366,20 @@ asio::awaitable<error_code> connection::write(buffers bufs) {
 void connection::start_watch() {
   if (watching_ || client_gone_) return;
   watching_ = true;
-  sock_.async_wait(asio::socket_base::wait_read,
-                   [self = shared_from_this(), gen = watch_gen_](error_code ec) {
-                     // A stopped watch completes later; by then the next request may have
-                     // started its own, which this one must not disturb.
-                     if (gen != self->watch_gen_) return;
-                     self->watching_ = false;
-                     if (ec) return;
-                     char c;
-                     ssize_t n = ::recv(self->sock_.native_handle(), &c, 1,
-                                        MSG_PEEK | MSG_DONTWAIT);
-                     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
-                       return;  // pipelining: the next request is already coming
-                     self->client_gone_ = true;
-                     self->cancel_signal.emit(asio::cancellation_type::terminal);
-                   });
+  sock_.async_wait(
+      asio::socket_base::wait_read, [self = shared_from_this(), gen = watch_gen_](error_code ec) {
+        // A stopped watch completes later; by then the next request may have
+        // started its own, which this one must not disturb.
+        if (gen != self->watch_gen_) return;
+        self->watching_ = false;
+        if (ec) return;
+        char c;
+        ssize_t n = ::recv(self->sock_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)))
+          return;  // pipelining: the next request is already coming
+        self->client_gone_ = true;
+        self->cancel_signal.emit(asio::cancellation_type::terminal);
+      });
 }
 
 void connection::stop_watch() {
@@ -437,7 +434,8 @@ asio::awaitable<error_code> connection::read_head(request& req) {
     if (requests_ == 0 && in.empty()) timeout = opts_.read_header_timeout;
     first = false;
     if (auto ec = co_await read_more(timeout)) {
-      if (ec == asio::error::timed_out && !idle_) co_return make_error_code(errc::read_header_timeout);
+      if (ec == asio::error::timed_out && !idle_)
+        co_return make_error_code(errc::read_header_timeout);
       co_return ec;
     }
     if (draining_ && pending().empty()) co_return asio::error::shut_down;
@@ -453,8 +451,9 @@ asio::awaitable<error_code> connection::read_head(request& req) {
   auto len = parser_->length();
   req.content_length = parser_->is_done() ? 0 : (len ? static_cast<std::int64_t>(*len) : -1);
   auto rid = req.header.get("x-request-id");
-  req.id = rid && !rid->empty() && rid->size() <= 128 && http::is_token(*rid) ? std::string(*rid)
-                                                                               : w_.make_request_id();
+  req.id = rid && !rid->empty() && rid->size() <= 128 && http::is_token(*rid)
+               ? std::string(*rid)
+               : w_.make_request_id();
   co_return error_code{};
 }
 

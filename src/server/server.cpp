@@ -63,19 +63,18 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
     }
     auto c = std::make_shared<connection>(std::move(sock), w);
     w.conns.insert(c.get());
-    asio::co_spawn(w.ioc, c->run(),
-                   asio::bind_cancellation_slot(c->cancel_signal.slot(),
-                                                [c, &w](std::exception_ptr e) {
-                                                  if (e) {
-                                                    try {
-                                                      std::rethrow_exception(e);
-                                                    } catch (const std::exception& x) {
-                                                      log::error("connection failed: {}",
-                                                                 x.what());
-                                                    }
-                                                  }
-                                                  w.connection_done(c.get());
-                                                }));
+    asio::co_spawn(
+        w.ioc, c->run(),
+        asio::bind_cancellation_slot(c->cancel_signal.slot(), [c, &w](std::exception_ptr e) {
+          if (e) {
+            try {
+              std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+              log::error("connection failed: {}", x.what());
+            }
+          }
+          w.connection_done(c.get());
+        }));
   }
 }
 
@@ -168,8 +167,7 @@ void server::shutdown(std::chrono::milliseconds drain) {
       }
       auto timer = std::make_shared<asio::steady_timer>(w->ioc, drain);
       timer->async_wait([w, timer](error_code) {
-        for (auto* c : std::vector<connection*>(w->conns.begin(), w->conns.end()))
-          c->force_close();
+        for (auto* c : std::vector<connection*>(w->conns.begin(), w->conns.end())) c->force_close();
         // Give cancelled handlers a moment to unwind, then stop regardless.
         auto last = std::make_shared<asio::steady_timer>(w->ioc, std::chrono::seconds(1));
         last->async_wait([w, last](error_code) { w->ioc.stop(); });

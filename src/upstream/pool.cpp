@@ -54,7 +54,8 @@ std::size_t pool_service::idle_count() const {
 
 void pool_service::arm_sweep() {
   if (sweeping_) return;
-  if (!timer_) timer_ = std::make_unique<asio::steady_timer>(static_cast<asio::io_context&>(context()));
+  if (!timer_)
+    timer_ = std::make_unique<asio::steady_timer>(static_cast<asio::io_context&>(context()));
   sweeping_ = true;
   timer_->expires_after(std::chrono::seconds(1));
   timer_->async_wait([this](boost::system::error_code ec) {
@@ -69,7 +70,8 @@ void pool_service::sweep() {
   bool any = false;
   for (auto it = idle_.begin(); it != idle_.end();) {
     auto& list = it->second;
-    std::erase_if(list, [&](const conn_ptr& c) { return c->expires <= now || !is_idle_and_open(c->sock); });
+    std::erase_if(
+        list, [&](const conn_ptr& c) { return c->expires <= now || !is_idle_and_open(c->sock); });
     any = any || !list.empty();
     it = list.empty() ? idle_.erase(it) : std::next(it);
   }
