@@ -416,11 +416,14 @@ asio::awaitable<error_code> connection::read_head(request& req) {
   parser_.emplace(http1::parser_limits{opts_.max_header_bytes, opts_.max_headers,
                                        opts_.max_uri_bytes, opts_.max_body_bytes});
   idle_ = true;
-  bool first = true;
+  // The head must be complete read_header_timeout after its first byte, however slowly it
+  // trickles in (slowloris): one deadline for the whole head, not one per read.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
   for (;;) {
     auto in = pending();
     if (!in.empty()) {
       idle_ = false;
+      if (!deadline) deadline = std::chrono::steady_clock::now() + opts_.read_header_timeout;
       error_code ec;
       std::size_t n = parser_->put_head(in, ec);
       if (ec) co_return ec;
@@ -429,10 +432,16 @@ asio::awaitable<error_code> connection::read_head(request& req) {
         break;
       }
     }
-    // Between requests the idle timeout applies; once a byte arrived, the head timeout.
-    auto timeout = in.empty() && first ? opts_.idle_timeout : opts_.read_header_timeout;
-    if (requests_ == 0 && in.empty()) timeout = opts_.read_header_timeout;
-    first = false;
+    // Before the first byte: a kept-alive connection may idle between requests; a new one
+    // gets the head timeout (a connection that never speaks is a slowloris too).
+    std::chrono::milliseconds timeout =
+        requests_ > 0 ? opts_.idle_timeout : opts_.read_header_timeout;
+    if (deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          *deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) co_return make_error_code(errc::read_header_timeout);
+      timeout = left;
+    }
     if (auto ec = co_await read_more(timeout)) {
       if (ec == asio::error::timed_out && !idle_)
         co_return make_error_code(errc::read_header_timeout);

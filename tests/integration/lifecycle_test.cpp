@@ -24,6 +24,27 @@ TEST_F(lifecycle, ReadHeaderTimeoutClosesStalledClient) {
   EXPECT_EQ(up.connections(), 0u);
 }
 
+TEST_F(lifecycle, ReadHeaderTimeoutBoundsTheWholeHeadNotEachRead) {
+  // Slowloris: every gap is shorter than the timeout, the head as a whole is not.
+  start({}, {.read_header_timeout = std::chrono::milliseconds(400)});
+  client c(port);
+  std::string head = "GET / HTTP/1.1\r\nHost: a\r\nX-Slow: 0123456789012345678901234567890\r\n";
+  auto t0 = std::chrono::steady_clock::now();
+  bool cut = false;
+  for (char ch : head) {
+    if (!c.send(std::string_view(&ch, 1))) {
+      cut = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the trickle being tested
+  }
+  auto rest = c.rd.to_eof();
+  ASSERT_TRUE(rest) << "connection not closed";
+  EXPECT_TRUE(cut || rest->substr(0, 12) == "HTTP/1.1 408") << *rest;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2500));
+  EXPECT_EQ(up.connections(), 0u);
+}
+
 /// `n` threads each send `per_thread` requests on one connection and check every answer.
 void hammer(std::uint16_t port, int n, int per_thread, std::atomic<int>& good) {
   std::vector<std::thread> ts;
