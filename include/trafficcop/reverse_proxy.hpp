@@ -37,7 +37,7 @@ enum class forwarded_mode {
 struct reverse_proxy_options {
   /// The upstream base URL: "http://host[:port][/base][?query]". Required unless `rewrite`
   /// sets out.host/out.port itself.
-  std::string upstream;
+  std::string upstream{};
 
   /// Keep the client's Host (Go's Director default, spec 7) instead of the upstream's
   /// host:port (spec 8, the default here).
@@ -45,21 +45,21 @@ struct reverse_proxy_options {
   forwarded_mode forwarded = forwarded_mode::append;
 
   /// Called last on the outbound request; `in` is read-only. Default: nothing.
-  std::function<void(const request& in, outbound_request& out)> rewrite;
+  std::function<void(const request& in, outbound_request& out)> rewrite{};
 
   /// Called for every upstream response, 101 included, after hop-by-hop removal; may edit
   /// status and header. An error sends the request to `error_handler` (502 by default).
-  std::function<error_code(upstream_response& res, const request& in)> modify_response;
+  std::function<error_code(upstream_response& res, const request& in)> modify_response{};
 
   /// Answers a request that failed before its response head was sent. Default: the status of
   /// proxy_error::status() with a one-line body, and an error log line (499 is only logged:
   /// the client is gone).
   std::function<asio::awaitable<void>(response_writer& w, const request& in,
                                       const proxy_error& err)>
-      error_handler;
+      error_handler{};
 
   /// Replaces the default HTTP/1.1 pooled transport (Go's RoundTripper).
-  std::shared_ptr<trafficcop::transport> transport;
+  std::shared_ptr<trafficcop::transport> transport{};
 
   /// 0: buffer up to the write buffer, flush at the end (Go's default).
   /// < 0: flush after every write. > 0: never hold bytes longer than this: output is flushed

@@ -40,7 +40,8 @@ asio::awaitable<void> default_error_handler(response_writer& w, const request& i
   if (status == 499) co_return;  // nobody to answer (spec 49); the access log says 499
   log::warn("proxy error: {} {} (id {}): {} -> {}", in.method, in.target, in.id, e.detail, status);
   w.header().clear();
-  co_await write_text(w, status, std::string(reason_phrase(status)) + "\n");
+  std::string body = std::string(reason_phrase(status)) + "\n";
+  co_await write_text(w, status, body);
 }
 
 /// Copies one direction of a tunnel; EOF becomes a half-close on the other side (spec 30).
@@ -105,10 +106,10 @@ class proxy {
     std::string announced = res.header.joined("trailer");
     http::remove_hop_by_hop(res.header);
     if (o_.modify_response) {
-      if (auto ec = o_.modify_response(res, in))
-        co_return co_await fail(w, in,
-                                {make_error_code(errc::modify_response_failed),
-                                 error_source::internal, "modify_response: " + ec.message()});
+      if (auto ec = o_.modify_response(res, in)) {
+        auto err = modify_failed(ec);  // named: g++ 12 double-frees temporaries in co_await
+        co_return co_await fail(w, in, err);
+      }
     }
     for (const auto& f : res.header) w.header().add(f.name, f.value);
     if (!announced.empty()) w.header().add("Trailer", announced);
@@ -216,19 +217,19 @@ class proxy {
                                const std::optional<std::string>& up_type) {
     auto res_type = res.header.get("upgrade");
     if (!up_type || !res_type || !http::is_printable_ascii(*res_type) ||
-        !iequals(*res_type, *up_type))
-      co_return co_await fail(
-          w, in,
-          {make_error_code(errc::upstream_bad_upgrade), error_source::upstream,
-           "backend switched to protocol \"" + std::string(res_type.value_or("")) + "\" when \"" +
-               up_type.value_or("") + "\" was requested"});
+        !iequals(*res_type, *up_type)) {
+      proxy_error err{make_error_code(errc::upstream_bad_upgrade), error_source::upstream,
+                      "backend switched to protocol \"" + std::string(res_type.value_or("")) +
+                          "\" when \"" + up_type.value_or("") + "\" was requested"};
+      co_return co_await fail(w, in, err);
+    }
     std::string type(*res_type);
     http::remove_hop_by_hop(res.header);  // #80875: no other hop-by-hop field in the 101
     if (o_.modify_response) {
-      if (auto ec = o_.modify_response(res, in))
-        co_return co_await fail(w, in,
-                                {make_error_code(errc::modify_response_failed),
-                                 error_source::internal, "modify_response: " + ec.message()});
+      if (auto ec = o_.modify_response(res, in)) {
+        auto err = modify_failed(ec);
+        co_return co_await fail(w, in, err);
+      }
     }
     for (const auto& f : res.header) w.header().add(f.name, f.value);
     w.header().set("Connection", "Upgrade");
@@ -244,6 +245,11 @@ class proxy {
     co_await (pump(*client, *backend) && pump(*backend, *client));
     client->close();
     backend->close();
+  }
+
+  static proxy_error modify_failed(error_code ec) {
+    return {make_error_code(errc::modify_response_failed), error_source::internal,
+            "modify_response: " + ec.message()};
   }
 
   asio::awaitable<void> fail(response_writer& w, const request& in, const proxy_error& e) {

@@ -20,7 +20,9 @@ TEST_F(lifecycle, ReadHeaderTimeoutClosesStalledClient) {
   auto rest = c.rd.to_eof();  // a 408 at most, then EOF
   ASSERT_TRUE(rest) << "connection not closed";
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(3));
-  if (!rest->empty()) EXPECT_EQ(rest->substr(0, 12), "HTTP/1.1 408");
+  if (!rest->empty()) {
+    EXPECT_EQ(rest->substr(0, 12), "HTTP/1.1 408");
+  }
   EXPECT_EQ(up.connections(), 0u);
 }
 
