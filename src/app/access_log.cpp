@@ -27,6 +27,7 @@ class counting_body final : public body_reader {
     bytes += r.n;
     co_return r;
   }
+  body_reader* inner() const noexcept { return inner_; }
   std::uint64_t bytes = 0;
 
  private:
@@ -178,6 +179,7 @@ handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink) {
     counting_body body(in.body);
     in.body = &body;
     co_await next(w, in);
+    in.body = body.inner();  // `body` dies with this frame
     sink->write(in, w, body.bytes, clock::now() - start);
   };
 }

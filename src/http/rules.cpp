@@ -299,4 +299,34 @@ bool is_printable_ascii(std::string_view s) noexcept {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
+void remove_forbidden_trailers(header_map& trailer) {
+  static constexpr std::string_view forbidden[] = {"content-length",
+                                                   "host",
+                                                   "authorization",
+                                                   "proxy-authorization",
+                                                   "content-type",
+                                                   "content-encoding",
+                                                   "content-range",
+                                                   "cache-control",
+                                                   "expect",
+                                                   "max-forwards",
+                                                   "pragma",
+                                                   "range",
+                                                   "set-cookie",
+                                                   "www-authenticate",
+                                                   "age",
+                                                   "expires",
+                                                   "date",
+                                                   "location",
+                                                   "retry-after",
+                                                   "vary",
+                                                   "warning"};
+  remove_hop_by_hop(trailer);
+  std::erase_if(trailer.fields(), [](const header_map::field& f) {
+    for (auto name : forbidden)
+      if (iequals(f.name, name)) return true;
+    return false;
+  });
+}
+
 }  // namespace trafficcop::http

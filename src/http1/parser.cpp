@@ -256,6 +256,12 @@ void request_parser::on_header_impl(error_code& ec) {
     ec = hosts > 1 ? errc::bad_request : errc::missing_host;
     return;
   }
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing; a 1.0
+  // client cannot have meant chunked.
+  if (te_seen_ && version_ < 11) {
+    ec = errc::bad_request;
+    return;
+  }
   expect_continue_ = version_ >= 11 && fields_.has_token("expect", "100-continue");
 }
 

@@ -131,13 +131,6 @@ class proxy {
     }
     std::string_view in_path = in.path();
     std::string_view in_query = in.raw_query();
-    if (in_path.empty() || in_path.front() != '/') {
-      // absolute-form (a forward-proxy style request): take the path part (RFC 9112 §3.2.2).
-      auto scheme_end = in_path.find("://");
-      auto slash = scheme_end == std::string_view::npos ? std::string_view::npos
-                                                        : in_path.find('/', scheme_end + 3);
-      in_path = slash == std::string_view::npos ? std::string_view{} : in_path.substr(slash);
-    }
     out.target = http::join_path(url_ ? url_->path : std::string_view{}, in_path);
     std::string query = http::merge_query(url_ ? url_->query : std::string_view{}, in_query);
     if (auto clean = http::sanitize_query(query)) query = std::move(*clean);  // spec 4
@@ -208,8 +201,8 @@ class proxy {
       }
     }
     // spec 36, 37: declared or not, trailers reach the client's trailer section.
-    for (const auto& f : res.trailer)
-      if (!http::is_hop_by_hop(f.name)) w.trailer().add(f.name, f.value);
+    http::remove_forbidden_trailers(res.trailer);
+    for (const auto& f : res.trailer) w.trailer().add(f.name, f.value);
   }
 
   /// spec 27-31: check the 101, relay it, then copy bytes both ways until both sides end.

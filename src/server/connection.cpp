@@ -20,9 +20,10 @@ namespace trafficcop::detail {
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
-constexpr std::size_t read_chunk = 16 * 1024;     // bytes asked of the socket per read
-constexpr std::size_t write_through = 16 * 1024;  // larger writes skip the output buffer
-constexpr std::size_t max_discard = 256 * 1024;   // unread body we drain to keep a connection
+constexpr std::size_t read_chunk = 16 * 1024;           // bytes asked of the socket per read
+constexpr std::size_t write_through = 16 * 1024;        // larger writes skip the output buffer
+constexpr std::size_t max_discard = 256 * 1024;         // unread body we drain to keep a connection
+constexpr std::chrono::milliseconds linger_time{1000};  // draining before a close, at most
 
 std::string endpoint_string(const asio::ip::tcp::endpoint& ep) {
   auto a = ep.address();
@@ -65,6 +66,7 @@ class request_body final : public body_reader {
       }
       if (auto ec = co_await c_.read_more(c_.opts_.read_body_timeout)) {
         if (ec == asio::error::eof) ec = boost::beast::http::error::partial_message;
+        if (ec == asio::error::timed_out) ec = errc::read_body_timeout;  // → 408
         co_return fail(ec);
       }
     }
@@ -260,6 +262,7 @@ class writer final : public response_writer {
         header_.set("Transfer-Encoding", "chunked");
         framing_ = framing::chunked;
       } else {
+        header_.erase("transfer-encoding");
         framing_ = framing::close;  // an HTTP/1.0 client reads to EOF
         keep_alive_ = false;
       }
@@ -364,7 +367,8 @@ asio::awaitable<error_code> connection::write(buffers bufs) {
 }
 
 void connection::start_watch() {
-  if (watching_ || client_gone_) return;
+  // With the next request already buffered the client is plainly still there.
+  if (watching_ || client_gone_ || !pending().empty()) return;
   watching_ = true;
   sock_.async_wait(
       asio::socket_base::wait_read, [self = shared_from_this(), gen = watch_gen_](error_code ec) {
@@ -409,6 +413,8 @@ asio::awaitable<void> connection::run() {
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
   while (!draining_ && co_await serve_one()) {
   }
+  bool unread = !pending().empty() || (parser_ && parser_->is_header_done() && !parser_->is_done());
+  if (unread && !client_gone_ && sock_.is_open()) co_await linger();
   close();
 }
 
@@ -457,6 +463,7 @@ asio::awaitable<error_code> connection::read_head(request& req) {
   req.remote_addr = remote_;
   req.local_addr = local_;
   if (auto h = req.header.get("host")) req.host.assign(*h);
+  if (auto ec = normalize_target(req)) co_return ec;
   auto len = parser_->length();
   req.content_length = parser_->is_done() ? 0 : (len ? static_cast<std::int64_t>(*len) : -1);
   auto rid = req.header.get("x-request-id");
@@ -464,6 +471,25 @@ asio::awaitable<error_code> connection::read_head(request& req) {
                ? std::string(*rid)
                : w_.make_request_id();
   co_return error_code{};
+}
+
+error_code connection::normalize_target(request& req) {
+  // RFC 9112 §3.2.2: in absolute-form ("GET http://h/p") the target's authority is the host
+  // and any Host field is ignored; handlers and routers then see origin-form like any other.
+  std::string& t = req.target;
+  if (t.empty() || t.front() == '/' || t == "*") return {};
+  auto sep = t.find("://");
+  if (sep == std::string::npos) return errc::bad_request;
+  auto auth = sep + 3;
+  auto path = t.find_first_of("/?", auth);
+  std::string authority =
+      t.substr(auth, path == std::string::npos ? std::string::npos : path - auth);
+  if (authority.empty() || authority.find('@') != std::string::npos) return errc::bad_request;
+  std::string origin = path == std::string::npos ? "/" : t.substr(path);
+  if (origin.front() == '?') origin.insert(0, "/");
+  req.host = std::move(authority);
+  t = std::move(origin);
+  return {};
 }
 
 asio::awaitable<void> connection::reply_error(error_code ec) {
@@ -492,13 +518,36 @@ asio::awaitable<bool> connection::discard_body() {
   continue_sent_ = true;  // never invite a body just to drop it
   std::uint64_t dropped = 0;
   char scratch[8192];
+  bool ok = false;
   while (dropped < max_discard) {
     auto r = co_await body.read(asio::buffer(scratch));
-    if (r.ec) co_return false;
-    if (r.n == 0) co_return true;
+    if (r.ec) break;
+    if (r.n == 0) {
+      ok = true;
+      break;
+    }
     dropped += r.n;
   }
-  co_return false;
+  stop_watch();  // the body's end armed the hang-up watch; the next request is read directly
+  co_return ok;
+}
+
+asio::awaitable<void> connection::linger() {
+  // Closing a socket with unread input makes the kernel answer with RST, which can destroy a
+  // response (a 413, a 400) before the client read it (RFC 9112 §9.6). Stop sending, drain
+  // for a moment, then close: nginx's lingering_close, Go's closeWriteAndWait.
+  error_code ec;
+  sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  if (ec) co_return;
+  char scratch[4096];
+  std::size_t drained = 0;
+  wd_.arm(linger_time);
+  while (drained < max_discard) {
+    auto [rec, n] = co_await sock_.async_read_some(asio::buffer(scratch), use_nothrow);
+    if (rec) break;
+    drained += n;
+  }
+  wd_.disarm();
 }
 
 asio::awaitable<bool> connection::serve_one() {

@@ -80,6 +80,8 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<bool> serve_one();
   asio::awaitable<void> reply_error(error_code ec);
   asio::awaitable<bool> discard_body();
+  static error_code normalize_target(request& req);
+  asio::awaitable<void> linger();
 
   std::vector<char> buf_;
   std::size_t begin_ = 0;

@@ -31,7 +31,7 @@ conn_ptr pool_service::take(const std::string& key) {
   while (!list.empty()) {
     conn_ptr c = std::move(list.back());
     list.pop_back();
-    if (c->expires > now && is_idle_and_open(c->sock)) return c;
+    if (c->expires > now && c->pending().empty() && is_idle_and_open(c->sock)) return c;
   }
   return nullptr;
 }

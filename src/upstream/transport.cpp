@@ -13,6 +13,7 @@
 
 #include "core/log.hpp"
 #include "core/watchdog.hpp"
+#include "http/rules.hpp"
 #include "http1/parser.hpp"
 #include "http1/serialize.hpp"
 #include "trafficcop/transport.hpp"
@@ -30,6 +31,34 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t read_chunk = 32 * 1024;
 constexpr std::size_t body_chunk = 32 * 1024;                   // spec 40: a fixed copy buffer
 constexpr auto expect_continue_wait = std::chrono::seconds(1);  // Go's ExpectContinueTimeout
+constexpr int max_informational = 5;  // 1xx heads per exchange, as Go's Transport allows
+
+/// Time left until `deadline`: 0 = none (wait forever), < 0 = passed.
+std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadline) {
+  if (deadline == std::chrono::steady_clock::time_point::max()) return {};
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return left.count() > 0 ? left : std::chrono::milliseconds(-1);
+}
+
+/// Writes to an upstream under a watchdog: an upstream that stops reading fails the exchange
+/// after `timeout` (0 = no limit) instead of holding both connections forever.
+template <class Buffers>
+asio::awaitable<error_code> write_upstream(conn& c, watchdog& wd, const Buffers& bufs,
+                                           std::chrono::milliseconds timeout) {
+  wd.arm(timeout);
+  auto [ec, n] = co_await asio::async_write(c.sock, bufs, use_nothrow);
+  wd.disarm();
+  if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
+  co_return ec;
+}
+
+/// RFC 9110 §9.2.2, and Go's Transport rule for replaying a request on a fresh connection.
+bool idempotent(const outbound_request& req) {
+  return req.method == "GET" || req.method == "HEAD" || req.method == "OPTIONS" ||
+         req.method == "TRACE" || req.header.contains("idempotency-key") ||
+         req.header.contains("x-idempotency-key");
+}
 
 proxy_error upstream_error(errc e, std::string detail) {
   return {make_error_code(e), error_source::upstream, std::move(detail)};
@@ -149,6 +178,7 @@ class response_impl final : public upstream_response, public body_reader, public
     header = std::move(p_->fields());
     auto len = p_->length();
     content_length = len ? static_cast<std::int64_t>(*len) : -1;
+    if (len) header.set("Content-Length", std::to_string(*len));  // identical repeats → one
     if (p_->is_done() && status != 101) content_length = len ? content_length : 0;
     peer = c_->peer;
   }
@@ -215,7 +245,10 @@ class transport_impl final : public transport {
   asio::awaitable<connect_result> connect(const outbound_request& req) {
     auto ex = co_await asio::this_coro::executor;
     tcp::socket sock(ex);
-    watchdog wd(ex, [&sock] {
+    tcp::resolver resolver(ex);
+    // One deadline for resolving and connecting together.
+    watchdog wd(ex, [&sock, &resolver] {
+      resolver.cancel();
       error_code ignored;
       sock.close(ignored);
     });
@@ -226,9 +259,12 @@ class transport_impl final : public transport {
     if (!ec) {
       eps.emplace_back(addr, req.port);
     } else {
-      tcp::resolver resolver(ex);
       auto [rec, results] =
           co_await resolver.async_resolve(req.host, std::to_string(req.port), use_nothrow);
+      if (rec && wd.expired()) {
+        co_return connect_result{nullptr, upstream_error(errc::upstream_connect_timeout,
+                                                         "resolve " + req.host + ": timed out")};
+      }
       if (rec) {
         co_return connect_result{nullptr,
                                  upstream_error(errc::upstream_connect_failed,
@@ -281,9 +317,10 @@ class transport_impl final : public transport {
     http1::append_request_head(head, req.method, req.target, h);
     bool expect = has_body && h.has_token("expect", "100-continue");
     if (co_await cancelled()) co_return fail_io(asio::error::operation_aborted, "");
-    auto [wec, wn] = co_await asio::async_write(c->sock, asio::buffer(head), use_nothrow);
+    auto wec = co_await write_upstream(*c, wd, asio::buffer(head), req.response_timeout);
     if (wec) {
-      stale = wec != asio::error::operation_aborted;
+      stale =
+          wec != asio::error::operation_aborted && wec != asio::error::timed_out && idempotent(req);
       co_return fail_io(wec, "write request");
     }
     ++c->requests;
@@ -300,7 +337,7 @@ class transport_impl final : public transport {
       }
     }
     if (!body_sent) {
-      if (auto err = co_await send_body(req, *c)) {
+      if (auto err = co_await send_body(req, *c, wd)) {
         // The upstream may have answered early and closed; prefer its response if there is one.
         if (err->source == error_source::downstream)
           co_return round_trip_result{nullptr, std::move(*err)};
@@ -313,7 +350,7 @@ class transport_impl final : public transport {
     if (r.error) {
       // Only a pooled connection the upstream closed under us is worth a retry; a client that
       // left (the exchange was cancelled), a timeout, or a request whose body was sent is not.
-      stale = !r.got_bytes && c->requests > 1 && !has_body &&
+      stale = !r.got_bytes && c->requests > 1 && !has_body && idempotent(req) &&
               r.error->ec == make_error_code(errc::upstream_closed);
       co_return round_trip_result{nullptr, std::move(*r.error)};
     }
@@ -339,6 +376,11 @@ class transport_impl final : public transport {
                                          std::unique_ptr<http1::response_parser>& p,
                                          std::chrono::milliseconds timeout, bool until_100) {
     head_result r;
+    // One deadline for the whole head, however it trickles in; and a bound on 1xx heads, so
+    // an upstream cannot keep the exchange alive with informational answers alone.
+    auto deadline = timeout.count() > 0 ? std::chrono::steady_clock::now() + timeout
+                                        : std::chrono::steady_clock::time_point::max();
+    int informational = 0;
     for (;;) {
       auto* cur = p.get();
       auto in = c.pending();
@@ -359,6 +401,10 @@ class transport_impl final : public transport {
             co_return r;
           }
           if (status == 100) r.got_100 = true;
+          if (++informational > max_informational) {
+            r.error = upstream_error(errc::upstream_protocol_error, "too many 1xx responses");
+            co_return r;
+          }
           if (req.on_informational) {
             if (auto ec2 = co_await req.on_informational(status, cur->fields())) {
               r.error = proxy_error{ec2, error_source::downstream, "writing 1xx to client"};
@@ -373,7 +419,8 @@ class transport_impl final : public transport {
           continue;
         }
       }
-      auto ec = co_await fill(c, wd, timeout);
+      auto left = remaining(deadline);
+      auto ec = left.count() < 0 ? error_code(asio::error::timed_out) : co_await fill(c, wd, left);
       if (ec == asio::error::timed_out && until_100) co_return r;  // send the body anyway
       if (ec == asio::error::timed_out) {
         r.error = upstream_error(errc::upstream_timeout, "response header timeout");
@@ -398,7 +445,8 @@ class transport_impl final : public transport {
   }
 
   /// Streams the request body upstream with a fixed buffer (spec 20, 40), re-framing it.
-  asio::awaitable<std::optional<proxy_error>> send_body(outbound_request& req, conn& c) {
+  asio::awaitable<std::optional<proxy_error>> send_body(outbound_request& req, conn& c,
+                                                        watchdog& wd) {
     if (c.scratch.size() < body_chunk) c.scratch.resize(body_chunk);
     bool chunked = req.content_length < 0;
     std::uint64_t sent = 0;
@@ -420,14 +468,16 @@ class transport_impl final : public transport {
         std::array<asio::const_buffer, 3> bufs{
             asio::buffer(size_line, static_cast<std::size_t>(len)),
             asio::buffer(c.scratch.data(), r.n), asio::buffer("\r\n", 2)};
-        std::tie(ec, std::ignore) = co_await asio::async_write(c.sock, bufs, use_nothrow);
+        ec = co_await write_upstream(c, wd, bufs, req.response_timeout);
       } else {
-        std::tie(ec, std::ignore) =
-            co_await asio::async_write(c.sock, asio::buffer(c.scratch.data(), r.n), use_nothrow);
+        ec = co_await write_upstream(c, wd, asio::buffer(c.scratch.data(), r.n),
+                                     req.response_timeout);
       }
       if (ec == asio::error::operation_aborted)
         co_return proxy_error{make_error_code(errc::client_gone), error_source::downstream,
                               "client went away"};
+      if (ec == asio::error::timed_out)
+        co_return upstream_error(errc::upstream_timeout, "upstream stopped reading the body");
       if (ec)
         co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
     }
@@ -435,9 +485,13 @@ class transport_impl final : public transport {
       co_return proxy_error{make_error_code(errc::bad_request), error_source::downstream,
                             "request body shorter than Content-Length"};
     if (chunked) {
+      // RFC 9110 §6.5.1: framing, routing and hop-by-hop fields never travel as trailers.
+      header_map trailer;
+      if (req.trailer) trailer = *req.trailer;
+      http::remove_forbidden_trailers(trailer);
       std::string last;
-      http1::append_last_chunk(last, req.trailer ? *req.trailer : header_map{});
-      auto [ec, n] = co_await asio::async_write(c.sock, asio::buffer(last), use_nothrow);
+      http1::append_last_chunk(last, trailer);
+      auto ec = co_await write_upstream(c, wd, asio::buffer(last), req.response_timeout);
       if (ec)
         co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
     }
@@ -462,7 +516,10 @@ class transport_impl final : public transport {
 
 response_impl::~response_impl() {
   if (!c_) return;
-  if (reusable_ && !failed_ && p_ && p_->is_done() && p_->keep_alive() && status != 101)
+  // Bytes left in the buffer (a body on a HEAD answer, junk after a response) would be read
+  // as the next request's response, maybe another client's: such a connection is closed.
+  if (reusable_ && !failed_ && p_ && p_->is_done() && p_->keep_alive() && status != 101 &&
+      c_->pending().empty())
     t_.give_back(key_, std::move(c_));
 }
 

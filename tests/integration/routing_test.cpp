@@ -47,6 +47,19 @@ TEST_F(routing, Spec4SemicolonQuerySanitised) {
   EXPECT_EQ(upstream_target(*this, up, "/q?a=1&a=2;b=3"), "/q?a=1");
 }
 
+TEST_F(routing, AbsoluteFormTargetIsOriginFormUpstreamAndItsAuthorityIsTheHost) {
+  // RFC 9112 §3.2.2: the authority of an absolute-form target wins over the Host field.
+  start({.upstream = up.url("/base"), .keep_host = true});
+  auto res = client(port).request(
+      "GET http://Origin.example:81/dir?q=1 HTTP/1.1\r\nHost: spoofed.example\r\n\r\n");
+  ASSERT_TRUE(res && res->status == 200);
+  ASSERT_TRUE(up.wait_requests(1));
+  auto req = up.requests().at(0);
+  EXPECT_EQ(req.target(), "/base/dir?q=1");
+  EXPECT_EQ(req.header("host"), "Origin.example:81");
+  EXPECT_EQ(req.header("x-forwarded-host"), "Origin.example:81");
+}
+
 TEST_F(routing, Spec8HostRewrittenToUpstream) {
   start();
   auto res = fetch(get("/"));
