@@ -67,8 +67,11 @@ struct reverse_proxy_options {
   /// text/event-stream and for bodies of unknown length (spec 41).
   std::chrono::milliseconds flush_interval{0};
 
-  /// Upstream response-head timeout (→ 504, spec 57); 0 waits forever.
-  std::chrono::milliseconds response_timeout{0};
+  /// How long the upstream may take to send the whole response head (→ 504, spec 57), and
+  /// the longest it may stall while reading the request body or sending the response body.
+  /// Go waits forever by default; a proxy that cannot be hung from the network does not.
+  /// 0 waits forever.
+  std::chrono::milliseconds response_timeout{60'000};
 };
 
 /// Builds the proxy handler. Invalid `upstream` URLs make every request fail with 502 and an

@@ -34,7 +34,7 @@ struct outbound_request {
   body_reader* body = nullptr;
   /// Trailer fields to send after a chunked body; read once `body` ended. May be null.
   const header_map* trailer = nullptr;
-  /// Time to wait for the response head after the request was sent; 0 = forever.
+  /// Bound on the response head, on each stall of a body write or read; 0 = forever.
   std::chrono::milliseconds response_timeout{0};
   /// Called for every 1xx but 101 before the final response (spec 38). An error stops the
   /// exchange.
