@@ -29,6 +29,9 @@ struct server_options {
   std::size_t max_headers = 100;             // → 431
   std::size_t max_uri_bytes = 8 * 1024;      // → 414
   std::uint64_t max_body_bytes = 0;          // 0 = unlimited; → 413
+  /// Open client connections per worker; at the limit the worker stops accepting until one
+  /// closes (the kernel's backlog holds the rest), so descriptors and memory stay bounded.
+  std::size_t max_connections = 10'000;
 
   /// From the first byte of a request to the end of its head; expiry → 408 and close.
   std::chrono::milliseconds read_header_timeout{10'000};

@@ -142,6 +142,7 @@ server_options to_server_options(const config::config& cfg) {
   o.max_headers = cfg.limits.max_headers;
   o.max_uri_bytes = cfg.limits.max_uri_bytes;
   o.max_body_bytes = cfg.limits.max_body_bytes;
+  o.max_connections = cfg.limits.max_connections;
   o.read_header_timeout = cfg.timeouts.read_header;
   o.idle_timeout = cfg.timeouts.idle;
   o.read_body_timeout = cfg.timeouts.read_body;

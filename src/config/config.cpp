@@ -607,6 +607,7 @@ void loader::read_limits(const node& n, const std::string& path) {
                   {"max_headers", into_positive(l.max_headers)},
                   {"max_uri_bytes", into_positive(l.max_uri_bytes)},
                   {"max_body_bytes", into(l.max_body_bytes)},
+                  {"max_connections", into_positive(l.max_connections)},
               });
 }
 

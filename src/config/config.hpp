@@ -70,6 +70,7 @@ struct limits {
   std::uint32_t max_headers = 100;             // field lines; over → 431
   std::uint64_t max_uri_bytes = 8 * 1024;      // request-target; over → 414
   std::uint64_t max_body_bytes = 0;            // 0 = unlimited; over → 413
+  std::uint32_t max_connections = 10000;       // client connections per worker; then accept waits
 };
 
 struct timeouts {

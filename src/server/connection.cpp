@@ -604,6 +604,7 @@ std::string worker::make_request_id() {
 
 void worker::connection_done(connection* c) {
   conns.erase(c);
+  if (capacity) capacity->cancel();  // wake an accept loop parked at max_connections
   if (draining && conns.empty()) ioc.stop();
 }
 

@@ -51,6 +51,13 @@ error_code parse_endpoint(const std::string& s, tcp::endpoint& ep) {
 
 asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
   for (;;) {
+    while (w.conns.size() >= w.opts.max_connections && !w.draining) {
+      // At the limit: leave new connections in the backlog until one of ours closes.
+      if (!w.capacity) w.capacity = std::make_unique<asio::steady_timer>(w.ioc);
+      w.capacity->expires_at(asio::steady_timer::time_point::max());
+      co_await w.capacity->async_wait(use_nothrow);
+    }
+    if (w.draining) co_return;
     auto [ec, sock] = co_await acc.async_accept(use_nothrow);
     if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || w.draining)
       co_return;
@@ -156,6 +163,7 @@ void server::shutdown(std::chrono::milliseconds drain) {
     worker* w = wp.get();
     asio::post(w->ioc, [w, drain] {
       w->draining = true;
+      if (w->capacity) w->capacity->cancel();
       for (auto& acc : w->acceptors) {
         error_code ignored;
         acc.close(ignored);

@@ -11,6 +11,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "trafficcop/server.hpp"
 
@@ -31,6 +32,8 @@ struct worker {
   std::vector<asio::ip::tcp::acceptor> acceptors;
   std::unordered_set<connection*> conns;  // touched on this worker's thread only
   bool draining = false;
+  /// Parked accept loops wait here while the worker is at max_connections.
+  std::unique_ptr<asio::steady_timer> capacity;
   std::uint64_t next_request = 0;
   std::uint64_t id_seed = 0;
   std::thread thread;
