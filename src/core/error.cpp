@@ -83,6 +83,8 @@ int proxy_error::status() const noexcept {
         return 504;
       case errc::no_route:
         return 404;
+      case errc::bad_upgrade_request:  // spec 24: Go's ErrorHandler answers 502
+        return 502;
       case errc::bad_request:
       case errc::missing_host:
       case errc::obs_fold:

@@ -327,6 +327,10 @@ std::string fake_upstream::url(std::string_view path) const {
   return "http://127.0.0.1:" + std::to_string(port_) + std::string(path);
 }
 
+void fake_upstream::set_receive_buffer(int bytes) {
+  ::setsockopt(listen_.get(), SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes);
+}
+
 void fake_upstream::set_script(script_fn s) {
   std::lock_guard lk(mu_);
   script_ = std::move(s);

@@ -151,6 +151,11 @@ class fake_upstream {
   std::uint16_t port() const { return port_; }
   std::string url(std::string_view path = {}) const;
 
+  /// SO_RCVBUF of connections accepted from now on (set on the listener, so the window the
+  /// upstream advertises is small from the handshake on): an upstream that stops reading then
+  /// pushes back after a few KiB instead of megabytes.
+  void set_receive_buffer(int bytes);
+
   /// Runs `s` for every new connection (replaces the default loop).
   void set_script(script_fn s);
   /// Default loop: read a request, send `r(req)`, repeat; closes after a response containing

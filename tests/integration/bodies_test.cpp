@@ -117,5 +117,36 @@ TEST_F(bodies, Spec23ExpectContinueUpstreamSilent) {
   EXPECT_EQ(up.requests().at(0).header("expect"), "100-continue");
 }
 
+TEST_F(bodies, ForbiddenRequestTrailersDropped) {
+  // RFC 9110 §6.5.1: routing and authentication fields never travel as trailers (they would
+  // bypass whatever checked the head); an ordinary trailer does.
+  start();
+  auto res = fetch(
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+      "Host: evil.example\r\nAuthorization: Basic eDp5\r\nX-Checksum: abc\r\n\r\n");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  ASSERT_TRUE(up.wait_requests(1));
+  auto req = up.requests().at(0);
+  EXPECT_EQ(req.body, "hello");
+  EXPECT_EQ(req.trailer("x-checksum"), "abc");
+  EXPECT_FALSE(req.trailer("host"));
+  EXPECT_FALSE(req.trailer("authorization"));
+  EXPECT_EQ(req.header("host"), "127.0.0.1:" + std::to_string(up.port()));
+}
+
+TEST_F(bodies, ContentLengthRequestTrailerIsAnError) {
+  // RFC 9112 §7.1.2 lets a recipient treat a forbidden trailer field as an error; framing
+  // fields in a trailer are, here (Beast's parser rejects them): 400, connection closed.
+  start();
+  client c(port);
+  auto res = c.request(
+      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n"
+      "Content-Length: 5\r\nX-Checksum: abc\r\n\r\n");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_TRUE(c.closed());
+}
+
 }  // namespace
 }  // namespace testnet

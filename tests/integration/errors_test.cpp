@@ -1,5 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Upstream failures (spec 44-47, 49, 57).
+#include <sys/socket.h>
+
+#include <atomic>
+#include <memory>
+#include <thread>
+
 #include "proxy_fixture.hpp"
 
 namespace testnet {
@@ -138,6 +144,163 @@ TEST_F(errors, Spec57ResponseTimeoutIs504) {
   done.open();
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 504);
+}
+
+/// What stale_after_first's upstream saw.
+struct stale_state {
+  std::atomic<int> conns{0};
+  std::atomic<int> posts{0};  // POST heads, on every connection
+  gate second_head;           // connection 1 read the head of its second request
+};
+
+/// Connection 1 answers one request keep-alive, then reads the next request's head and closes
+/// without answering (an idle pooled connection the upstream dropped just as it was reused;
+/// any body is left unread). Later connections answer every request.
+void stale_after_first(fake_upstream& up, std::shared_ptr<stale_state> st) {
+  up.set_script([st](upstream_conn& c) {
+    if (++st->conns == 1) {
+      if (!c.read_request() || !c.send(response(200, "first"))) return;
+      auto head = c.rd().until("\r\n\r\n");
+      if (!head) return;
+      if (head->starts_with("POST ")) ++st->posts;
+      st->second_head.open();
+      return;
+    }
+    while (auto req = c.read_request()) {
+      if (req->method() == "POST") ++st->posts;
+      if (!c.send(response(200, "fresh:" + req->method()))) return;
+    }
+  });
+}
+
+TEST_F(errors, StalePooledConnectionGetRetriedOnAFreshOne) {
+  auto st = std::make_shared<stale_state>();
+  stale_after_first(up, st);
+  start();
+  client c(port);
+  auto first = c.request(get("/1"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, "first");
+  auto second = c.request(get("/2"));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(second->body, "fresh:GET");
+  EXPECT_TRUE(st->second_head.wait(std::chrono::milliseconds(0)))
+      << "the pooled connection was not tried first";
+  EXPECT_EQ(up.connections(), 2u);
+}
+
+/// A POST on a connection the upstream drops after reading its head may have run: the client
+/// gets 502, and the upstream never sees it a second time.
+void expect_post_not_retried(errors& t, const std::string& post) {
+  auto st = std::make_shared<stale_state>();
+  stale_after_first(t.up, st);
+  t.start();
+  client c(t.port);
+  auto first = c.request(get("/1"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, "first");
+  auto res = c.request(post);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 502);
+  EXPECT_TRUE(st->second_head.wait(std::chrono::milliseconds(0)));
+  EXPECT_EQ(st->posts.load(), 1);
+  EXPECT_EQ(t.up.connections(), 1u);
+}
+
+TEST_F(errors, StalePooledConnectionPostNotRetried) {
+  expect_post_not_retried(*this, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello");
+}
+
+TEST_F(errors, StalePooledConnectionEmptyPostNotRetried) {
+  expect_post_not_retried(*this, "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST_F(errors, Spec57TricklingResponseHeadTimesOut) {
+  // One byte every 100 ms, forever: each read is quick, the head as a whole never ends.
+  auto stop = std::make_shared<gate>();
+  up.set_script([stop](upstream_conn& c) {
+    if (!c.read_request()) return;
+    const std::string head = "HTTP/1.1 200 OK\r\nX-Slow: ";
+    for (std::size_t i = 0; !stop->wait(std::chrono::milliseconds(100)); ++i) {
+      char ch = i < head.size() ? head[i] : 'a';
+      if (!c.send(std::string_view(&ch, 1))) return;
+    }
+  });
+  start({.response_timeout = std::chrono::milliseconds(300)});
+  auto t0 = std::chrono::steady_clock::now();
+  auto res = fetch(get("/"));
+  auto elapsed = std::chrono::steady_clock::now() - t0;
+  stop->open();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 504);
+  EXPECT_LT(elapsed, std::chrono::milliseconds(1500));
+}
+
+TEST_F(errors, Spec57UpstreamThatStopsReadingTheBodyIs504) {
+  // The upstream reads the head, then nothing: once the buffers between are full the proxy's
+  // writes stall, and the response timeout ends the exchange.
+  auto done = std::make_shared<gate>(), saw_eof = std::make_shared<gate>();
+  up.set_receive_buffer(4096);
+  up.set_script([done, saw_eof](upstream_conn& c) {
+    if (!c.rd().until("\r\n\r\n") || !done->wait()) return;
+    if (c.rd().to_eof()) saw_eof->open();  // what the proxy had sent, then its close
+  });
+  start({.response_timeout = std::chrono::milliseconds(300)});
+  constexpr std::size_t total = 16 << 20;
+  std::optional<message> res;
+  std::chrono::steady_clock::duration elapsed{};
+  {
+    client c(port);
+    ASSERT_TRUE(c.send("POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(total) +
+                       "\r\n\r\n"));
+    std::thread sender([fd = c.fd.get()] {
+      const std::string chunk(64 * 1024, 'x');
+      for (std::size_t sent = 0; sent < total; sent += chunk.size())
+        if (!send_all(fd, chunk)) return;  // blocked, then cut off by the shutdown below
+    });
+    auto t0 = std::chrono::steady_clock::now();
+    res = c.response();
+    elapsed = std::chrono::steady_clock::now() - t0;
+    ::shutdown(c.fd.get(), SHUT_RDWR);  // wakes the sender
+    sender.join();
+  }  // the client closes
+  done->open();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 504);
+  EXPECT_LT(elapsed, std::chrono::seconds(4));
+  EXPECT_TRUE(saw_eof->wait()) << "the upstream connection was left open";
+  EXPECT_TRUE(eventually([&] { return srv->open_connections() == 0; }))
+      << srv->open_connections() << " connections still open";
+}
+
+TEST_F(errors, Spec49PipelinedClientGoneClosesUpstream) {
+  // Two GETs in one write; the upstream answers the first and holds the second. The client
+  // reads the first answer and leaves: the proxy must close the upstream connection.
+  auto got_second = std::make_shared<gate>(), saw_eof = std::make_shared<gate>();
+  up.set_script([got_second, saw_eof](upstream_conn& c) {
+    while (auto req = c.read_request()) {
+      if (req->target() == "/1") {
+        if (!c.send(response(200, "one"))) return;
+        continue;
+      }
+      got_second->open();
+      set_recv_timeout(c.fd(), std::chrono::milliseconds(2000));
+      if (c.peer_closed()) saw_eof->open();
+      return;
+    }
+  });
+  start();
+  {
+    client c(port);
+    ASSERT_TRUE(c.send(get("/1") + get("/2")));
+    auto first = c.response();
+    ASSERT_TRUE(first);
+    EXPECT_EQ(first->body, "one");
+    ASSERT_TRUE(got_second->wait());
+  }
+  EXPECT_TRUE(saw_eof->wait()) << "upstream saw no EOF within 2 s of the client leaving";
+  EXPECT_TRUE(eventually([&] { return srv->open_connections() == 0; }));
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Responses relayed to the client (spec 32, 34, 36-39, 41, 55).
+#include <memory>
+
 #include "proxy_fixture.hpp"
 
 namespace testnet {
@@ -196,6 +198,151 @@ TEST_F(responses, Spec41UnknownLengthFlushed) {
   ASSERT_TRUE(c.rd.until("\r\n\r\n"));
   EXPECT_TRUE(c.rd.until("first\n"));
   release.open();
+}
+
+TEST_F(responses, Spec39HeadAnswerWithStrayBodyIsNotRelayedNorPooled) {
+  // A broken upstream sends a body after the head of its HEAD answer. The client gets the head
+  // alone; the stray bytes must not become the next request's response, so that upstream
+  // connection is closed, not pooled, and the next request goes to a new one.
+  up.set_responder([](const message& m) {
+    if (m.method() == "HEAD")
+      return std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+    return response(200, "next:" + m.target());
+  });
+  start();
+  client c(port);
+  auto res = c.request("HEAD /h HTTP/1.1\r\nHost: a\r\n\r\n", /*head=*/true);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->header("content-length"), "5");
+  auto next = c.request(get("/n"));  // "hello" would be read first if it had been relayed
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->status, 200);
+  EXPECT_EQ(next->body, "next:/n");
+  auto other = fetch(get("/o"));  // another client connection: the pool holds no stray bytes
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 200);
+  EXPECT_EQ(other->body, "next:/o");
+  EXPECT_EQ(up.connections(), 2u);
+  EXPECT_EQ(up.requests().size(), 3u);
+  EXPECT_TRUE(up.wait_finished(1)) << "the dirty connection was kept open";
+}
+
+TEST_F(responses, Spec38MoreThanFiveInformationalResponsesIs502) {
+  up.set_script([](upstream_conn& c) {
+    if (!c.read_request()) return;
+    std::string out;
+    for (int i = 0; i < 7; ++i)
+      out += "HTTP/1.1 103 Early Hints\r\nLink: </" + std::to_string(i) + ">\r\n\r\n";
+    c.send(out + response(200, "final"));
+  });
+  start();
+  client c(port);
+  ASSERT_TRUE(c.send(get("/")));
+  int hints = 0;
+  std::optional<message> res;
+  while ((res = c.response()) && res->status == 103 && hints < 10) ++hints;
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 502);
+  EXPECT_LE(hints, 5);
+}
+
+TEST_F(responses, Spec36ForbiddenResponseTrailersDropped) {
+  // RFC 9110 §6.5.1: framing, routing, authentication and cookie fields never travel as
+  // trailers; an ordinary one does.
+  up.set_responder([](const message&) {
+    return std::string(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n"
+        "Host: evil.example\r\nAuthorization: Basic eDp5\r\nSet-Cookie: a=b\r\n"
+        "X-Checksum: abc\r\n\r\n");
+  });
+  start();
+  client c(port);
+  auto res = c.request(get("/", "TE: trailers\r\n"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_TRUE(res->complete);
+  EXPECT_EQ(res->body, "body");
+  EXPECT_EQ(res->trailer("x-checksum"), "abc");
+  for (auto name : {"host", "authorization", "set-cookie"})
+    EXPECT_FALSE(res->trailer(name)) << name;
+}
+
+TEST_F(responses, Spec36ContentLengthResponseTrailerAbortsTheResponse) {
+  // A framing field in the trailer section is an error (RFC 9112 §7.1.2 allows it); after the
+  // head the only way to say so is to cut the connection (spec 47), never a clean end.
+  up.set_responder([](const message&) {
+    return std::string(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbody\r\n0\r\n"
+        "Content-Length: 4\r\nX-Checksum: abc\r\n\r\n");
+  });
+  start({.flush_interval = std::chrono::milliseconds(-1)});
+  client c(port);
+  auto res = c.request(get("/", "TE: trailers\r\n"));
+  if (res) {
+    EXPECT_EQ(res->status, 200);
+    EXPECT_FALSE(res->complete) << "a broken trailer section ended as a clean response";
+  }
+  EXPECT_TRUE(c.closed());
+}
+
+/// The upstream sends a Content-Length: 10 head with "hello", opens `sent`, and sends "world"
+/// once `release` opens.
+void hello_then_wait(fake_upstream& up, std::shared_ptr<gate> sent, std::shared_ptr<gate> release) {
+  up.set_script([sent, release](upstream_conn& c) {
+    if (!c.read_request()) return;
+    if (!c.send("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")) return;
+    sent->open();
+    if (release->wait()) c.send("world");
+  });
+}
+
+TEST_F(responses, Spec41PositiveFlushIntervalFlushesWhenTheUpstreamPauses) {
+  auto sent = std::make_shared<gate>(), release = std::make_shared<gate>();
+  hello_then_wait(up, sent, release);
+  start({.flush_interval = std::chrono::milliseconds(100)});
+  client c(port);
+  ASSERT_TRUE(c.send(get("/")));
+  auto head = c.rd.until("\r\n\r\n");
+  EXPECT_TRUE(head);
+  EXPECT_EQ(c.rd.exact(5), "hello");  // while the upstream is still blocked: the short read
+  release->open();
+  EXPECT_EQ(c.rd.exact(5), "world");
+}
+
+TEST_F(responses, Spec41ZeroFlushIntervalHoldsTheBodyUntilTheEnd) {
+  auto sent = std::make_shared<gate>(), release = std::make_shared<gate>();
+  hello_then_wait(up, sent, release);
+  start({.flush_interval = std::chrono::milliseconds(0)});
+  client c(port, std::chrono::milliseconds(300));
+  ASSERT_TRUE(c.send(get("/")));
+  ASSERT_TRUE(sent->wait());
+  // A bounded negative check: with the upstream paused, nothing reaches the client in 300 ms.
+  EXPECT_FALSE(c.rd.until("\r\n\r\n"));
+  EXPECT_EQ(c.rd.buffered(), "");
+  release->open();
+  set_recv_timeout(c.fd.get(), default_timeout);
+  auto res = c.response();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->body, "helloworld");
+}
+
+TEST_F(responses, Spec51IdenticalContentLengthsRelayedAsOne) {
+  up.set_responder([](const message&) {
+    return std::string("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello");
+  });
+  start();
+  client c(port);
+  auto res = c.request(get("/"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->count("content-length"), 1u) << res->raw;
+  EXPECT_EQ(res->header("content-length"), "5");
+  EXPECT_EQ(res->body, "hello");
+  auto next = c.request(get("/"));  // still in step
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->body, "hello");
 }
 
 }  // namespace

@@ -1,6 +1,11 @@
 // SPDX-License-Identifier: MIT
 // Request parsing posture (spec 50-53, 60) and limits: bad requests are answered by the proxy,
 // the connection is closed, and the upstream never sees them.
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "proxy_fixture.hpp"
 
 namespace testnet {
@@ -119,6 +124,45 @@ TEST_F(smuggling, BadChunkSizeIs400) {
   EXPECT_EQ(res->status, 400);
   EXPECT_TRUE(c.closed());
   EXPECT_EQ(up.requests().size(), 0u);  // never a complete request upstream
+}
+
+TEST_F(smuggling, Http10WithTransferEncodingIs400) {
+  // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message is faulty framing.
+  start();
+  expect_rejected(*this,
+                  "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                  "5\r\nhello\r\n0\r\n\r\n",
+                  400);
+}
+
+TEST_F(smuggling, BodyOverLimitAnswerSurvivesTheClose) {
+  // RFC 9112 §9.6: the client sends its whole (too large) body after the head. Closing with
+  // that input unread makes the kernel answer with RST, which can destroy the 413 before the
+  // client reads it, or fail the client's body write first. The proxy lingers instead: it
+  // stops sending, drains the body, and closes only once the client is done, so the
+  // connection ends without a reset.
+  start({}, {.max_body_bytes = 1000});
+  client c(port);
+  ASSERT_TRUE(c.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100000\r\n\r\n"));
+  EXPECT_TRUE(c.send(std::string(100000, 'x'))) << "body write cut off";
+  auto res = c.response();
+  ASSERT_TRUE(res) << "413 lost";
+  EXPECT_EQ(res->status, 413);
+  EXPECT_TRUE(res->complete);
+  EXPECT_EQ(res->header("connection"), "close");
+  ASSERT_EQ(c.rd.buffered(), "");
+  char byte;
+  errno = 0;
+  ssize_t n = ::recv(c.fd.get(), &byte, 1, 0);
+  EXPECT_EQ(n, 0) << "expected EOF, got " << (n < 0 ? std::strerror(errno) : "data");
+  // Our FIN ends the proxy's drain; once its connection is gone, a reset would have arrived.
+  EXPECT_EQ(::shutdown(c.fd.get(), SHUT_WR), 0) << "reset before our FIN: " << std::strerror(errno);
+  EXPECT_TRUE(eventually([&] { return srv->open_connections() == 0; }));
+  int err = 0;
+  socklen_t len = sizeof err;
+  ASSERT_EQ(::getsockopt(c.fd.get(), SOL_SOCKET, SO_ERROR, &err, &len), 0);
+  EXPECT_EQ(err, 0) << "connection reset: " << std::strerror(err);
+  EXPECT_EQ(up.connections(), 0u);
 }
 
 }  // namespace

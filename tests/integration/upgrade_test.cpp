@@ -110,5 +110,35 @@ TEST_F(upgrade, Spec29ClientCloseClosesBackend) {
   EXPECT_TRUE(up.wait_finished(1));
 }
 
+TEST_F(upgrade, Spec24NonPrintableUpgradeTypeIs502) {
+  // HTAB and obs-text are valid in a field value (the request parses) but not in a protocol
+  // name: the proxy refuses the upgrade itself, without contacting the upstream.
+  start();
+  for (std::string type : {"web\tsocket", "websocket\xff"}) {
+    client c(port);
+    auto res = c.request(get("/ws", "Connection: Upgrade\r\nUpgrade: " + type + "\r\n"));
+    ASSERT_TRUE(res) << type;
+    EXPECT_EQ(res->status, 502) << type;
+  }
+  // spec 24 (tip): an upgrade on an HTTP/1.0 connection is refused the same way.
+  client c(port);
+  auto res = c.request("GET /ws HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 502);
+  EXPECT_EQ(up.connections(), 0u);
+}
+
+TEST_F(upgrade, Spec50ControlByteInUpgradeIs400) {
+  // A CTL such as 0x01 is not even a valid field value: the request is rejected as it is
+  // parsed (spec 50), before the upgrade rules are reached.
+  start();
+  client c(port);
+  auto res = c.request(get("/ws", "Connection: Upgrade\r\nUpgrade: web\x01socket\r\n"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_TRUE(c.closed());
+  EXPECT_EQ(up.connections(), 0u);
+}
+
 }  // namespace
 }  // namespace testnet
