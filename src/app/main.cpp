@@ -40,8 +40,26 @@ std::string yaml_for_flags(const cli_args& a) {
   return y;
 }
 
+/// Errors about the config built from flags name the flag, not a YAML path.
+std::string flag_names(std::string e) {
+  static const std::pair<std::string_view, std::string_view> names[] = {
+      {"listeners[0].address", "--listen"},
+      {"upstreams[0].url", "--upstream"},
+      {"upstreams[0].response_timeout", "--upstream-timeout"},
+      {"access_log.path", "--access-log"},
+      {"access_log.format", "--access-log-format"},
+      {"timeouts.drain", "--drain-timeout"},
+      {"workers", "--workers"}};
+  for (auto [path, flag] : names)
+    if (e.starts_with(path)) return std::string(flag) + e.substr(path.size());
+  return e;
+}
+
 int report(const tc::config::load_result& r, const std::string& source) {
-  for (const auto& e : r.errors) std::fprintf(stderr, "%s: %s\n", source.c_str(), e.c_str());
+  for (const auto& e : r.errors) {
+    std::string msg = source == "command line" ? flag_names(e) : e;
+    std::fprintf(stderr, "%s: %s\n", source.c_str(), msg.c_str());
+  }
   return r.errors.empty() ? 0 : 1;
 }
 

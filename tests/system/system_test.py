@@ -151,6 +151,12 @@ def check_reports_yaml_paths():
     # Running with a bad file fails the same way, before listening.
     run = subprocess.run([TRAFFICCOP, "-c", f.name], capture_output=True, text=True, timeout=10)
     assert run.returncode == 1 and "no upstream named" in run.stderr, run
+    # The five-line form names the flag that is wrong.
+    flags = subprocess.run([TRAFFICCOP, "--upstream", "ftp://x", "--upstream-timeout", "3x"],
+                           capture_output=True, text=True, timeout=10)
+    assert flags.returncode == 1, flags
+    assert '--upstream: scheme "ftp" is not supported' in flags.stderr, flags.stderr
+    assert '--upstream-timeout: "3x" is not a duration' in flags.stderr, flags.stderr
 
 
 @test
