@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -47,6 +48,14 @@ class proxy_test : public ::testing::Test {
     return c.request(raw, head);
   }
 
+  /// A gate that outlives the test body: upstream scripts run on their own threads and may
+  /// still touch it after the body returned; `up` (declared after) joins them first.
+  gate& new_gate() { return gates_.emplace_back(); }
+
+ private:
+  std::deque<gate> gates_;
+
+ public:
   fake_upstream up;
   std::unique_ptr<trafficcop::server> srv;
   std::uint16_t port = 0;

@@ -100,8 +100,8 @@ TEST_F(errors, Spec47ChunkedCutShortHasNoLastChunk) {
 }
 
 TEST_F(errors, Spec49ClientGoneClosesUpstream) {
-  gate got_request;
-  gate upstream_saw_eof;
+  gate& got_request = new_gate();
+  gate& upstream_saw_eof = new_gate();
   up.set_script([&](upstream_conn& c) {
     if (!c.read_request()) return;
     got_request.open();
@@ -118,8 +118,8 @@ TEST_F(errors, Spec49ClientGoneClosesUpstream) {
 }
 
 TEST_F(errors, Spec49ClientGoneMidUpload) {
-  gate got_head;
-  gate upstream_saw_eof;
+  gate& got_head = new_gate();
+  gate& upstream_saw_eof = new_gate();
   up.set_script([&](upstream_conn& c) {
     if (!c.rd().until("\r\n\r\n")) return;
     got_head.open();
@@ -135,7 +135,7 @@ TEST_F(errors, Spec49ClientGoneMidUpload) {
 }
 
 TEST_F(errors, Spec57ResponseTimeoutIs504) {
-  gate done;
+  gate& done = new_gate();
   up.set_script([&](upstream_conn& c) {
     if (c.read_request()) done.wait();
   });
@@ -149,8 +149,8 @@ TEST_F(errors, Spec57ResponseTimeoutIs504) {
 /// What stale_after_first's upstream saw.
 struct stale_state {
   std::atomic<int> conns{0};
-  std::atomic<int> posts{0};  // POST heads, on every connection
-  gate second_head;           // connection 1 read the head of its second request
+  std::atomic<int> posts{0};       // POST heads, on every connection
+  gate second_head;                // connection 1 read the head of its second request
 };
 
 /// Connection 1 answers one request keep-alive, then reads the next request's head and closes

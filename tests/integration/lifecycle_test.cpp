@@ -79,7 +79,8 @@ TEST_F(lifecycle, TwoWorkersServe) {
 }
 
 TEST_F(lifecycle, GracefulShutdownDrainsInFlight) {
-  gate got_request, release;
+  gate& got_request = new_gate();
+  gate& release = new_gate();
   up.set_script([&](upstream_conn& c) {
     if (!c.read_request()) return;
     got_request.open();

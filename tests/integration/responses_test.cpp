@@ -165,7 +165,7 @@ TEST_F(responses, Spec39NoContentAndNotModified) {
 }
 
 TEST_F(responses, Spec41EventStreamFlushedPerEvent) {
-  gate release;
+  gate& release = new_gate();
   up.set_script([&](upstream_conn& c) {
     if (!c.read_request()) return;
     c.send(
@@ -185,7 +185,7 @@ TEST_F(responses, Spec41EventStreamFlushedPerEvent) {
 }
 
 TEST_F(responses, Spec41UnknownLengthFlushed) {
-  gate release;
+  gate& release = new_gate();
   up.set_script([&](upstream_conn& c) {
     if (!c.read_request()) return;
     c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nfirst\n\r\n");

@@ -34,7 +34,7 @@ void echo_script(upstream_conn& c, std::string upgrade_value, gate* saw_eof = nu
 }
 
 TEST_F(upgrade, Spec24To30WebSocketEchoAndHalfClose) {
-  gate saw_eof;
+  gate& saw_eof = new_gate();
   up.set_script([&](upstream_conn& c) { echo_script(c, "websocket", &saw_eof); });
   start();
   client c(port);
@@ -97,7 +97,7 @@ TEST_F(upgrade, Spec27WrongUpgradeIs502) {
 }
 
 TEST_F(upgrade, Spec29ClientCloseClosesBackend) {
-  gate saw_eof;
+  gate& saw_eof = new_gate();
   up.set_script([&](upstream_conn& c) { echo_script(c, "websocket", &saw_eof); });
   start();
   {
