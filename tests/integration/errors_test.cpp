@@ -149,8 +149,8 @@ TEST_F(errors, Spec57ResponseTimeoutIs504) {
 /// What stale_after_first's upstream saw.
 struct stale_state {
   std::atomic<int> conns{0};
-  std::atomic<int> posts{0};       // POST heads, on every connection
-  gate second_head;                // connection 1 read the head of its second request
+  std::atomic<int> posts{0};  // POST heads, on every connection
+  gate second_head;           // connection 1 read the head of its second request
 };
 
 /// Connection 1 answers one request keep-alive, then reads the next request's head and closes
