@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# bench/callgrind.sh — instructions per proxied request, counted by valgrind's callgrind
+# (an instruction count, not a time: repeatable whatever else the machine is doing).
+#
+# Each proxy runs under callgrind twice: once for N1 and once for N2 keep-alive GET requests
+# (64 B responses from the same nginx backend as bench/run.sh), sent one after the other on
+# one connection by bench/lib/ka_client.py. Start-up, the connection and shutdown are the same
+# in both runs, so (I(N2) - I(N1)) / (N2 - N1) is the cost of one proxied request. Callgrind
+# counts user-space instructions only, so the same two runs are repeated under strace -f -c
+# for the system calls per request (the kernel's share, which callgrind cannot see).
+#
+#   bench/callgrind.sh                  trafficcop, nginx and HAProxy, N1=1000 N2=2000
+#   (prints a markdown table and keeps it as bench/results/<timestamp>-callgrind.md)
+#   options: --only-trafficcop  --n1 N  --n2 N  --bin-dir DIR  --no-install
+#            --annotate  also print trafficcop's 25 costliest functions (callgrind_annotate)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BENCH=$ROOT/bench
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+
+N1=1000
+N2=2000
+PROXIES="trafficcop nginx haproxy"
+ANNOTATE=0
+INSTALL=1
+PORT_BASE=${BENCH_PORT_BASE:-18600}
+TC_BIN=$ROOT/build-release/bin/trafficcop
+ECHO_BIN=$ROOT/build-release/bin/trafficcop-echo
+PORT_BACKEND=$((PORT_BASE + 20))
+PORT_ECHO=$((PORT_BASE + 21))
+PORT_PROXY=$((PORT_BASE + 22))
+
+# shellcheck source=bench/lib/common.sh
+. "$BENCH/lib/common.sh"
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      --only-trafficcop) PROXIES=trafficcop; shift ;;
+      --annotate) ANNOTATE=1; shift ;;
+      --n1) N1=$2; shift 2 ;;
+      --n2) N2=$2; shift 2 ;;
+      --bin-dir) TC_BIN=$2/trafficcop; ECHO_BIN=$2/trafficcop-echo; shift 2 ;;
+      --no-install) INSTALL=0; shift ;;
+      -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+      *) die "unknown option $1 (see --help)" ;;
+    esac
+  done
+  [ "$N2" -gt "$N1" ] || die "--n2 must be larger than --n1"
+}
+
+# start_under TOOL PROXY TAG: the proxy, 1 worker, configured as in bench/run.sh, run under
+# callgrind (TOOL=callgrind) or strace -f -c (TOOL=strace).
+start_under() {
+  local tool=$1 proxy=$2 tag=$3 vg
+  if [ "$tool" = callgrind ]; then
+    vg=(valgrind --tool=callgrind --log-file="$TMP/$tag.vg.log"
+        --callgrind-out-file="$TMP/$tag.callgrind.out")
+  else
+    vg=(strace -f -c -o "$TMP/$tag.strace")
+  fi
+  case "$proxy" in
+    trafficcop)
+      start_bg "$tag" "" "${vg[@]}" "$TC_BIN" --listen "127.0.0.1:$PORT_PROXY" \
+        --upstream "http://127.0.0.1:$PORT_BACKEND" --workers 1 --access-log off \
+        --drain-timeout 1s --log-level warn ;;
+    nginx)
+      mkdir -p "$TMP/nginx-proxy"
+      render "$BENCH/conf/proxy-nginx.conf.in" "$TMP/proxy-nginx.conf" TMP="$TMP/nginx-proxy" \
+        PORT="$PORT_PROXY" UPSTREAM_PORT="$PORT_BACKEND" WORKERS=1
+      # One process (no master), so that callgrind sees the worker's instructions.
+      start_bg "$tag" "" "${vg[@]}" nginx -g 'master_process off;' -e "$TMP/nginx-proxy.stderr" \
+        -p "$TMP/nginx-proxy" -c "$TMP/proxy-nginx.conf" ;;
+    haproxy)
+      render "$BENCH/conf/proxy-haproxy.cfg.in" "$TMP/proxy-haproxy.cfg" \
+        PORT="$PORT_PROXY" UPSTREAM_PORT="$PORT_BACKEND" WORKERS=1
+      start_bg "$tag" "" "${vg[@]}" haproxy -db -f "$TMP/proxy-haproxy.cfg" ;;
+  esac
+}
+
+# count TOOL PROXY N: one run with N requests. callgrind: sets COUNT to the instructions
+# collected; strace: leaves the per-syscall table in $TMP/PROXY-N.strace. (Not echoed: a
+# $(...) subshell would own the process and escape cleanup.)
+count() {
+  local tool=$1 proxy=$2 n=$3 tag="$2-$3" pid
+  start_under "$tool" "$proxy" "$tag"
+  pid=$LAST_PID
+  wait_listening "$PORT_PROXY" "$tag"
+  timeout 600 "$PY" "$BENCH/lib/ka_client.py" "$PORT_PROXY" /small "$n" >/dev/null ||
+    die "$tag: the client failed"
+  if [ "$tool" = strace ]; then
+    # Stop the traced proxy, not strace (which would detach and leave it running); strace
+    # then exits by itself and writes its table.
+    kill -TERM "$(pgrep -P "$pid" | head -1)" 2>/dev/null || true
+    for _ in $(seq 300); do alive "$pid" || break; sleep 0.1; done
+    stop_pid "$pid"
+    return 0
+  fi
+  stop_pid "$pid"
+  COUNT=$(grep -o 'Collected : [0-9]*' "$TMP/$tag.vg.log" | tr -dc 0-9 || true)
+  [ -n "$COUNT" ] || die "$tag: no callgrind total in $TMP/$tag.vg.log"
+}
+
+# syscalls_per_request PROXY: "total (top calls)" per request, from the two strace tables.
+syscalls_per_request() {
+  "$PY" - "$TMP/$1-$N1.strace" "$TMP/$1-$N2.strace" "$((N2 - N1))" <<'EOF_PY'
+import sys
+def table(path):
+    calls = {}
+    for line in open(path):
+        f = line.split()
+        # "% time  seconds  usecs/call  calls  [errors]  syscall"
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            calls[f[-1]] = int(f[3])
+    return calls
+a, b, n = table(sys.argv[1]), table(sys.argv[2]), int(sys.argv[3])
+per = {k: (b.get(k, 0) - a.get(k, 0)) / n for k in b}
+top = sorted(((v, k) for k, v in per.items() if v >= 0.05), reverse=True)
+print(f"{sum(per.values()):.1f} | " + ", ".join(f"{k} {v:.1f}" for v, k in top[:6]))
+EOF_PY
+}
+
+main() {
+  parse_args "$@"
+  TMP=$(mktemp -d /tmp/trafficcop-callgrind.XXXXXX)
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+  ensure_packages valgrind strace nginx haproxy curl procps iproute2 python3
+  ensure_trafficcop
+  check_ports "$PORT_BACKEND" "$PORT_ECHO" "$PORT_PROXY"
+  start_backends ""
+  local proxy i1 i2 per ratio tc_per=""
+  LINES=()
+  STOP_WAIT=30   # valgrind needs longer than the usual 5 s to wind down and write its file
+  for proxy in $PROXIES; do
+    log "$proxy: $N1 then $N2 requests under callgrind"
+    count callgrind "$proxy" "$N1"; i1=$COUNT
+    count callgrind "$proxy" "$N2"; i2=$COUNT
+    per=$(( (i2 - i1) / (N2 - N1) ))
+    if [ "$proxy" = trafficcop ]; then tc_per=$per; fi
+    log "$proxy: $per instructions per request; now the same under strace -f -c"
+    count strace "$proxy" "$N1"
+    count strace "$proxy" "$N2"
+    ratio=$(awk -v a="$per" -v b="${tc_per:-0}" \
+      'BEGIN { if (a > 0 && b > 0) printf "%.2f×", b / a; else printf "–" }')
+    LINES+=("| $proxy | $i1 | $i2 | $per | $ratio | $(syscalls_per_request "$proxy") |")
+  done
+  local out git
+  git="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  git diff --quiet HEAD -- src include CMakeLists.txt 2>/dev/null || git="$git + uncommitted changes"
+  mkdir -p "$BENCH/results"
+  out="$BENCH/results/$(date -u +%Y%m%dT%H%M%SZ)-callgrind.md"
+  report_table "$git" | tee "$out"
+  if [ "$ANNOTATE" = 1 ]; then
+    echo
+    echo "trafficcop, $N2 requests: the costliest functions (exclusive instructions, whole run incl. start-up)"
+    echo '```'
+    callgrind_annotate --threshold=100 "$TMP/trafficcop-$N2.callgrind.out" 2>/dev/null |
+      grep -E '^ *[0-9,]+ \(' | awk 'NR <= 26' | cut -c1-160
+    echo '```'
+  fi | tee -a "$out"
+  log "wrote $out"
+}
+
+# report_table GIT: the markdown table of the rows in LINES.
+report_table() {
+  echo "Instructions per proxied request (callgrind; $N1 vs $N2 keep-alive GETs of 64 B," \
+    "one connection, 1 worker; $(date -u '+%Y-%m-%d %H:%M UTC'); $("$TC_BIN" --version) ($1)," \
+    "$(nginx -v 2>&1 | sed 's/.*: //'), $(haproxy -v | head -1 | cut -d' ' -f1-3))"
+  echo
+  echo "| proxy | instructions, $N1 requests | instructions, $N2 requests | per request" \
+    "| trafficcop ÷ this | syscalls per request | the most frequent, per request |"
+  echo "|---|--:|--:|--:|--:|--:|---|"
+  printf '%s\n' "${LINES[@]}"
+}
+
+main "$@"
