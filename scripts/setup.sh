@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Installs what trafficcop needs on Debian 12 (only what is missing) and builds it.
-#   scripts/setup.sh [--build-dir DIR] [--sanitize] [--no-tests]
+#   scripts/setup.sh [--build-dir DIR] [--sanitize | --tsan] [--no-tests]
 # Packages: see shared/reference/deps.md. Never install libboost-dev (1.74): it removes 1.81.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 build_dir=build
 sanitize=OFF
+tsan=OFF
 tests=ON
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-dir) build_dir=$2; shift 2 ;;
     --sanitize) sanitize=ON; shift ;;
+    --tsan) tsan=ON; shift ;;
     --no-tests) tests=OFF; shift ;;
     *) echo "setup.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -34,8 +36,10 @@ fi
 
 cxx=g++
 [ "$sanitize" = ON ] && cxx=clang++  # clang builds the ASan+UBSan tree faster
+[ "$tsan" = ON ] && cxx=clang++      # g++ 12 warns on Asio's fences under TSan
 if [ ! -f "$build_dir/build.ninja" ]; then
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_CXX_COMPILER="$cxx" \
-    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAFFICCOP_SANITIZE="$sanitize" -DTRAFFICCOP_TESTS="$tests"
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTRAFFICCOP_SANITIZE="$sanitize" -DTRAFFICCOP_TSAN="$tsan" \
+    -DTRAFFICCOP_TESTS="$tests"
 fi
 cmake --build "$build_dir" -j "$(nproc)"
