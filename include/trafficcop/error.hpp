@@ -32,10 +32,9 @@ enum class errc {
   upstream_protocol_error,
   upstream_bad_upgrade,
   // Internal / policy.
-  no_route,
+  bad_upstream_url,  // reverse_proxy_options::upstream does not parse → 502
   bad_upgrade_request,
   modify_response_failed,
-  handler_failed,
 };
 
 const boost::system::error_category& error_category() noexcept;

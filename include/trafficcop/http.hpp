@@ -167,7 +167,6 @@ class response_writer {
     int upstream_status = 0;
     std::chrono::microseconds upstream_latency{-1};
     std::string error;
-    std::uint64_t request_bytes = 0;
   };
   virtual log_fields& log() = 0;
 };

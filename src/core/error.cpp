@@ -42,14 +42,12 @@ class category final : public boost::system::error_category {
         return "malformed upstream response";
       case errc::upstream_bad_upgrade:
         return "upstream upgrade response invalid";
-      case errc::no_route:
-        return "no route";
+      case errc::bad_upstream_url:
+        return "invalid upstream URL";
       case errc::bad_upgrade_request:
         return "invalid upgrade request";
       case errc::modify_response_failed:
         return "modify_response failed";
-      case errc::handler_failed:
-        return "handler failed";
     }
     return "unknown trafficcop error";
   }
@@ -81,8 +79,6 @@ int proxy_error::status() const noexcept {
       case errc::upstream_timeout:
       case errc::upstream_connect_timeout:
         return 504;
-      case errc::no_route:
-        return 404;
       case errc::bad_upgrade_request:  // spec 24: Go's ErrorHandler answers 502
         return 502;
       case errc::bad_request:

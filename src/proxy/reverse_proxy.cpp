@@ -126,7 +126,7 @@ class proxy {
       out.host = url_->host;
       out.port = url_->port;
     } else if (!o_.upstream.empty()) {
-      return proxy_error{make_error_code(errc::no_route), error_source::internal,
+      return proxy_error{make_error_code(errc::bad_upstream_url), error_source::internal,
                          "invalid upstream URL"};
     }
     std::string_view in_path = in.path();

@@ -39,6 +39,15 @@ TEST_F(errors, Spec44ConnectRefusedIs502) {
   EXPECT_EQ(again->status, 502);
 }
 
+TEST_F(errors, InvalidUpstreamUrlIs502) {
+  // A misconfigured proxy is the gateway's fault, never the client's: 502, nothing upstream.
+  start({.upstream = "ftp://127.0.0.1:" + std::to_string(up.port())});
+  auto res = fetch(get("/"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 502);
+  EXPECT_EQ(up.connections(), 0u);
+}
+
 TEST_F(errors, Spec46BadStatusLineIs502) {
   reply_and_close(up, "HTTP/1.1 abc Nope\r\nContent-Length: 0\r\n\r\n");
   start();
