@@ -196,6 +196,15 @@ def gib_up_and_down_at_flat_memory():
         p.stop()
 
 
+def read_to_eof(s):
+    data = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
 def one_request(port, abort):
     """A request that completes, or that the client abandons at a random moment."""
     s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
@@ -207,12 +216,7 @@ def one_request(port, abort):
                 s.recv(random.randint(1, 4096))
             s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             return
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        data = read_to_eof(s)
         assert data.startswith(b"HTTP/1.1 200"), data[:100]
     finally:
         s.close()
@@ -337,12 +341,7 @@ def sigterm_drains_in_flight_request():
     s.sendall(b"GET /delay/700 HTTP/1.1\r\nHost: x\r\n\r\n")
     time.sleep(0.2)  # the request is in flight when the signal comes
     p.p.send_signal(signal.SIGTERM)
-    data = b""
-    while True:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
+    data = read_to_eof(s)
     s.close()
     assert data.startswith(b"HTTP/1.1 200"), data[:200]
     assert b"Connection: close" in data, data[:300]
