@@ -290,6 +290,42 @@ def access_log_lines_and_499():
         p.stop()
 
 
+@test
+def config_routes_and_header_edits():
+    # Routes by host and segment-aware longest prefix, per-route Host policy and header edits,
+    # forwarded: replace; a request no route takes gets 404 without touching an upstream.
+    p, port = start_proxy_config(
+        "workers: 1\nlisteners: [{{address: '127.0.0.1:{port}'}}]\naccess_log: {{path: 'off'}}\n"
+        "forwarded: replace\n"
+        "upstreams:\n"
+        "  - {{name: api, url: 'http://127.0.0.1:{echo}/v1'}}\n"
+        "  - {{name: web, url: 'http://127.0.0.1:{echo}/site'}}\n"
+        "routes:\n"
+        "  - {{path_prefix: /api, upstream: api, host_header: keep,\n"
+        "     request_headers: {{set: {{X-Env: prod}}, add: {{X-Extra: one}}, remove: [X-Debug]}},\n"
+        "     response_headers: {{set: {{X-Served-By: api}}, remove: [Content-Type]}}}}\n"
+        "  - {{host: web.example, path_prefix: /, upstream: web}}\n")
+    try:
+        rc, body = curl("-i", "-H", "X-Debug: 1", "-H", "X-Forwarded-For: 6.6.6.6",
+                        f"http://127.0.0.1:{port}/api/users?id=7")
+        text = body.decode()
+        assert rc == 0 and text.startswith("HTTP/1.1 200"), text
+        assert "GET /v1/api/users?id=7 HTTP/1.1" in text, text
+        assert f"Host: 127.0.0.1:{port}" in text, text           # host_header: keep
+        assert "X-Env: prod" in text and "X-Extra: one" in text, text
+        assert "X-Debug" not in text.split("\r\n\r\n", 1)[1], text
+        assert "X-Forwarded-For: 127.0.0.1\n" in text, text       # replace: 6.6.6.6 dropped
+        head = text.split("\r\n\r\n", 1)[0].lower()
+        assert "x-served-by: api" in head and "content-type" not in head, head
+        rc, body = curl("-H", "Host: web.example", f"http://127.0.0.1:{port}/apix")
+        assert rc == 0 and b"GET /site/apix HTTP/1.1" in body, body  # /api does not take /apix
+        assert f"Host: 127.0.0.1:{ECHO_PORT}".encode() in body, body  # default: rewrite
+        rc, out = curl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/other")
+        assert out == b"404", out
+    finally:
+        p.stop()
+
+
 EXAMPLES = os.path.join(os.path.dirname(BIN.rstrip("/")), "examples")
 
 
@@ -356,7 +392,8 @@ def sigterm_drains_in_flight_request():
 try:
     for t in [help_and_version, check_reports_yaml_paths, curl_sees_forwarding_headers,
               gib_up_and_down_at_flat_memory, ten_thousand_requests_with_aborts_leak_nothing,
-              access_log_lines_and_499, examples_run_against_a_real_upstream,
+              access_log_lines_and_499, config_routes_and_header_edits,
+              examples_run_against_a_real_upstream,
               sigterm_drains_in_flight_request]:
         t()
 finally:
