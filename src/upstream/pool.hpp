@@ -18,14 +18,22 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "core/watchdog.hpp"
+
 namespace trafficcop::upstream {
 
 namespace asio = boost::asio;
 
-/// One upstream TCP connection with its read buffer (bytes read but not yet parsed).
+/// One upstream TCP connection with its read buffer (bytes read but not yet parsed) and its
+/// deadline: one watchdog per connection, reused by every exchange it carries while pooled.
 struct conn {
-  explicit conn(asio::ip::tcp::socket s) : sock(std::move(s)) {}
+  explicit conn(asio::ip::tcp::socket s)
+      : sock(std::move(s)), wd(sock.get_executor(), [this] {
+          boost::system::error_code ignored;
+          sock.cancel(ignored);
+        }) {}
   asio::ip::tcp::socket sock;
+  watchdog wd;
   std::vector<char> buf;
   std::size_t begin = 0;
   std::size_t end = 0;

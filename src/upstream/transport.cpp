@@ -44,8 +44,9 @@ std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadli
 /// Writes to an upstream under a watchdog: an upstream that stops reading fails the exchange
 /// after `timeout` (0 = no limit) instead of holding both connections forever.
 template <class Buffers>
-asio::awaitable<error_code> write_upstream(conn& c, watchdog& wd, const Buffers& bufs,
+asio::awaitable<error_code> write_upstream(conn& c, const Buffers& bufs,
                                            std::chrono::milliseconds timeout) {
+  auto& wd = c.wd;
   wd.arm(timeout);
   auto [ec, n] = co_await asio::async_write(c.sock, bufs, use_nothrow);
   wd.disarm();
@@ -74,7 +75,8 @@ asio::awaitable<bool> cancelled() {
 }
 
 /// Reads from an upstream connection into its buffer, under a watchdog.
-asio::awaitable<error_code> fill(conn& c, watchdog& wd, std::chrono::milliseconds timeout) {
+asio::awaitable<error_code> fill(conn& c, std::chrono::milliseconds timeout) {
+  auto& wd = c.wd;
   if (co_await cancelled()) co_return asio::error::operation_aborted;
   if (c.buf.size() < read_chunk) c.buf.resize(read_chunk * 2);
   if (c.end == c.buf.size()) {
@@ -102,15 +104,7 @@ class response_impl final : public upstream_response, public body_reader, public
  public:
   response_impl(transport_impl& t, std::string key, conn_ptr c,
                 std::unique_ptr<http1::response_parser> p, bool reusable)
-      : t_(t),
-        key_(std::move(key)),
-        c_(std::move(c)),
-        p_(std::move(p)),
-        reusable_(reusable),
-        wd_(c_->sock.get_executor(), [s = &c_->sock] {
-          error_code ignored;
-          s->cancel(ignored);
-        }) {}
+      : t_(t), key_(std::move(key)), c_(std::move(c)), p_(std::move(p)), reusable_(reusable) {}
   ~response_impl() override;
 
   body_reader& body() override { return *this; }
@@ -133,7 +127,7 @@ class response_impl final : public upstream_response, public body_reader, public
       }
       // The upstream owes the rest of the body; a stall as long as the response timeout is
       // a failure too (the same limit nginx's proxy_read_timeout puts between reads).
-      auto ec = co_await fill(*c_, wd_, read_timeout_);
+      auto ec = co_await fill(*c_, read_timeout_);
       if (ec == asio::error::eof) {
         error_code eof_ec;
         p_->put_eof(eof_ec);  // completes a close-delimited body, or says it was cut short
@@ -196,7 +190,6 @@ class response_impl final : public upstream_response, public body_reader, public
   std::unique_ptr<http1::response_parser> p_;
   bool reusable_;
   error_code failed_;
-  watchdog wd_;
   std::chrono::milliseconds read_timeout_{0};
 };
 
@@ -304,11 +297,6 @@ class transport_impl final : public transport {
 
   asio::awaitable<round_trip_result> exchange(outbound_request& req, const std::string& key,
                                               conn_ptr c, bool& stale) {
-    auto ex = co_await asio::this_coro::executor;
-    watchdog wd(ex, [s = &c->sock] {
-      error_code ignored;
-      s->cancel(ignored);
-    });
     bool has_body = req.content_length != 0 && req.body != nullptr;
     std::string head;
     head.reserve(512);
@@ -317,7 +305,7 @@ class transport_impl final : public transport {
     http1::append_request_head(head, req.method, req.target, h);
     bool expect = has_body && h.has_token("expect", "100-continue");
     if (co_await cancelled()) co_return fail_io(asio::error::operation_aborted, "");
-    auto wec = co_await write_upstream(*c, wd, asio::buffer(head), req.response_timeout);
+    auto wec = co_await write_upstream(*c, asio::buffer(head), req.response_timeout);
     if (wec) {
       stale =
           wec != asio::error::operation_aborted && wec != asio::error::timed_out && idempotent(req);
@@ -329,7 +317,7 @@ class transport_impl final : public transport {
     bool body_sent = !has_body;
     if (has_body && expect) {
       // Wait for 100 Continue (or an early final answer) before sending the body (spec 23).
-      auto r = co_await read_head(req, *c, wd, parser, expect_continue_wait, true);
+      auto r = co_await read_head(req, *c, parser, expect_continue_wait, true);
       if (r.error) co_return round_trip_result{nullptr, std::move(*r.error)};
       if (r.final) {
         // The upstream answered without wanting the body: the connection is out of step.
@@ -337,16 +325,16 @@ class transport_impl final : public transport {
       }
     }
     if (!body_sent) {
-      if (auto err = co_await send_body(req, *c, wd)) {
+      if (auto err = co_await send_body(req, *c)) {
         // The upstream may have answered early and closed; prefer its response if there is one.
         if (err->source == error_source::downstream)
           co_return round_trip_result{nullptr, std::move(*err)};
-        auto r = co_await read_head(req, *c, wd, parser, req.response_timeout, false);
+        auto r = co_await read_head(req, *c, parser, req.response_timeout, false);
         if (r.error || !r.final) co_return round_trip_result{nullptr, std::move(*err)};
         co_return finish(req, key, std::move(c), std::move(parser), false);
       }
     }
-    auto r = co_await read_head(req, *c, wd, parser, req.response_timeout, false);
+    auto r = co_await read_head(req, *c, parser, req.response_timeout, false);
     if (r.error) {
       // Only a pooled connection the upstream closed under us is worth a retry; a client that
       // left (the exchange was cancelled), a timeout, or a request whose body was sent is not.
@@ -372,7 +360,7 @@ class transport_impl final : public transport {
   };
 
   /// Reads response heads until a final one (or, with `until_100`, a 100 or a timeout).
-  asio::awaitable<head_result> read_head(outbound_request& req, conn& c, watchdog& wd,
+  asio::awaitable<head_result> read_head(outbound_request& req, conn& c,
                                          std::unique_ptr<http1::response_parser>& p,
                                          std::chrono::milliseconds timeout, bool until_100) {
     head_result r;
@@ -420,7 +408,7 @@ class transport_impl final : public transport {
         }
       }
       auto left = remaining(deadline);
-      auto ec = left.count() < 0 ? error_code(asio::error::timed_out) : co_await fill(c, wd, left);
+      auto ec = left.count() < 0 ? error_code(asio::error::timed_out) : co_await fill(c, left);
       if (ec == asio::error::timed_out && until_100) co_return r;  // send the body anyway
       if (ec == asio::error::timed_out) {
         r.error = upstream_error(errc::upstream_timeout, "response header timeout");
@@ -445,8 +433,7 @@ class transport_impl final : public transport {
   }
 
   /// Streams the request body upstream with a fixed buffer (spec 20, 40), re-framing it.
-  asio::awaitable<std::optional<proxy_error>> send_body(outbound_request& req, conn& c,
-                                                        watchdog& wd) {
+  asio::awaitable<std::optional<proxy_error>> send_body(outbound_request& req, conn& c) {
     if (c.scratch.size() < body_chunk) c.scratch.resize(body_chunk);
     bool chunked = req.content_length < 0;
     std::uint64_t sent = 0;
@@ -468,10 +455,9 @@ class transport_impl final : public transport {
         std::array<asio::const_buffer, 3> bufs{
             asio::buffer(size_line, static_cast<std::size_t>(len)),
             asio::buffer(c.scratch.data(), r.n), asio::buffer("\r\n", 2)};
-        ec = co_await write_upstream(c, wd, bufs, req.response_timeout);
+        ec = co_await write_upstream(c, bufs, req.response_timeout);
       } else {
-        ec = co_await write_upstream(c, wd, asio::buffer(c.scratch.data(), r.n),
-                                     req.response_timeout);
+        ec = co_await write_upstream(c, asio::buffer(c.scratch.data(), r.n), req.response_timeout);
       }
       if (ec == asio::error::operation_aborted)
         co_return proxy_error{make_error_code(errc::client_gone), error_source::downstream,
@@ -491,7 +477,7 @@ class transport_impl final : public transport {
       http::remove_forbidden_trailers(trailer);
       std::string last;
       http1::append_last_chunk(last, trailer);
-      auto ec = co_await write_upstream(c, wd, asio::buffer(last), req.response_timeout);
+      auto ec = co_await write_upstream(c, asio::buffer(last), req.response_timeout);
       if (ec)
         co_return upstream_error(errc::upstream_closed, "write request body: " + ec.message());
     }
