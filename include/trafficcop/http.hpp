@@ -6,12 +6,14 @@
 // Everything here lives on one worker thread; nothing is thread-safe, nothing needs to be.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/awaitable.hpp>
@@ -28,12 +30,31 @@ bool iequals(std::string_view a, std::string_view b) noexcept;
 
 /// An ordered multimap of header fields. Order and repeated lines are kept as received
 /// (spec 18: Set-Cookie lines stay separate); names compare case-insensitively.
+///
+/// Storage is kept when lines are removed or the map is cleared: the strings of removed lines
+/// wait past end() to be reused, so a map reused request after request stops allocating once
+/// it has seen the largest head (the proxy's steady state allocates nothing per request).
 class header_map {
  public:
   struct field {
     std::string name;
     std::string value;
   };
+  using iterator = std::vector<field>::iterator;
+  using const_iterator = std::vector<field>::const_iterator;
+
+  header_map() = default;
+  header_map(const header_map& o) { *this = o; }
+  header_map(header_map&& o) noexcept
+      : fields_(std::move(o.fields_)), size_(std::exchange(o.size_, 0)) {}
+  /// Copies the lines, reusing this map's storage.
+  header_map& operator=(const header_map& o);
+  /// Takes the lines; the source is left empty, holding this map's old storage.
+  header_map& operator=(header_map&& o) noexcept {
+    fields_.swap(o.fields_);
+    size_ = std::exchange(o.size_, 0);
+    return *this;
+  }
 
   /// Appends a line, keeping any existing ones.
   void add(std::string_view name, std::string_view value);
@@ -41,6 +62,14 @@ class header_map {
   void set(std::string_view name, std::string_view value);
   /// Removes every line named `name`; returns how many were removed.
   std::size_t erase(std::string_view name);
+  /// Removes every line for which `pred(field)` is true, keeping the order of the rest.
+  template <class Pred>
+  std::size_t erase_if(Pred pred) {
+    auto rest = std::remove_if(begin(), end(), pred);
+    auto n = static_cast<std::size_t>(end() - rest);
+    size_ -= n;
+    return n;
+  }
   /// The first value named `name`, if any.
   std::optional<std::string_view> get(std::string_view name) const;
   bool contains(std::string_view name) const { return get(name).has_value(); }
@@ -49,17 +78,19 @@ class header_map {
   /// True if any line named `name` has `token` in its comma-separated list.
   bool has_token(std::string_view name, std::string_view token) const;
 
-  void clear() noexcept { fields_.clear(); }
-  bool empty() const noexcept { return fields_.empty(); }
-  std::size_t size() const noexcept { return fields_.size(); }
-  auto begin() const noexcept { return fields_.begin(); }
-  auto end() const noexcept { return fields_.end(); }
-  auto begin() noexcept { return fields_.begin(); }
-  auto end() noexcept { return fields_.end(); }
-  std::vector<field>& fields() noexcept { return fields_; }
+  void clear() noexcept { size_ = 0; }
+  bool empty() const noexcept { return size_ == 0; }
+  std::size_t size() const noexcept { return size_; }
+  const_iterator begin() const noexcept { return fields_.begin(); }
+  const_iterator end() const noexcept {
+    return fields_.begin() + static_cast<std::ptrdiff_t>(size_);
+  }
+  iterator begin() noexcept { return fields_.begin(); }
+  iterator end() noexcept { return fields_.begin() + static_cast<std::ptrdiff_t>(size_); }
 
  private:
-  std::vector<field> fields_;
+  std::vector<field> fields_;  // [0, size_) are the lines; the rest is spare storage
+  std::size_t size_ = 0;
 };
 
 /// Result of a read: `n` bytes, or `n == 0` with no error at the end of the body.
@@ -76,6 +107,11 @@ class body_reader {
   /// Reads up to `buf.size()` bytes. `{ {}, 0 }` means the body ended cleanly; trailers, if any,
   /// are then available where the owner of the body keeps them.
   virtual asio::awaitable<read_result> read(asio::mutable_buffer buf) = 0;
+  /// True if the next read() completes without waiting for the network: bytes are buffered,
+  /// or the body has ended. A copier flushes what it wrote only when this is false, so that a
+  /// small response leaves in one write while a stalled one is never held back. Conservative
+  /// by default.
+  virtual bool ready() const noexcept { return false; }
 };
 
 /// A raw, full-duplex byte stream: a hijacked client connection or an upgraded upstream one.

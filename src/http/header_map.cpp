@@ -24,41 +24,51 @@ bool iequals(std::string_view a, std::string_view b) noexcept {
   return true;
 }
 
+header_map& header_map::operator=(const header_map& o) {
+  if (this == &o) return *this;
+  size_ = 0;
+  for (const auto& f : o) add(f.name, f.value);
+  return *this;
+}
+
 void header_map::add(std::string_view name, std::string_view value) {
-  fields_.push_back({std::string(name), std::string(value)});
+  if (size_ < fields_.size()) {
+    auto& f = fields_[size_];
+    f.name.assign(name);
+    f.value.assign(value);
+  } else {
+    fields_.push_back({std::string(name), std::string(value)});
+  }
+  ++size_;
 }
 
 void header_map::set(std::string_view name, std::string_view value) {
-  auto it = std::find_if(fields_.begin(), fields_.end(),
-                         [&](const field& f) { return iequals(f.name, name); });
-  if (it == fields_.end()) {
+  auto it = std::find_if(begin(), end(), [&](const field& f) { return iequals(f.name, name); });
+  if (it == end()) {
     add(name, value);
     return;
   }
   it->value.assign(value);
-  // Keep the first line's position; drop the others.
-  auto rest = std::remove_if(std::next(it), fields_.end(),
-                             [&](const field& f) { return iequals(f.name, name); });
-  fields_.erase(rest, fields_.end());
+  // Keep the first line's position; drop the others (std::remove_if moves, and moved strings
+  // trade buffers, so no storage is lost).
+  auto rest =
+      std::remove_if(std::next(it), end(), [&](const field& f) { return iequals(f.name, name); });
+  size_ -= static_cast<std::size_t>(end() - rest);
 }
 
 std::size_t header_map::erase(std::string_view name) {
-  auto rest = std::remove_if(fields_.begin(), fields_.end(),
-                             [&](const field& f) { return iequals(f.name, name); });
-  auto n = static_cast<std::size_t>(fields_.end() - rest);
-  fields_.erase(rest, fields_.end());
-  return n;
+  return erase_if([&](const field& f) { return iequals(f.name, name); });
 }
 
 std::optional<std::string_view> header_map::get(std::string_view name) const {
-  for (const auto& f : fields_)
+  for (const auto& f : *this)
     if (iequals(f.name, name)) return std::string_view(f.value);
   return std::nullopt;
 }
 
 std::string header_map::joined(std::string_view name) const {
   std::string out;
-  for (const auto& f : fields_) {
+  for (const auto& f : *this) {
     if (!iequals(f.name, name)) continue;
     if (!out.empty()) out += ", ";
     out += f.value;
@@ -67,7 +77,7 @@ std::string header_map::joined(std::string_view name) const {
 }
 
 bool header_map::has_token(std::string_view name, std::string_view token) const {
-  for (const auto& f : fields_) {
+  for (const auto& f : *this) {
     if (!iequals(f.name, name)) continue;
     std::string_view v = f.value;
     while (!v.empty()) {

@@ -160,11 +160,9 @@ void remove_hop_by_hop(header_map& h) {
     if (!listed.empty()) listed += ',';
     listed += f.value;
   }
-  auto& fields = h.fields();
-  const auto rest = std::remove_if(fields.begin(), fields.end(), [&](const header_map::field& f) {
+  h.erase_if([&](const header_map::field& f) {
     return is_hop_by_hop(f.name) || (!listed.empty() && list_has_token(listed, f.name));
   });
-  fields.erase(rest, fields.end());
 }
 
 bool te_has_trailers(const header_map& in) { return in.has_token("TE", "trailers"); }
@@ -322,7 +320,7 @@ void remove_forbidden_trailers(header_map& trailer) {
                                                    "vary",
                                                    "warning"};
   remove_hop_by_hop(trailer);
-  std::erase_if(trailer.fields(), [](const header_map::field& f) {
+  trailer.erase_if([](const header_map::field& f) {
     for (auto name : forbidden)
       if (iequals(f.name, name)) return true;
     return false;

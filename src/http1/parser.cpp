@@ -14,8 +14,9 @@ namespace trafficcop::http1 {
 namespace bh = boost::beast::http;
 
 template <bool IsRequest>
-parser_base<IsRequest>::parser_base(const parser_limits& limits)
-    : limits_(limits), body_left_(limits.max_body_bytes) {
+parser_base<IsRequest>::parser_base(const parser_limits& limits, header_map* fields)
+    : limits_(limits), fields_(fields ? fields : &own_fields_), body_left_(limits.max_body_bytes) {
+  fields_->clear();
   this->header_limit(
       static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
   if (limits.max_body_bytes > 0)
@@ -126,8 +127,8 @@ void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b,
     ec = errc::bad_request;
     return;
   }
-  header_map& into = in_trailer_ ? trailer_ : fields_;
-  if (fields_.size() + trailer_.size() >= limits_.max_headers) {
+  header_map& into = in_trailer_ ? trailer_ : *fields_;
+  if (fields_->size() + trailer_.size() >= limits_.max_headers) {
     ec = errc::header_too_large;
     return;
   }
@@ -237,8 +238,8 @@ void request_parser::on_request_impl(bh::verb, bsv method, bsv target, int versi
     ec = errc::uri_too_long;
     return;
   }
-  method_.assign(method.data(), method.size());
-  target_.assign(target.data(), target.size());
+  method_->assign(method.data(), method.size());
+  target_->assign(target.data(), target.size());
   version_ = version;
 }
 
@@ -250,7 +251,7 @@ void request_parser::on_header_impl(error_code& ec) {
   parser_base::on_header_impl(ec);
   // RFC 9112 §3.2: a 1.1 request without Host, or with more than one, gets 400 (spec 50).
   std::size_t hosts = 0;
-  for (const auto& f : fields_)
+  for (const auto& f : *fields_)
     if (iequals(f.name, "host")) ++hosts;
   if (hosts > 1 || (hosts == 0 && version_ >= 11)) {
     ec = hosts > 1 ? errc::bad_request : errc::missing_host;
@@ -262,11 +263,11 @@ void request_parser::on_header_impl(error_code& ec) {
     ec = errc::bad_request;
     return;
   }
-  expect_continue_ = version_ >= 11 && fields_.has_token("expect", "100-continue");
+  expect_continue_ = version_ >= 11 && fields_->has_token("expect", "100-continue");
 }
 
-response_parser::response_parser(bool head_request, const parser_limits& limits)
-    : parser_base<false>(limits) {
+response_parser::response_parser(bool head_request, const parser_limits& limits, header_map* fields)
+    : parser_base<false>(limits, fields) {
   if (head_request) skip(true);
 }
 

@@ -49,14 +49,16 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
   /// The connection ended: completes a close-delimited body, or reports a truncated one.
   void put_eof(error_code& ec);
 
-  header_map& fields() noexcept { return fields_; }
+  header_map& fields() noexcept { return *fields_; }
   header_map& trailer() noexcept { return trailer_; }
   int version() const noexcept { return version_; }
   /// Body length if framed by Content-Length; nullopt for chunked or close-delimited.
   std::optional<std::uint64_t> length() const;
 
  protected:
-  explicit parser_base(const parser_limits& limits);
+  /// Fields go to `fields` (cleared first, its storage reused) or to the parser's own map.
+  parser_base(const parser_limits& limits, header_map* fields);
+  parser_base(parser_base&&) = delete;  // fields_ may point into this object
   void on_field_impl(boost::beast::http::field f, bsv name, bsv value, error_code& ec) override;
   void on_header_impl(error_code& ec) override;
   void on_body_init_impl(const boost::optional<std::uint64_t>&, error_code&) override {}
@@ -68,7 +70,8 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
   error_code translate(error_code ec, std::string_view in) const;
 
   parser_limits limits_;
-  header_map fields_;
+  header_map own_fields_;
+  header_map* fields_;
   header_map trailer_;
   int version_ = 11;
   bool in_trailer_ = false;
@@ -83,9 +86,17 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
 
 class request_parser final : public parser_base<true> {
  public:
-  explicit request_parser(const parser_limits& limits = {}) : parser_base<true>(limits) {}
-  const std::string& method() const noexcept { return method_; }
-  const std::string& target() const noexcept { return target_; }
+  explicit request_parser(const parser_limits& limits = {})
+      : parser_base<true>(limits, nullptr), method_(&own_method_), target_(&own_target_) {}
+  /// Parses straight into `into`: method, target and header, reusing their storage (a
+  /// connection reuses one request object, so a steady stream of requests allocates nothing).
+  request_parser(const parser_limits& limits, request& into)
+      : parser_base<true>(limits, &into.header), method_(&into.method), target_(&into.target) {
+    method_->clear();
+    target_->clear();
+  }
+  const std::string& method() const noexcept { return *method_; }
+  const std::string& target() const noexcept { return *target_; }
   bool expects_continue() const noexcept { return expect_continue_; }
 
  private:
@@ -94,15 +105,19 @@ class request_parser final : public parser_base<true> {
   void on_response_impl(int, bsv, int, error_code& ec) override;
   void on_header_impl(error_code& ec) override;
 
-  std::string method_;
-  std::string target_;
+  std::string own_method_;
+  std::string own_target_;
+  std::string* method_;
+  std::string* target_;
   bool expect_continue_ = false;
 };
 
 class response_parser final : public parser_base<false> {
  public:
   /// `head_request`: the response to a HEAD has no body whatever its framing says (spec 39).
-  explicit response_parser(bool head_request, const parser_limits& limits = {});
+  /// `fields`: where the header fields go (see parser_base); null for the parser's own map.
+  explicit response_parser(bool head_request, const parser_limits& limits = {},
+                           header_map* fields = nullptr);
   int status() const noexcept { return status_; }
   const std::string& reason() const noexcept { return reason_; }
 

@@ -61,19 +61,62 @@ asio::awaitable<void> pump(byte_stream& from, byte_stream& to) {
   to.close();
 }
 
+/// An outbound_request recycled per thread: its strings and header copy keep their storage
+/// from one proxied request to the next (the steady state allocates nothing per request).
+class outbound_lease {
+ public:
+  outbound_lease() {
+    auto& s = spare();
+    if (s.empty()) {
+      p_ = std::make_unique<outbound_request>();
+      return;
+    }
+    p_ = std::move(s.back());
+    s.pop_back();
+    auto& o = *p_;  // everything a previous request or its rewrite hook may have set
+    o.method.clear();
+    o.scheme.assign("http");
+    o.host.clear();
+    o.port = 80;
+    o.target.clear();
+    o.header.clear();
+    o.content_length = 0;
+    o.body = nullptr;
+    o.trailer = nullptr;
+    o.response_timeout = std::chrono::milliseconds(0);
+    o.on_informational = nullptr;
+  }
+  ~outbound_lease() {
+    auto& s = spare();
+    if (s.size() < 256) s.push_back(std::move(p_));
+  }
+  outbound_lease(const outbound_lease&) = delete;
+  outbound_lease& operator=(const outbound_lease&) = delete;
+  outbound_request& get() noexcept { return *p_; }
+
+ private:
+  static std::vector<std::unique_ptr<outbound_request>>& spare() {
+    thread_local std::vector<std::unique_ptr<outbound_request>> s;
+    return s;
+  }
+  std::unique_ptr<outbound_request> p_;
+};
+
 class proxy {
  public:
   explicit proxy(reverse_proxy_options o) : o_(std::move(o)) {
     if (!o_.upstream.empty()) {
       url_ = parse_upstream_url(o_.upstream);
       if (!url_) log::error("reverse_proxy: invalid upstream URL \"{}\"", o_.upstream);
+      if (url_) authority_ = authority(*url_);
     }
     if (!o_.transport) o_.transport = make_http1_transport();
     if (!o_.error_handler) o_.error_handler = default_error_handler;
   }
 
   asio::awaitable<void> serve(response_writer& w, request& in) {
-    outbound_request out;
+    outbound_lease lease;
+    outbound_request& out = lease.get();
     std::optional<std::string> up_type;
     if (auto err = build(in, out, up_type)) co_return co_await fail(w, in, *err);
     if (o_.rewrite) o_.rewrite(in, out);
@@ -142,7 +185,7 @@ class proxy {
     if (http::te_has_trailers(in.header)) out.header.add("Te", "trailers");  // spec 11
     http::apply_forwarded(out.header, in.remote_addr, in.host, in.tls, to_rules(o_.forwarded));
     if (!o_.keep_host && url_)
-      out.header.set("Host", authority(*url_));
+      out.header.set("Host", authority_);
     else if (!in.host.empty())
       out.header.set("Host", in.host);
 
@@ -168,7 +211,9 @@ class proxy {
         (ct && ct->size() >= 17 && iequals(ct->substr(0, 17), "text/event-stream")))
       interval = std::chrono::milliseconds(-1);  // spec 41
     if (auto ec = co_await w.write_header(res.status)) co_return;
-    if (interval.count() != 0) co_await w.flush();  // spec 42: the head does not wait
+    // spec 42: the head does not wait for a late body. A body already here goes out with it
+    // in one write (the head and a small body are one packet, as nginx sends them).
+    if (interval.count() != 0 && !res.body().ready()) co_await w.flush();
 
     auto buf = buffer_pool::get();
     auto last_flush = clock::now();
@@ -188,13 +233,16 @@ class proxy {
         w.abort();
         co_return;
       }
+      // Flush when the upstream has nothing more ready: the next read would wait. Bytes that
+      // are already here are not held back by skipping the flush: they follow at once, and
+      // the writer sends whenever its buffer fills.
       bool flush = interval.count() < 0;
       if (interval.count() > 0) {
-        // Flush when the upstream had nothing more ready (a short read) or the interval passed.
         auto now = clock::now();
         flush = r.n < buf.size() || now - last_flush >= interval;
         if (flush) last_flush = now;
       }
+      if (flush && res.body().ready()) flush = false;
       if (flush && co_await w.flush()) {
         w.abort();
         co_return;
@@ -256,6 +304,7 @@ class proxy {
 
   reverse_proxy_options o_;
   std::optional<upstream_url> url_;
+  std::string authority_;  // Host for the upstream, computed once
 };
 
 }  // namespace

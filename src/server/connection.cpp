@@ -125,7 +125,24 @@ class raw_stream final : public byte_stream {
 
 class writer final : public response_writer {
  public:
-  writer(connection& c, request& r) : c_(c), r_(r), stream_(c) {}
+  // The header maps, output buffer and log fields are the connection's, reused request after
+  // request with their storage.
+  writer(connection& c, request& r)
+      : c_(c),
+        r_(r),
+        stream_(c),
+        header_(c.res_header_),
+        trailer_(c.res_trailer_),
+        out_(c.out_),
+        log_(c.log_) {
+    header_.clear();
+    trailer_.clear();
+    out_.clear();
+    log_.upstream_addr.clear();
+    log_.upstream_status = 0;
+    log_.upstream_latency = std::chrono::microseconds(-1);
+    log_.error.clear();
+  }
 
   header_map& header() override { return header_; }
   header_map& trailer() override { return trailer_; }
@@ -301,9 +318,9 @@ class writer final : public response_writer {
   connection& c_;
   request& r_;
   raw_stream stream_;
-  header_map header_;
-  header_map trailer_;
-  std::string out_;
+  header_map& header_;
+  header_map& trailer_;
+  std::string& out_;
   int status_ = 0;
   framing framing_ = framing::none;
   std::uint64_t remaining_ = 0;
@@ -312,7 +329,7 @@ class writer final : public response_writer {
   bool keep_alive_ = true;
   bool aborted_ = false;
   bool hijacked_ = false;
-  log_fields log_;
+  log_fields& log_;
 };
 
 }  // namespace
@@ -368,7 +385,17 @@ asio::awaitable<error_code> connection::write(buffers bufs) {
 
 void connection::start_watch() {
   // With the next request already buffered the client is plainly still there.
-  if (watching_ || client_gone_ || !pending().empty()) return;
+  if (want_watch_ || watching_ || client_gone_ || !pending().empty()) return;
+  // Most handlers finish within milliseconds: arming a readiness wait and cancelling it for
+  // each of them would cost a system call and a completion per request. The worker's sweep
+  // starts the real watch once the handler has been running for a sweep period or two.
+  want_watch_ = true;
+  watch_mark_ = w_.want_watch();
+}
+
+void connection::begin_watch() {
+  want_watch_ = false;
+  if (watching_ || client_gone_ || !pending().empty() || !sock_.is_open()) return;
   watching_ = true;
   sock_.async_wait(
       asio::socket_base::wait_read, [self = shared_from_this(), gen = watch_gen_](error_code ec) {
@@ -387,6 +414,7 @@ void connection::start_watch() {
 }
 
 void connection::stop_watch() {
+  want_watch_ = false;
   if (!watching_) return;
   watching_ = false;
   ++watch_gen_;
@@ -420,7 +448,8 @@ asio::awaitable<void> connection::run() {
 
 asio::awaitable<error_code> connection::read_head(request& req) {
   parser_.emplace(http1::parser_limits{opts_.max_header_bytes, opts_.max_headers,
-                                       opts_.max_uri_bytes, opts_.max_body_bytes});
+                                       opts_.max_uri_bytes, opts_.max_body_bytes},
+                  req);  // method, target and fields land in req directly
   idle_ = true;
   // The head must be complete read_header_timeout after its first byte, however slowly it
   // trickles in (slowloris): one deadline for the whole head, not one per read.
@@ -456,20 +485,18 @@ asio::awaitable<error_code> connection::read_head(request& req) {
     if (draining_ && pending().empty()) co_return asio::error::shut_down;
   }
   req.received_at = std::chrono::steady_clock::now();
-  req.method = parser_->method();
-  req.target = parser_->target();
   req.version = parser_->version();
-  req.header = std::move(parser_->fields());
-  req.remote_addr = remote_;
-  req.local_addr = local_;
+  req.remote_addr.assign(remote_);
+  req.local_addr.assign(local_);
   if (auto h = req.header.get("host")) req.host.assign(*h);
   if (auto ec = normalize_target(req)) co_return ec;
   auto len = parser_->length();
   req.content_length = parser_->is_done() ? 0 : (len ? static_cast<std::int64_t>(*len) : -1);
   auto rid = req.header.get("x-request-id");
-  req.id = rid && !rid->empty() && rid->size() <= 128 && http::is_token(*rid)
-               ? std::string(*rid)
-               : w_.make_request_id();
+  if (rid && !rid->empty() && rid->size() <= 128 && http::is_token(*rid))
+    req.id.assign(*rid);
+  else
+    w_.make_request_id(req.id);
   co_return error_code{};
 }
 
@@ -551,7 +578,12 @@ asio::awaitable<void> connection::linger() {
 }
 
 asio::awaitable<bool> connection::serve_one() {
-  request req;
+  request& req = req_;  // reused: its strings and maps keep their storage
+  req.host.clear();
+  req.trailer.clear();
+  req.body = nullptr;
+  req.content_length = 0;
+  req.tls = false;
   req.client_gone_ = &client_gone_;
   continue_sent_ = head_sent_ = false;
   if (auto ec = co_await read_head(req)) {
@@ -589,17 +621,55 @@ asio::awaitable<bool> connection::serve_one() {
   if (client_gone_) co_return false;
   co_await w.finish();
   if (!w.keep_alive() || body.failed()) co_return false;
+  if (parser_->is_done()) co_return true;  // no coroutine frame for the common case
   co_return co_await discard_body();
 }
 
 // --- worker helpers -------------------------------------------------------------------------
 
-std::string worker::make_request_id() {
-  char buf[40];
-  int n = std::snprintf(buf, sizeof buf, "%08llx%02x%010llx",
-                        static_cast<unsigned long long>(id_seed & 0xffffffffu), index & 0xffu,
-                        static_cast<unsigned long long>(++next_request));
-  return std::string(buf, static_cast<std::size_t>(n));
+void worker::make_request_id(std::string& out) {
+  // 8 hex digits of seed, 2 of worker index, 10 of sequence: unique across workers and
+  // restarts. Written by hand: snprintf costs more than the rest of the id handling together.
+  static constexpr char hex[] = "0123456789abcdef";
+  char buf[20];
+  auto put = [&](std::size_t at, std::size_t digits, std::uint64_t v) {
+    for (std::size_t i = 0; i < digits; ++i) buf[at + digits - 1 - i] = hex[(v >> (4 * i)) & 15];
+  };
+  put(0, 8, id_seed & 0xffffffffu);
+  put(8, 2, index & 0xffu);
+  put(10, 10, ++next_request);
+  out.assign(buf, sizeof buf);
+}
+
+std::uint64_t worker::want_watch() {
+  if (!watch_sweeping) {
+    watch_sweeping = true;
+    if (!watch_timer) watch_timer = std::make_unique<asio::steady_timer>(ioc);
+    sweep_watches();
+  }
+  return watch_tick;
+}
+
+void worker::sweep_watches() {
+  watch_timer->expires_after(watch_period);
+  watch_timer->async_wait([this](error_code ec) {
+    if (ec) {
+      watch_sweeping = false;
+      return;
+    }
+    ++watch_tick;
+    bool wanted = false;
+    for (connection* c : conns) {
+      if (c->wants_watch(watch_tick))
+        c->begin_watch();
+      else if (c->want_watch_)
+        wanted = true;
+    }
+    if (wanted)
+      sweep_watches();
+    else
+      watch_sweeping = false;
+  });
 }
 
 void worker::connection_done(connection* c) {

@@ -56,8 +56,14 @@ class connection : public std::enable_shared_from_this<connection> {
     return buffers{a, b, c};
   }
   asio::awaitable<error_code> write(buffers bufs);
+  /// The request body is consumed: watch for a hang-up from now on (deferred, see .cpp).
   void start_watch();
+  /// Called by the worker's sweep: arms the readiness wait that start_watch() asked for.
+  void begin_watch();
   void stop_watch();
+  bool wants_watch(std::uint64_t tick) const noexcept {
+    return want_watch_ && watch_mark_ + 2 <= tick;
+  }
   void close() noexcept;
 
   asio::ip::tcp::socket sock_;
@@ -69,11 +75,20 @@ class connection : public std::enable_shared_from_this<connection> {
   bool draining_ = false;
   bool client_gone_ = false;
   bool watching_ = false;
-  std::uint64_t watch_gen_ = 0;  // tells a stopped watch's late completion from a live one
+  bool want_watch_ = false;
+  std::uint64_t watch_mark_ = 0;  // the worker's sweep tick when start_watch() was called
+  std::uint64_t watch_gen_ = 0;   // tells a stopped watch's late completion from a live one
   bool continue_sent_ = false;
   bool head_sent_ = false;  // of the current response (so a late 100 Continue is not sent)
   std::string remote_;
   std::string local_;
+  // Per-request state reused from one request to the next, so that steady traffic allocates
+  // nothing: cleared, never freed (see header_map).
+  request req_;
+  header_map res_header_;
+  header_map res_trailer_;
+  std::string out_;  // the response writer's output buffer
+  response_writer::log_fields log_;
 
  private:
   asio::awaitable<error_code> read_head(request& req);

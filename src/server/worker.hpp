@@ -38,8 +38,17 @@ struct worker {
   std::uint64_t id_seed = 0;
   std::thread thread;
 
+  /// Hang-up watches are started by a sweep every `watch_period` for connections whose handler
+  /// has run at least one whole period (connection::start_watch). Returns the current tick.
+  std::uint64_t want_watch();
+  static constexpr std::chrono::milliseconds watch_period{50};
+  std::unique_ptr<asio::steady_timer> watch_timer;
+  std::uint64_t watch_tick = 0;
+  bool watch_sweeping = false;
+
   /// A request id unique across workers and restarts: seed + worker + sequence, in hex.
-  std::string make_request_id();
+  void make_request_id(std::string& out);
+  void sweep_watches();
   /// Called when a connection ends; stops the loop once draining and nothing is left.
   void connection_done(connection* c);
 };

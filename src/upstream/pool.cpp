@@ -23,7 +23,7 @@ bool is_idle_and_open(asio::ip::tcp::socket& s) noexcept {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
-conn_ptr pool_service::take(const std::string& key) {
+conn_ptr pool_service::take(std::string_view key, bool check) {
   auto it = idle_.find(key);
   if (it == idle_.end()) return nullptr;
   auto& list = it->second;
@@ -31,16 +31,17 @@ conn_ptr pool_service::take(const std::string& key) {
   while (!list.empty()) {
     conn_ptr c = std::move(list.back());
     list.pop_back();
-    if (c->expires > now && c->pending().empty() && is_idle_and_open(c->sock)) return c;
+    if (c->expires > now && c->pending().empty() && (!check || is_idle_and_open(c->sock))) return c;
   }
   return nullptr;
 }
 
-void pool_service::put(const std::string& key, conn_ptr c, std::chrono::milliseconds idle_timeout,
-                       std::size_t max_idle) {
+void pool_service::put(conn_ptr c, std::chrono::milliseconds idle_timeout, std::size_t max_idle) {
   if (max_idle == 0 || idle_timeout.count() <= 0 || !c->sock.is_open()) return;
   c->expires = std::chrono::steady_clock::now() + idle_timeout;
-  auto& list = idle_[key];
+  auto it = idle_.find(std::string_view(c->key));
+  if (it == idle_.end()) it = idle_.emplace(c->key, std::vector<conn_ptr>{}).first;
+  auto& list = it->second;
   if (list.size() >= max_idle) list.erase(list.begin());  // the coldest goes
   list.push_back(std::move(c));
   arm_sweep();

@@ -10,7 +10,9 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -19,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "core/watchdog.hpp"
+#include "http1/parser.hpp"
 
 namespace trafficcop::upstream {
 
@@ -38,6 +41,12 @@ struct conn {
   std::size_t begin = 0;
   std::size_t end = 0;
   std::vector<char> scratch;  // request-body copy buffer, kept across requests
+  // Per-exchange state whose storage the connection keeps from one request to the next, so a
+  // pooled connection carries steady traffic without allocating.
+  std::string head;                              // the request head being written
+  header_map res_header;                         // where the response parser puts fields
+  std::optional<http1::response_parser> parser;  // one per response head (Beast's rule)
+  std::string key;                               // the pool it belongs to, set once
   std::string peer;
   std::chrono::steady_clock::time_point expires;  // while idle
   std::uint64_t requests = 0;
@@ -57,11 +66,13 @@ class pool_service : public asio::execution_context::service {
 
   explicit pool_service(asio::execution_context& ctx);
 
-  /// An idle live connection for `key`, or null.
-  conn_ptr take(const std::string& key);
-  /// Keeps `c` idle for `idle_timeout`, dropping the oldest beyond `max_idle`.
-  void put(const std::string& key, conn_ptr c, std::chrono::milliseconds idle_timeout,
-           std::size_t max_idle);
+  /// An idle live connection for `key`, or null. With `check`, the connection is first peeked
+  /// (a system call) for a close by the upstream; callers that can retry on a fresh
+  /// connection skip it.
+  conn_ptr take(std::string_view key, bool check = true);
+  /// Keeps `c` idle in the pool named by `c->key` for `idle_timeout`, dropping the oldest
+  /// beyond `max_idle`.
+  void put(conn_ptr c, std::chrono::milliseconds idle_timeout, std::size_t max_idle);
   /// Idle connections held now (tests).
   std::size_t idle_count() const;
 
@@ -70,7 +81,13 @@ class pool_service : public asio::execution_context::service {
   void arm_sweep();
   void sweep();
 
-  std::unordered_map<std::string, std::vector<conn_ptr>> idle_;
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  std::unordered_map<std::string, std::vector<conn_ptr>, key_hash, std::equal_to<>> idle_;
   std::unique_ptr<asio::steady_timer> timer_;
   bool sweeping_ = false;
 };

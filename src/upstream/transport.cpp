@@ -102,10 +102,14 @@ class transport_impl;
 /// The response: owns the connection until its body is read, then gives it back.
 class response_impl final : public upstream_response, public body_reader, public byte_stream {
  public:
-  response_impl(transport_impl& t, std::string key, conn_ptr c,
-                std::unique_ptr<http1::response_parser> p, bool reusable)
-      : t_(t), key_(std::move(key)), c_(std::move(c)), p_(std::move(p)), reusable_(reusable) {}
+  response_impl(transport_impl& t, conn_ptr c, bool reusable)
+      : t_(t), c_(std::move(c)), p_(&*c_->parser), reusable_(reusable) {}
   ~response_impl() override;
+
+  // One response object per proxied request: recycled through a per-thread free list rather
+  // than the heap (the steady state allocates nothing per request).
+  static void* operator new(std::size_t n);
+  static void operator delete(void* p, std::size_t n) noexcept;
 
   body_reader& body() override { return *this; }
   byte_stream* upgraded() override { return status == 101 ? this : nullptr; }
@@ -140,6 +144,13 @@ class response_impl final : public upstream_response, public body_reader, public
     }
   }
 
+  bool ready() const noexcept override {
+    // Pending bytes of a Content-Length body always make progress; with chunked framing they
+    // may be only the start of a chunk header, so only the end counts there.
+    if (failed_ || p_->is_done()) return true;
+    return content_length >= 0 && !c_->pending().empty();
+  }
+
   // byte_stream, after a 101.
   asio::awaitable<read_result> read_some(asio::mutable_buffer buf) override {
     auto in = c_->pending();
@@ -169,7 +180,7 @@ class response_impl final : public upstream_response, public body_reader, public
     read_timeout_ = read_timeout;
     status = p_->status();
     reason = p_->reason();
-    header = std::move(p_->fields());
+    header = std::move(p_->fields());  // storage swapped with the connection's, given back
     auto len = p_->length();
     content_length = len ? static_cast<std::int64_t>(*len) : -1;
     if (len) header.set("Content-Length", std::to_string(*len));  // identical repeats → one
@@ -185,9 +196,8 @@ class response_impl final : public upstream_response, public body_reader, public
   }
 
   transport_impl& t_;
-  std::string key_;
   conn_ptr c_;
-  std::unique_ptr<http1::response_parser> p_;
+  http1::response_parser* p_;  // the connection's, alive while c_ is held
   bool reusable_;
   error_code failed_;
   std::chrono::milliseconds read_timeout_{0};
@@ -200,8 +210,9 @@ class transport_impl final : public transport {
   asio::awaitable<round_trip_result> round_trip(outbound_request& req) override {
     auto ex = co_await asio::this_coro::executor;
     auto& pool = asio::use_service<pool_service>(asio::query(ex, asio::execution::context));
-    std::string key = std::to_string(reinterpret_cast<std::uintptr_t>(this)) + "|" + req.host +
-                      ":" + std::to_string(req.port);
+    // The pool key: this transport, host and port. Built in a per-thread buffer; a new
+    // connection keeps its own copy (once per connection, not per request).
+    thread_local std::string key;
     // A pooled connection may have been closed by the upstream a moment ago; if the request
     // fails on it before anything came back and the body was not started, retry once on a
     // fresh connection (Go's Transport does the same).
@@ -210,23 +221,31 @@ class transport_impl final : public transport {
         co_return round_trip_result{
             nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream,
                                  "client went away"}};
-      conn_ptr c = attempt == 0 ? pool.take(key) : nullptr;
+      // A request that can be replayed skips the liveness peek: if the upstream closed the
+      // connection meanwhile, the exchange fails before any answer and is retried below.
+      bool replayable = idempotent(req) && (req.content_length == 0 || req.body == nullptr);
+      conn_ptr c = nullptr;
+      if (attempt == 0) {
+        key.clear();
+        append_key(key, req);
+        c = pool.take(key, !replayable);
+      }
       bool reused = c != nullptr;
       if (!c) {
         auto r = co_await connect(req);
         if (!r.c) co_return round_trip_result{nullptr, std::move(r.err)};
         c = std::move(r.c);
+        append_key(c->key, req);  // not `key`: other coroutines used the buffer meanwhile
       }
       bool stale = false;  // the upstream closed a pooled connection before answering
-      auto res = co_await exchange(req, key, std::move(c), stale);
+      auto res = co_await exchange(req, std::move(c), stale);
       if (res.response || !reused || !stale) co_return res;
     }
   }
 
-  void give_back(const std::string& key, conn_ptr c) {
+  void give_back(conn_ptr c) {
     auto& ctx = asio::query(c->sock.get_executor(), asio::execution::context);
-    asio::use_service<pool_service>(ctx).put(key, std::move(c), o_.idle_timeout,
-                                             o_.max_idle_per_host);
+    asio::use_service<pool_service>(ctx).put(std::move(c), o_.idle_timeout, o_.max_idle_per_host);
   }
 
  private:
@@ -295,11 +314,10 @@ class transport_impl final : public transport {
       h.add("Content-Length", "0");  // spec 19: a GET gets none
   }
 
-  asio::awaitable<round_trip_result> exchange(outbound_request& req, const std::string& key,
-                                              conn_ptr c, bool& stale) {
+  asio::awaitable<round_trip_result> exchange(outbound_request& req, conn_ptr c, bool& stale) {
     bool has_body = req.content_length != 0 && req.body != nullptr;
-    std::string head;
-    head.reserve(512);
+    std::string& head = c->head;
+    head.clear();
     header_map& h = req.header;
     set_framing(req, h);
     http1::append_request_head(head, req.method, req.target, h);
@@ -313,15 +331,15 @@ class transport_impl final : public transport {
     }
     ++c->requests;
 
-    auto parser = new_parser(req);
+    new_parser(req, *c);
     bool body_sent = !has_body;
     if (has_body && expect) {
       // Wait for 100 Continue (or an early final answer) before sending the body (spec 23).
-      auto r = co_await read_head(req, *c, parser, expect_continue_wait, true);
+      auto r = co_await read_head(req, *c, expect_continue_wait, true);
       if (r.error) co_return round_trip_result{nullptr, std::move(*r.error)};
       if (r.final) {
         // The upstream answered without wanting the body: the connection is out of step.
-        co_return finish(req, key, std::move(c), std::move(parser), false);
+        co_return finish(req, std::move(c), false);
       }
     }
     if (!body_sent) {
@@ -329,12 +347,12 @@ class transport_impl final : public transport {
         // The upstream may have answered early and closed; prefer its response if there is one.
         if (err->source == error_source::downstream)
           co_return round_trip_result{nullptr, std::move(*err)};
-        auto r = co_await read_head(req, *c, parser, req.response_timeout, false);
+        auto r = co_await read_head(req, *c, req.response_timeout, false);
         if (r.error || !r.final) co_return round_trip_result{nullptr, std::move(*err)};
-        co_return finish(req, key, std::move(c), std::move(parser), false);
+        co_return finish(req, std::move(c), false);
       }
     }
-    auto r = co_await read_head(req, *c, parser, req.response_timeout, false);
+    auto r = co_await read_head(req, *c, req.response_timeout, false);
     if (r.error) {
       // Only a pooled connection the upstream closed under us is worth a retry; a client that
       // left (the exchange was cancelled), a timeout, or a request whose body was sent is not.
@@ -342,12 +360,11 @@ class transport_impl final : public transport {
               r.error->ec == make_error_code(errc::upstream_closed);
       co_return round_trip_result{nullptr, std::move(*r.error)};
     }
-    co_return finish(req, key, std::move(c), std::move(parser), true);
+    co_return finish(req, std::move(c), true);
   }
 
-  round_trip_result finish(outbound_request& req, const std::string& key, conn_ptr c,
-                           std::unique_ptr<http1::response_parser> p, bool reusable) {
-    auto res = std::make_unique<response_impl>(*this, key, std::move(c), std::move(p), reusable);
+  round_trip_result finish(outbound_request& req, conn_ptr c, bool reusable) {
+    auto res = std::make_unique<response_impl>(*this, std::move(c), reusable);
     res->take_head(req.response_timeout);
     return {std::move(res), {}};
   }
@@ -361,7 +378,6 @@ class transport_impl final : public transport {
 
   /// Reads response heads until a final one (or, with `until_100`, a 100 or a timeout).
   asio::awaitable<head_result> read_head(outbound_request& req, conn& c,
-                                         std::unique_ptr<http1::response_parser>& p,
                                          std::chrono::milliseconds timeout, bool until_100) {
     head_result r;
     // One deadline for the whole head, however it trickles in; and a bound on 1xx heads, so
@@ -370,7 +386,7 @@ class transport_impl final : public transport {
                                         : std::chrono::steady_clock::time_point::max();
     int informational = 0;
     for (;;) {
-      auto* cur = p.get();
+      auto* cur = &*c.parser;
       auto in = c.pending();
       if (!in.empty()) {
         r.got_bytes = true;
@@ -402,7 +418,7 @@ class transport_impl final : public transport {
           // The final head follows the 1xx on the same connection; a parser parses one
           // message (Beast asserts when fed after the end), so the next head needs a new one,
           // also when we return to send the body after the 100.
-          p = new_parser(req);
+          new_parser(req, c);
           if (until_100 && status == 100) co_return r;
           continue;
         }
@@ -492,9 +508,26 @@ class transport_impl final : public transport {
     return {nullptr, upstream_error(errc::upstream_closed, d)};
   }
 
-  std::unique_ptr<http1::response_parser> new_parser(const outbound_request& req) const {
-    return std::make_unique<http1::response_parser>(
-        req.method == "HEAD", http1::parser_limits{o_.max_response_header_bytes, 1000, 0, 0});
+  /// A parser for the next response head on `c`, filling the connection's field map.
+  void new_parser(const outbound_request& req, conn& c) const {
+    c.parser.emplace(req.method == "HEAD",
+                     http1::parser_limits{o_.max_response_header_bytes, 1000, 0, 0}, &c.res_header);
+  }
+
+  void append_key(std::string& key, const outbound_request& req) const {
+    char num[24];
+    auto at = [&](std::uint64_t v) {
+      char* e = num + sizeof num;
+      char* b = e;
+      do *--b = static_cast<char>('0' + v % 10);
+      while ((v /= 10) != 0);
+      key.append(b, e);
+    };
+    at(reinterpret_cast<std::uintptr_t>(this));
+    key += '|';
+    key += req.host;
+    key += ':';
+    at(req.port);
   }
 
   http1_transport_options o_;
@@ -504,9 +537,45 @@ response_impl::~response_impl() {
   if (!c_) return;
   // Bytes left in the buffer (a body on a HEAD answer, junk after a response) would be read
   // as the next request's response, maybe another client's: such a connection is closed.
-  if (reusable_ && !failed_ && p_ && p_->is_done() && p_->keep_alive() && status != 101 &&
-      c_->pending().empty())
-    t_.give_back(key_, std::move(c_));
+  if (reusable_ && !failed_ && p_->is_done() && p_->keep_alive() && status != 101 &&
+      c_->pending().empty()) {
+    c_->res_header = std::move(header);  // the field storage goes back with the connection
+    c_->parser.reset();
+    t_.give_back(std::move(c_));
+  }
+}
+
+namespace {
+struct response_free_list {
+  std::vector<void*> blocks;
+  ~response_free_list() {
+    for (void* p : blocks) ::operator delete(p);
+  }
+};
+thread_local response_free_list response_blocks;
+constexpr std::size_t max_free_responses = 256;
+}  // namespace
+
+void* response_impl::operator new(std::size_t n) {
+  auto& b = response_blocks.blocks;
+  if (n == sizeof(response_impl) && !b.empty()) {
+    void* p = b.back();
+    b.pop_back();
+    return p;
+  }
+  return ::operator new(n);
+}
+
+void response_impl::operator delete(void* p, std::size_t n) noexcept {
+  auto& b = response_blocks.blocks;
+  if (n == sizeof(response_impl) && b.size() < max_free_responses) {
+    try {
+      b.push_back(p);
+      return;
+    } catch (...) {
+    }
+  }
+  ::operator delete(p);
 }
 
 }  // namespace
