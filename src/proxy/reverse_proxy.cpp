@@ -9,6 +9,7 @@
 
 #include "core/buffer_pool.hpp"
 #include "core/log.hpp"
+#include "core/splice.hpp"
 #include "http/rules.hpp"
 
 namespace trafficcop {
@@ -218,6 +219,19 @@ class proxy {
     auto buf = buffer_pool::get();
     auto last_flush = clock::now();
     for (;;) {
+      if (!res.body().ready()) {
+        // Nothing buffered: the rest of a large body may go socket to socket in the kernel.
+        auto relayed = co_await try_splice(w, res);
+        if (relayed.ec) {
+          w.log().error =
+              in.client_gone() ? "client went away" : "relaying body: " + relayed.ec.message();
+          if (!in.client_gone())
+            log::warn("proxy error: {} {} (id {}): {}", in.method, in.target, in.id, w.log().error);
+          w.abort();
+          co_return;
+        }
+        if (relayed.n > 0) continue;  // the next read reports the end
+      }
       auto r = co_await res.body().read(asio::buffer(buf.data(), buf.size()));
       if (r.ec) {
         // spec 47: after the head, a failure can only be shown by cutting the connection.
@@ -251,6 +265,20 @@ class proxy {
     // spec 36, 37: declared or not, trailers reach the client's trailer section.
     http::remove_forbidden_trailers(res.trailer);
     for (const auto& f : res.trailer) w.trailer().add(f.name, f.value);
+  }
+
+  /// The zero-copy path (src/core/splice.hpp): when the upstream body's rest is raw bytes on a
+  /// plain socket and the client's writer takes exactly as many raw bytes, splice them.
+  /// Returns the bytes moved (0: not applicable, copy as usual).
+  static asio::awaitable<read_result> try_splice(response_writer& w, upstream_response& res) {
+    auto* src = res.body().splice_source();
+    auto* dst = src ? w.splice_sink() : nullptr;
+    if (!dst) co_return read_result{};
+    std::uint64_t n = src->splice_room();
+    if (n < detail::min_splice_bytes || n != dst->splice_room()) co_return read_result{};
+    if (auto ec = co_await dst->splice_prepare()) co_return read_result{ec, 0};
+    auto ec = co_await detail::splice_body(*src, *dst, n);
+    co_return read_result{ec, static_cast<std::size_t>(n)};
   }
 
   /// spec 27-31: check the 101, relay it, then copy bytes both ways until both sides end.

@@ -12,6 +12,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include "core/log.hpp"
+#include "core/splice.hpp"
 #include "http/rules.hpp"
 #include "http1/serialize.hpp"
 #include "server/worker.hpp"
@@ -123,7 +124,7 @@ class raw_stream final : public byte_stream {
 
 // --- the response writer --------------------------------------------------------------------
 
-class writer final : public response_writer {
+class writer final : public response_writer, public splice_endpoint {
  public:
   // The header maps, output buffer and log fields are the connection's, reused request after
   // request with their storage.
@@ -194,6 +195,22 @@ class writer final : public response_writer {
     if (!head_committed_) commit_head();
     if (out_.empty()) co_return error_code{};
     co_return co_await send(connection::gather(asio::buffer(out_)));
+  }
+
+  // The zero-copy relay (src/core/splice.hpp): raw bytes of a Content-Length body.
+  splice_endpoint* splice_sink() noexcept override { return this; }
+  asio::ip::tcp::socket& splice_socket() override { return c_.sock_; }
+  watchdog& splice_deadline() override { return c_.wd_; }
+  std::chrono::milliseconds splice_timeout() const override { return c_.opts_.idle_timeout; }
+  std::uint64_t splice_room() override {
+    if (aborted_ || hijacked_) return 0;
+    if (!head_committed_) commit_head();
+    return framing_ == framing::length ? remaining_ : 0;
+  }
+  asio::awaitable<error_code> splice_prepare() override { co_return co_await flush(); }
+  void spliced(std::uint64_t n) override {
+    remaining_ -= std::min(n, remaining_);
+    bytes_ += n;
   }
 
   byte_stream* hijack() override {

@@ -28,7 +28,9 @@ struct worker {
   // Declared before ioc: connections still owned by a stopped ioc's handlers touch it when
   // the ioc is destroyed.
   std::atomic<std::size_t> open{0};
-  asio::io_context ioc{1};
+  // One thread runs this context and every socket and timer on it is used from that thread
+  // only (other threads just post), so the reactor's per-descriptor locks are not needed.
+  asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::vector<asio::ip::tcp::acceptor> acceptors;
   std::unordered_set<connection*> conns;  // touched on this worker's thread only
   bool draining = false;

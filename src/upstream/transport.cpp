@@ -12,6 +12,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include "core/log.hpp"
+#include "core/splice.hpp"
 #include "core/watchdog.hpp"
 #include "http/rules.hpp"
 #include "http1/parser.hpp"
@@ -100,7 +101,10 @@ asio::awaitable<error_code> fill(conn& c, std::chrono::milliseconds timeout) {
 class transport_impl;
 
 /// The response: owns the connection until its body is read, then gives it back.
-class response_impl final : public upstream_response, public body_reader, public byte_stream {
+class response_impl final : public upstream_response,
+                            public body_reader,
+                            public byte_stream,
+                            public detail::splice_endpoint {
  public:
   response_impl(transport_impl& t, conn_ptr c, bool reusable)
       : t_(t), c_(std::move(c)), p_(&*c_->parser), reusable_(reusable) {}
@@ -116,6 +120,7 @@ class response_impl final : public upstream_response, public body_reader, public
 
   asio::awaitable<read_result> read(asio::mutable_buffer out) override {
     if (failed_) co_return read_result{failed_, 0};
+    if (spliced_done_) co_return read_result{};
     for (;;) {
       auto in = c_->pending();
       if (p_->is_done()) co_return read_result{};  // Beast parsers must not be fed after done
@@ -125,6 +130,7 @@ class response_impl final : public upstream_response, public body_reader, public
         c_->consume(step.consumed);
         if (ec) co_return fail(ec);
         if (p_->is_done()) trailer = std::move(p_->trailer());
+        delivered_ += step.written;
         if (step.written > 0) co_return read_result{{}, step.written};
         if (p_->is_done()) co_return read_result{};
         if (step.consumed > 0) continue;
@@ -147,8 +153,25 @@ class response_impl final : public upstream_response, public body_reader, public
   bool ready() const noexcept override {
     // Pending bytes of a Content-Length body always make progress; with chunked framing they
     // may be only the start of a chunk header, so only the end counts there.
-    if (failed_ || p_->is_done()) return true;
+    if (failed_ || spliced_done_ || p_->is_done()) return true;
     return content_length >= 0 && !c_->pending().empty();
+  }
+
+  // The zero-copy relay (src/core/splice.hpp): a Content-Length body with nothing buffered.
+  detail::splice_endpoint* splice_source() noexcept override { return this; }
+  asio::ip::tcp::socket& splice_socket() override { return c_->sock; }
+  watchdog& splice_deadline() override { return c_->wd; }
+  std::chrono::milliseconds splice_timeout() const override { return read_timeout_; }
+  std::uint64_t splice_room() override {
+    if (failed_ || spliced_done_ || status == 101 || content_length < 0 || p_->is_done() ||
+        !c_->pending().empty())
+      return 0;
+    return static_cast<std::uint64_t>(content_length) - delivered_;
+  }
+  asio::awaitable<error_code> splice_prepare() override { co_return error_code{}; }
+  void spliced(std::uint64_t n) override {
+    delivered_ += n;
+    if (delivered_ >= static_cast<std::uint64_t>(content_length)) spliced_done_ = true;
   }
 
   // byte_stream, after a 101.
@@ -200,6 +223,8 @@ class response_impl final : public upstream_response, public body_reader, public
   http1::response_parser* p_;  // the connection's, alive while c_ is held
   bool reusable_;
   error_code failed_;
+  std::uint64_t delivered_ = 0;  // body bytes handed out, by read() or by the relay
+  bool spliced_done_ = false;    // the relay moved the rest: the parser never saw it
   std::chrono::milliseconds read_timeout_{0};
 };
 
@@ -537,8 +562,8 @@ response_impl::~response_impl() {
   if (!c_) return;
   // Bytes left in the buffer (a body on a HEAD answer, junk after a response) would be read
   // as the next request's response, maybe another client's: such a connection is closed.
-  if (reusable_ && !failed_ && p_->is_done() && p_->keep_alive() && status != 101 &&
-      c_->pending().empty()) {
+  if (reusable_ && !failed_ && (p_->is_done() || spliced_done_) && p_->keep_alive() &&
+      status != 101 && c_->pending().empty()) {
     c_->res_header = std::move(header);  // the field storage goes back with the connection
     c_->parser.reset();
     t_.give_back(std::move(c_));

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: MIT
+// splice_body: socket → pipe → socket, non-blocking, waits through Asio.
+#include "core/splice.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/http/error.hpp>
+
+namespace trafficcop::detail {
+namespace {
+
+constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+// Asked of F_SETPIPE_SZ: fewer system calls per MiB than the default 64 KiB, while what a slow
+// client can pin in the kernel per relay stays a quarter MiB.
+constexpr int pipe_bytes = 256 * 1024;
+
+/// A pipe per relay, closed at its end. Keeping empty pipes for reuse would save three system
+/// calls per large body, but leaves descriptors open that belong to no connection (the fd
+/// accounting in tests/system would no longer show leaks exactly); a relay moves at least
+/// 64 KiB, where those calls are noise.
+struct pipe_pair {
+  int r = -1;
+  int w = -1;
+  std::size_t capacity = 64 * 1024;
+  ~pipe_pair() {
+    if (r >= 0) ::close(r);
+    if (w >= 0) ::close(w);
+  }
+};
+
+bool open_pipe(pipe_pair& p) {
+  int fds[2];
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+  p.r = fds[0];
+  p.w = fds[1];
+  int got = ::fcntl(p.w, F_SETPIPE_SZ, pipe_bytes);
+  if (got > 0) p.capacity = static_cast<std::size_t>(got);
+  return true;
+}
+
+/// Waits until `side`'s socket is ready for `what`, under its deadline.
+asio::awaitable<error_code> wait(splice_endpoint& side, asio::socket_base::wait_type what) {
+  auto& wd = side.splice_deadline();
+  wd.arm(side.splice_timeout());
+  auto [ec] = co_await side.splice_socket().async_wait(what, use_nothrow);
+  wd.disarm();
+  if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
+  co_return ec;
+}
+
+}  // namespace
+
+asio::awaitable<error_code> splice_body(splice_endpoint& from, splice_endpoint& to,
+                                        std::uint64_t n) {
+  pipe_pair p;
+  if (!open_pipe(p)) co_return error_code(errno, boost::system::system_category());
+  int in = from.splice_socket().native_handle();
+  int out = to.splice_socket().native_handle();
+  std::uint64_t left = n;   // still on the source socket
+  std::size_t in_pipe = 0;  // read from the source, not yet written
+  error_code ec;
+  while (!ec && (left > 0 || in_pipe > 0)) {
+    bool src_blocked = left == 0;
+    bool dst_blocked = false;
+    if (left > 0 && in_pipe < p.capacity) {
+      auto want = static_cast<std::size_t>(std::min<std::uint64_t>(left, p.capacity - in_pipe));
+      ssize_t got = ::splice(in, nullptr, p.w, nullptr, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+      if (got > 0) {
+        left -= static_cast<std::uint64_t>(got);
+        in_pipe += static_cast<std::size_t>(got);
+        from.spliced(static_cast<std::uint64_t>(got));
+      } else if (got == 0) {
+        ec = boost::beast::http::error::partial_message;  // the upstream ended early
+        break;
+      } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        src_blocked = true;
+      } else {
+        ec = error_code(errno, boost::system::system_category());
+        break;
+      }
+    }
+    if (in_pipe > 0) {
+      // MORE while the upstream owes bytes (fuller segments); never on the last piece.
+      unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (left > 0 ? SPLICE_F_MORE : 0u);
+      ssize_t put = ::splice(p.r, nullptr, out, nullptr, in_pipe, flags);
+      if (put > 0) {
+        in_pipe -= static_cast<std::size_t>(put);
+        to.spliced(static_cast<std::uint64_t>(put));
+      } else if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        dst_blocked = true;
+      } else {
+        ec = put == 0 ? error_code(asio::error::broken_pipe)
+                      : error_code(errno, boost::system::system_category());
+        break;
+      }
+    }
+    // Wait only when nothing can move: the client is slow and the pipe is full (or the
+    // upstream has nothing either), or the upstream is slow and the pipe is empty. Memory
+    // stays bounded by the pipe and the socket buffers.
+    if (dst_blocked && (src_blocked || in_pipe >= p.capacity))
+      ec = co_await wait(to, asio::socket_base::wait_write);
+    else if (src_blocked && in_pipe == 0 && left > 0)
+      ec = co_await wait(from, asio::socket_base::wait_read);
+  }
+  co_return ec;
+}
+
+}  // namespace trafficcop::detail
