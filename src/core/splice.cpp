@@ -59,6 +59,10 @@ asio::awaitable<error_code> splice_body(splice_endpoint& from, splice_endpoint& 
                                         std::uint64_t n) {
   pipe_pair p;
   if (!open_pipe(p)) co_return error_code(errno, boost::system::system_category());
+  error_code nb;  // splice(2) on a blocking socket would block the worker
+  from.splice_socket().native_non_blocking(true, nb);
+  if (!nb) to.splice_socket().native_non_blocking(true, nb);
+  if (nb) co_return nb;
   int in = from.splice_socket().native_handle();
   int out = to.splice_socket().native_handle();
   std::uint64_t left = n;   // still on the source socket

@@ -160,8 +160,12 @@ void remove_hop_by_hop(header_map& h) {
     if (!listed.empty()) listed += ',';
     listed += f.value;
   }
+  // Tokens that name a hop-by-hop field anyway, or no field ("close"), need no second pass:
+  // "Connection: keep-alive" and "close", most of what is sent, skip the per-field list scan.
+  bool extra = any_list_element(
+      listed, [](std::string_view t) { return !is_hop_by_hop(t) && !iequals(t, "close"); });
   h.erase_if([&](const header_map::field& f) {
-    return is_hop_by_hop(f.name) || (!listed.empty() && list_has_token(listed, f.name));
+    return is_hop_by_hop(f.name) || (extra && list_has_token(listed, f.name));
   });
 }
 

@@ -323,7 +323,8 @@ class writer final : public response_writer, public splice_endpoint {
   }
 
   asio::awaitable<error_code> send(connection::buffers bufs) {
-    auto ec = co_await c_.write(bufs);
+    error_code ec;
+    if (!c_.write_now(bufs, ec)) ec = co_await c_.write_slow(bufs);
     out_.clear();
     if (ec) {
       aborted_ = true;
@@ -392,7 +393,32 @@ asio::awaitable<error_code> connection::read_more(std::chrono::milliseconds time
   co_return ec;
 }
 
+bool connection::write_now(buffers& bufs, error_code& ec) noexcept {
+  // The socket nearly always has room: a non-blocking write that takes everything finishes
+  // here, without an asynchronous operation, a trip through the scheduler or a coroutine.
+  std::size_t done = sock_.write_some(bufs, ec);
+  if (ec == asio::error::would_block) ec = {};
+  if (ec || done == asio::buffer_size(bufs)) return true;
+  bufs = skip(bufs, done);
+  return false;
+}
+
 asio::awaitable<error_code> connection::write(buffers bufs) {
+  error_code ec;
+  if (write_now(bufs, ec)) co_return ec;
+  co_return co_await write_slow(bufs);
+}
+
+connection::buffers connection::skip(buffers bufs, std::size_t n) noexcept {
+  for (auto& b : bufs) {
+    std::size_t k = std::min(n, b.size());
+    b += k;
+    n -= k;
+  }
+  return bufs;
+}
+
+asio::awaitable<error_code> connection::write_slow(buffers bufs) {
   wd_.arm(opts_.idle_timeout);
   auto [ec, n] = co_await asio::async_write(sock_, bufs, use_nothrow);
   wd_.disarm();
@@ -456,6 +482,7 @@ asio::awaitable<void> connection::run() {
   co_await asio::this_coro::throw_if_cancelled(false);
   error_code ec;
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
+  sock_.non_blocking(true, ec);  // write() tries a synchronous write first
   while (!draining_ && co_await serve_one()) {
   }
   bool unread = !pending().empty() || (parser_ && parser_->is_header_done() && !parser_->is_done());

@@ -56,6 +56,11 @@ class connection : public std::enable_shared_from_this<connection> {
     return buffers{a, b, c};
   }
   asio::awaitable<error_code> write(buffers bufs);
+  asio::awaitable<error_code> write_slow(buffers bufs);
+  /// The synchronous attempt of write(): true when done (`ec` set on failure); false with
+  /// `bufs` advanced past what was written, for write_slow().
+  bool write_now(buffers& bufs, error_code& ec) noexcept;
+  static buffers skip(buffers bufs, std::size_t n) noexcept;
   /// The request body is consumed: watch for a hang-up from now on (deferred, see .cpp).
   void start_watch();
   /// Called by the worker's sweep: arms the readiness wait that start_watch() asked for.

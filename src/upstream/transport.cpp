@@ -42,17 +42,46 @@ std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadli
   return left.count() > 0 ? left : std::chrono::milliseconds(-1);
 }
 
+/// async_write of `bufs` minus its first `skip` bytes, under the watchdog.
+template <class Buffers>
+asio::awaitable<error_code> write_rest(conn& c, const Buffers& bufs, std::size_t skip,
+                                       std::chrono::milliseconds timeout) {
+  std::array<asio::const_buffer, 4> rest{};
+  std::size_t k = 0;
+  for (auto it = asio::buffer_sequence_begin(bufs); it != asio::buffer_sequence_end(bufs); ++it) {
+    asio::const_buffer b = *it;
+    std::size_t cut = std::min(skip, b.size());
+    b += cut;
+    skip -= cut;
+    if (b.size() > 0 && k < rest.size()) rest[k++] = b;
+  }
+  auto& wd = c.wd;
+  wd.arm(timeout);
+  auto [ec, n] = co_await asio::async_write(c.sock, rest, use_nothrow);
+  wd.disarm();
+  if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
+  co_return ec;
+}
+
+/// The fast path of a write to an upstream (the socket is in non-blocking mode): true when
+/// it is over, with `ec` its result; false when the socket took only `done` bytes and the rest
+/// must go through write_rest. A plain function: no coroutine frame when the write fits.
+template <class Buffers>
+bool write_now(conn& c, const Buffers& bufs, error_code& ec, std::size_t& done) {
+  done = c.sock.write_some(bufs, ec);
+  if (ec == asio::error::would_block) ec = {};
+  return ec || done == asio::buffer_size(bufs);
+}
+
 /// Writes to an upstream under a watchdog: an upstream that stops reading fails the exchange
 /// after `timeout` (0 = no limit) instead of holding both connections forever.
 template <class Buffers>
 asio::awaitable<error_code> write_upstream(conn& c, const Buffers& bufs,
                                            std::chrono::milliseconds timeout) {
-  auto& wd = c.wd;
-  wd.arm(timeout);
-  auto [ec, n] = co_await asio::async_write(c.sock, bufs, use_nothrow);
-  wd.disarm();
-  if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
-  co_return ec;
+  error_code ec;
+  std::size_t done = 0;
+  if (write_now(c, bufs, ec, done)) co_return ec;
+  co_return co_await write_rest(c, bufs, done, timeout);
 }
 
 /// RFC 9110 §9.2.2, and Go's Transport rule for replaying a request on a fresh connection.
@@ -70,15 +99,19 @@ proxy_error upstream_error(errc e, std::string detail) {
 /// while no operation is pending (one has completed, the coroutine has not resumed yet) reaches
 /// no operation, only the coroutine's cancellation state; unless each wait checks it first, the
 /// exchange goes on waiting for an upstream answer nobody will read, holding both connections.
-asio::awaitable<bool> cancelled() {
-  auto cs = co_await asio::this_coro::cancellation_state;
-  co_return cs.cancelled() != asio::cancellation_type::none;
+///
+/// Checked inline (`co_await asio::this_coro::cancellation_state`), not through a helper
+/// coroutine: each coroutine call is a frame allocation, and this check runs several times per
+/// request.
+bool cancelled(const asio::cancellation_state& cs) noexcept {
+  return cs.cancelled() != asio::cancellation_type::none;
 }
 
 /// Reads from an upstream connection into its buffer, under a watchdog.
 asio::awaitable<error_code> fill(conn& c, std::chrono::milliseconds timeout) {
   auto& wd = c.wd;
-  if (co_await cancelled()) co_return asio::error::operation_aborted;
+  if (cancelled(co_await asio::this_coro::cancellation_state))
+    co_return asio::error::operation_aborted;
   if (c.buf.size() < read_chunk) c.buf.resize(read_chunk * 2);
   if (c.end == c.buf.size()) {
     if (c.begin == 0)
@@ -242,7 +275,7 @@ class transport_impl final : public transport {
     // fails on it before anything came back and the body was not started, retry once on a
     // fresh connection (Go's Transport does the same).
     for (int attempt = 0;; ++attempt) {
-      if (co_await cancelled())
+      if (cancelled(co_await asio::this_coro::cancellation_state))
         co_return round_trip_result{
             nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream,
                                  "client went away"}};
@@ -320,6 +353,7 @@ class transport_impl final : public transport {
       co_return connect_result{nullptr, upstream_error(errc::upstream_connect_failed,
                                                        "connect " + where + ": " + cec.message())};
     sock.set_option(tcp::no_delay(true), ec);
+    sock.non_blocking(true, ec);  // write_upstream tries a synchronous write first
     auto c = std::make_unique<conn>(std::move(sock));
     auto a = ep.address();
     c->peer =
@@ -347,8 +381,12 @@ class transport_impl final : public transport {
     set_framing(req, h);
     http1::append_request_head(head, req.method, req.target, h);
     bool expect = has_body && h.has_token("expect", "100-continue");
-    if (co_await cancelled()) co_return fail_io(asio::error::operation_aborted, "");
-    auto wec = co_await write_upstream(*c, asio::buffer(head), req.response_timeout);
+    if (cancelled(co_await asio::this_coro::cancellation_state))
+      co_return fail_io(asio::error::operation_aborted, "");
+    error_code wec;
+    std::size_t wrote = 0;
+    if (!write_now(*c, asio::buffer(head), wec, wrote))
+      wec = co_await write_rest(*c, asio::buffer(head), wrote, req.response_timeout);
     if (wec) {
       stale =
           wec != asio::error::operation_aborted && wec != asio::error::timed_out && idempotent(req);
@@ -480,7 +518,7 @@ class transport_impl final : public transport {
     std::uint64_t sent = 0;
     char size_line[24];
     for (;;) {
-      if (co_await cancelled())
+      if (cancelled(co_await asio::this_coro::cancellation_state))
         co_return proxy_error{make_error_code(errc::client_gone), error_source::downstream,
                               "client went away"};
       auto r = co_await req.body->read(asio::buffer(c.scratch));
