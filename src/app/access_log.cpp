@@ -2,6 +2,8 @@
 // The access log: a middleware that times the request and one line per request (JSON lines by
 // default, or the combined log format with trafficcop's fields appended).
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,6 +12,8 @@
 #include <stdexcept>
 
 #include <fmt/format.h>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 
 #include "app/gateway.hpp"
 
@@ -103,24 +107,25 @@ int logged_status(const request& in, const response_writer& w) {
 
 access_log_sink::access_log_sink(const std::string& path, config::log_format format)
     : fd_(STDOUT_FILENO), owns_fd_(false), format_(format) {
-  if (path == "-") return;
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw std::runtime_error("access log " + path + ": " + std::strerror(errno));
-  owns_fd_ = true;
+  if (path != "-") {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd_ < 0) throw std::runtime_error("access log " + path + ": " + std::strerror(errno));
+    owns_fd_ = true;
+  }
+  struct stat st {};
+  atomic_appends_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
 }
 
 access_log_sink::~access_log_sink() {
   if (owns_fd_) ::close(fd_);
 }
 
-void access_log_sink::write(const request& in, const response_writer& w, std::uint64_t bytes_in,
-                            clock::duration total) {
+void access_log_sink::format(std::string& line, const request& in, const response_writer& w,
+                             std::uint64_t bytes_in, clock::duration total) const {
   auto& lf = const_cast<response_writer&>(w).log();
   int status = logged_status(in, w);
   std::string error = lf.error;
   if (status == 499 && error.empty()) error = "client went away";
-  std::string line;
-  line.reserve(512);
   if (format_ == config::log_format::json) {
     line += "{\"time\":";
     json_string(line, timestamp(false));
@@ -159,18 +164,73 @@ void access_log_sink::write(const request& in, const response_writer& w, std::ui
                    ms(lf.upstream_latency) / 1000, bytes_in, error.empty() ? "" : " error=\"",
                    error.empty() ? "" : clf_escape(error) + "\"");
   }
-  // One write per line: with O_APPEND lines from different workers never interleave, and no
-  // lock is shared between workers.
-  const char* p = line.data();
-  std::size_t left = line.size();
-  while (left > 0) {
-    ssize_t n = ::write(fd_, p, left);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    p += n;
-    left -= static_cast<std::size_t>(n);
+}
+
+void access_log_sink::write_out(std::string_view lines) const {
+  // A file opened with O_APPEND takes each write(2) whole. A pipe only promises that for
+  // writes up to PIPE_BUF, so there the batch goes out in pieces of whole lines that fit.
+  while (!lines.empty()) {
+    std::string_view piece = lines;
+    if (!atomic_appends_ && piece.size() > PIPE_BUF) {
+      auto cut = piece.substr(0, PIPE_BUF).rfind('\n');
+      piece = piece.substr(0, cut == std::string_view::npos ? PIPE_BUF : cut + 1);
+    }
+    lines.remove_prefix(piece.size());
+    while (!piece.empty()) {
+      ssize_t n = ::write(fd_, piece.data(), piece.size());
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;  // a full disk or a closed pipe: the lines are dropped, not retried
+      piece.remove_prefix(static_cast<std::size_t>(n));
+    }
   }
 }
+
+namespace {
+
+/// A worker thread's pending lines for one sink.
+struct log_batch {
+  explicit log_batch(std::shared_ptr<access_log_sink> s) : sink(std::move(s)) {}
+  ~log_batch() { flush(); }  // thread exit: after a graceful shutdown drained the worker
+  void flush() {
+    if (!lines.empty()) sink->write_out(lines);
+    lines.clear();
+  }
+  std::shared_ptr<access_log_sink> sink;
+  std::string lines;
+  std::unique_ptr<asio::steady_timer> timer;
+  bool armed = false;
+};
+
+constexpr std::size_t batch_bytes = 32 * 1024;
+constexpr auto batch_delay = std::chrono::milliseconds(100);
+
+log_batch& batch_for(const std::shared_ptr<access_log_sink>& sink) {
+  thread_local std::vector<std::unique_ptr<log_batch>> batches;  // one per sink, usually one
+  for (auto& b : batches)
+    if (b->sink == sink) return *b;
+  return *batches.emplace_back(std::make_unique<log_batch>(sink));
+}
+
+void queue_line(const std::shared_ptr<access_log_sink>& sink, const request& in,
+                const response_writer& w, std::uint64_t bytes_in, clock::duration total,
+                const asio::any_io_executor& ex) {
+  log_batch& b = batch_for(sink);
+  sink->format(b.lines, in, w, bytes_in, total);
+  if (b.lines.size() >= batch_bytes) {
+    b.flush();
+    return;
+  }
+  if (b.armed) return;
+  if (!b.timer) b.timer = std::make_unique<asio::steady_timer>(ex);
+  b.armed = true;
+  b.timer->expires_after(batch_delay);
+  b.timer->async_wait([bp = &b](error_code ec) {
+    bp->armed = false;
+    if (!ec) bp->flush();
+  });
+}
+
+}  // namespace
 
 handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink) {
   return [next = std::move(next), sink = std::move(sink)](response_writer& w,
@@ -180,7 +240,8 @@ handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink) {
     in.body = &body;
     co_await next(w, in);
     in.body = body.inner();  // `body` dies with this frame
-    sink->write(in, w, body.bytes, clock::now() - start);
+    auto ex = co_await asio::this_coro::executor;
+    queue_line(sink, in, w, body.bytes, clock::now() - start, ex);
   };
 }
 

@@ -12,7 +12,11 @@
 
 namespace trafficcop::app {
 
-/// Where and how access-log lines go; thread-safe (one write(2) per line, O_APPEND).
+/// Where and how access-log lines go; thread-safe. Each worker thread batches its lines and
+/// writes them out when its buffer holds 32 KiB, 100 ms after the first line of a batch, or
+/// when the thread ends (graceful shutdown): one write(2) per batch instead of one per request.
+/// Lines never interleave: O_APPEND on files; on pipes, writes of whole lines of at most
+/// PIPE_BUF bytes.
 class access_log_sink {
  public:
   /// `path`: "-" for stdout, or a file opened for append. Throws std::runtime_error naming the
@@ -22,12 +26,16 @@ class access_log_sink {
   access_log_sink(const access_log_sink&) = delete;
   access_log_sink& operator=(const access_log_sink&) = delete;
 
-  void write(const request& in, const response_writer& w, std::uint64_t bytes_in,
-             std::chrono::steady_clock::duration total);
+  /// Appends the line for a finished request to `line`.
+  void format(std::string& line, const request& in, const response_writer& w,
+              std::uint64_t bytes_in, std::chrono::steady_clock::duration total) const;
+  /// Writes whole lines out now.
+  void write_out(std::string_view lines) const;
 
  private:
   int fd_;
   bool owns_fd_;
+  bool atomic_appends_ = true;  // a regular file: one write(2) of any size stays whole
   config::log_format format_;
 };
 
