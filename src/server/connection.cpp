@@ -132,10 +132,10 @@ class writer final : public response_writer, public splice_endpoint {
       : c_(c),
         r_(r),
         stream_(c),
-        header_(c.res_header_),
-        trailer_(c.res_trailer_),
-        out_(c.out_),
-        log_(c.log_) {
+        header_(c.s_->res_header),
+        trailer_(c.s_->res_trailer),
+        out_(c.s_->out),
+        log_(c.s_->log) {
     header_.clear();
     trailer_.clear();
     out_.clear();
@@ -352,19 +352,50 @@ class writer final : public response_writer, public splice_endpoint {
 
 }  // namespace
 
-connection::connection(asio::ip::tcp::socket sock, worker& w)
+namespace {
+
+/// Recycled connection::scratch blocks of this worker thread (see connection.hpp).
+struct scratch_cache {
+  std::vector<std::unique_ptr<connection::scratch>> free;
+};
+thread_local scratch_cache scratches;
+constexpr std::size_t max_cached_scratch = 128;  // 128 x ~34 KiB per worker at most
+
+}  // namespace
+
+connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote,
+                       const asio::ip::tcp::endpoint& local)
     : sock_(std::move(sock)), w_(w), opts_(w.opts), wd_(sock_.get_executor(), [this] {
         error_code ignored;
         sock_.cancel(ignored);
       }) {
-  buf_.resize(std::max<std::size_t>(opts_.max_header_bytes + read_chunk, 2 * read_chunk));
+  std::size_t want = std::max<std::size_t>(opts_.max_header_bytes + read_chunk, 2 * read_chunk);
+  if (!scratches.free.empty()) {
+    s_ = std::move(scratches.free.back());
+    scratches.free.pop_back();
+  } else {
+    s_ = std::make_unique<scratch>();
+  }
+  if (s_->buf_size != want) {
+    s_->buf = std::make_unique_for_overwrite<char[]>(want);
+    s_->buf_size = want;
+  }
   error_code ec;
-  if (auto ep = sock_.remote_endpoint(ec); !ec) remote_ = endpoint_string(ep);
-  if (auto ep = sock_.local_endpoint(ec); !ec) local_ = endpoint_string(ep);
+  if (remote.port() != 0)
+    remote_ = endpoint_string(remote);
+  else if (auto ep = sock_.remote_endpoint(ec); !ec)
+    remote_ = endpoint_string(ep);
+  if (local.port() != 0 && !local.address().is_unspecified())
+    local_ = endpoint_string(local);
+  else if (auto ep = sock_.local_endpoint(ec); !ec)
+    local_ = endpoint_string(ep);
   w_.open.fetch_add(1, std::memory_order_relaxed);
 }
 
-connection::~connection() { w_.open.fetch_sub(1, std::memory_order_relaxed); }
+connection::~connection() {
+  w_.open.fetch_sub(1, std::memory_order_relaxed);
+  if (s_ && scratches.free.size() < max_cached_scratch) scratches.free.push_back(std::move(s_));
+}
 
 void connection::consume(std::size_t n) noexcept {
   begin_ += n;
@@ -373,20 +404,20 @@ void connection::consume(std::size_t n) noexcept {
 
 void connection::close() noexcept {
   error_code ignored;
-  sock_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  sock_.close(ignored);
+  sock_.close(ignored);  // close(2) alone sends the FIN (or the RST for unread input)
 }
 
 asio::awaitable<error_code> connection::read_more(std::chrono::milliseconds timeout) {
-  if (end_ == buf_.size()) {  // compact; the parser needs a head contiguous (Beast's rule)
+  char* buf = s_->buf.get();
+  if (end_ == s_->buf_size) {  // compact; the parser needs a head contiguous (Beast's rule)
     if (begin_ == 0) co_return make_error_code(errc::header_too_large);
-    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    std::memmove(buf, buf + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
   wd_.arm(timeout);
-  auto [ec, n] = co_await sock_.async_read_some(
-      asio::buffer(buf_.data() + end_, buf_.size() - end_), use_nothrow);
+  auto [ec, n] =
+      co_await sock_.async_read_some(asio::buffer(buf + end_, s_->buf_size - end_), use_nothrow);
   wd_.disarm();
   if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
   end_ += n;
@@ -622,7 +653,7 @@ asio::awaitable<void> connection::linger() {
 }
 
 asio::awaitable<bool> connection::serve_one() {
-  request& req = req_;  // reused: its strings and maps keep their storage
+  request& req = s_->req;  // reused: its strings and maps keep their storage
   req.host.clear();
   req.trailer.clear();
   req.body = nullptr;

@@ -31,7 +31,10 @@ struct worker;
 
 class connection : public std::enable_shared_from_this<connection> {
  public:
-  connection(asio::ip::tcp::socket sock, worker& w);
+  /// `remote`/`local`: the addresses if the caller knows them (from accept and the listener),
+  /// which saves a system call each; empty ones are asked of the socket.
+  connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote = {},
+             const asio::ip::tcp::endpoint& local = {});
   ~connection();
 
   asio::awaitable<void> run();
@@ -44,7 +47,7 @@ class connection : public std::enable_shared_from_this<connection> {
 
   // The pieces below are used by the request's body reader, response writer and hijacked
   // stream (connection.cpp); they are not an API.
-  std::string_view pending() const noexcept { return {buf_.data() + begin_, end_ - begin_}; }
+  std::string_view pending() const noexcept { return {s_->buf.get() + begin_, end_ - begin_}; }
   void consume(std::size_t n) noexcept;
   asio::awaitable<error_code> read_more(std::chrono::milliseconds timeout);
   /// Up to three buffers written in one gather write (head + data + framing), no allocation.
@@ -87,13 +90,20 @@ class connection : public std::enable_shared_from_this<connection> {
   bool head_sent_ = false;  // of the current response (so a late 100 Continue is not sent)
   std::string remote_;
   std::string local_;
-  // Per-request state reused from one request to the next, so that steady traffic allocates
-  // nothing: cleared, never freed (see header_map).
-  request req_;
-  header_map res_header_;
-  header_map res_trailer_;
-  std::string out_;  // the response writer's output buffer
-  response_writer::log_fields log_;
+  /// Per-request state reused from one request to the next, and from one connection to the
+  /// next on this worker thread (a new connection takes a recycled one), so that steady
+  /// traffic allocates nothing, with or without keep-alive: cleared, never freed (see
+  /// header_map).
+  struct scratch {
+    request req;
+    header_map res_header;
+    header_map res_trailer;
+    std::string out;  // the response writer's output buffer
+    response_writer::log_fields log;
+    std::unique_ptr<char[]> buf;  // the read buffer; not zero-filled
+    std::size_t buf_size = 0;
+  };
+  std::unique_ptr<scratch> s_;
 
  private:
   asio::awaitable<error_code> read_head(request& req);
@@ -103,7 +113,6 @@ class connection : public std::enable_shared_from_this<connection> {
   static error_code normalize_target(request& req);
   asio::awaitable<void> linger();
 
-  std::vector<char> buf_;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
   std::uint64_t requests_ = 0;

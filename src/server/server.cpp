@@ -50,6 +50,8 @@ error_code parse_endpoint(const std::string& s, tcp::endpoint& ep) {
 }
 
 asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
+  error_code lec;
+  const tcp::endpoint local = acc.local_endpoint(lec);  // a wildcard one is asked per socket
   for (;;) {
     while (w.conns.size() >= w.opts.max_connections && !w.draining) {
       // At the limit: leave new connections in the backlog until one of ours closes.
@@ -58,7 +60,8 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
       co_await w.capacity->async_wait(use_nothrow);
     }
     if (w.draining) co_return;
-    auto [ec, sock] = co_await acc.async_accept(use_nothrow);
+    tcp::endpoint peer;  // filled by accept(2) itself: no getpeername per connection
+    auto [ec, sock] = co_await acc.async_accept(peer, use_nothrow);
     if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || w.draining)
       co_return;
     if (ec) {
@@ -68,7 +71,7 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
       co_await t.async_wait(use_nothrow);
       continue;
     }
-    auto c = std::make_shared<connection>(std::move(sock), w);
+    auto c = std::make_shared<connection>(std::move(sock), w, peer, local);
     w.conns.insert(c.get());
     asio::co_spawn(
         w.ioc, c->run(),
