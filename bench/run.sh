@@ -229,4 +229,5 @@ main() {
   log "wrote $out.json and $out.md in $((SECONDS - started)) s"
 }
 
-main "$@"
+# Sourced by bench/profile.sh for its functions only.
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then main "$@"; fi
