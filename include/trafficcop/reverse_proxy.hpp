@@ -86,7 +86,8 @@ struct upstream_url {
   std::string query;  // raw, without '?'
 };
 
-/// Parses "http://host[:port][/path][?query]"; nullopt if malformed or not http.
+/// Parses "http(s)://host[:port][/path][?query]" (port 80 or 443 by default); nullopt if
+/// malformed or another scheme.
 std::optional<upstream_url> parse_upstream_url(std::string_view url);
 
 }  // namespace trafficcop

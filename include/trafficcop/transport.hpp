@@ -75,6 +75,24 @@ class transport {
   virtual asio::awaitable<round_trip_result> round_trip(outbound_request& req) = 0;
 };
 
+/// TLS towards https:// upstreams. The certificate chain is verified against `ca_file` (or
+/// the system store) and the certificate must name `server_name` (or the URL's host).
+struct upstream_tls_options {
+  /// PEM bundle of trusted CAs; empty = the system store (OpenSSL's default paths).
+  std::string ca_file;
+  /// Name sent as SNI and verified in the certificate; empty = the URL's host.
+  std::string server_name;
+  /// Tests only: accept any certificate. make_http1_transport logs a warning.
+  bool insecure_skip_verify = false;
+  /// Client certificate chain and key (PEM) for upstreams that ask for one (mTLS).
+  std::string cert_file;
+  std::string key_file;
+};
+
+/// "" if `o` can be loaded (files readable, key matches certificate), else what is wrong,
+/// naming the file: for start-up checks.
+std::string check_upstream_tls(const upstream_tls_options& o);
+
 struct http1_transport_options {
   std::chrono::milliseconds connect_timeout{5'000};
   /// How long an idle pooled connection is kept.
@@ -82,6 +100,8 @@ struct http1_transport_options {
   /// Idle connections kept per upstream address, per worker.
   std::size_t max_idle_per_host = 64;
   std::size_t max_response_header_bytes = 64 * 1024;
+  /// For https:// requests (outbound_request::scheme).
+  upstream_tls_options tls;
 };
 
 /// The default transport: HTTP/1.1 over TCP with keep-alive pooling. Each worker thread has

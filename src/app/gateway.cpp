@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Config → handler: the route table and one reverse_proxy per route.
 #include "app/gateway.hpp"
+#include "trafficcop/transport.hpp"
 
 #include <algorithm>
 #include <map>
@@ -74,6 +75,11 @@ std::shared_ptr<transport> transport_for(const config::upstream& u) {
   o.connect_timeout = u.connect_timeout;
   o.idle_timeout = u.idle_timeout;
   o.max_idle_per_host = u.max_idle;
+  o.tls.ca_file = u.tls.ca_file;
+  o.tls.server_name = u.tls.server_name;
+  o.tls.insecure_skip_verify = u.tls.insecure_skip_verify;
+  o.tls.cert_file = u.tls.cert_file;
+  o.tls.key_file = u.tls.key_file;
   return make_http1_transport(o);
 }
 
@@ -147,6 +153,19 @@ server_options to_server_options(const config::config& cfg) {
   o.idle_timeout = cfg.timeouts.idle;
   o.read_body_timeout = cfg.timeouts.read_body;
   return o;
+}
+
+std::vector<std::string> check_files(const config::config& cfg) {
+  std::vector<std::string> errors;
+  for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
+    const auto& u = cfg.upstreams[i];
+    if (u.scheme != "https") continue;
+    upstream_tls_options o{u.tls.ca_file, u.tls.server_name, u.tls.insecure_skip_verify,
+                           u.tls.cert_file, u.tls.key_file};
+    if (auto err = check_upstream_tls(o); !err.empty())
+      errors.push_back("upstreams[" + std::to_string(i) + "].tls: " + err);
+  }
+  return errors;
 }
 
 }  // namespace trafficcop::app

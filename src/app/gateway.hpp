@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config/config.hpp"
 #include "trafficcop/http.hpp"
@@ -47,5 +48,9 @@ handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink);
 handler build_router(const config::config& cfg);
 
 server_options to_server_options(const config::config& cfg);
+
+/// What the YAML loader cannot see: certificates and keys that do not load or do not match,
+/// each with its YAML path ("upstreams[0].tls: key_file k.pem does not match cert_file ...").
+std::vector<std::string> check_files(const config::config& cfg);
 
 }  // namespace trafficcop::app

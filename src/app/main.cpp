@@ -55,7 +55,8 @@ std::string flag_names(std::string e) {
   return e;
 }
 
-int report(const tc::config::load_result& r, const std::string& source) {
+int report(tc::config::load_result r, const std::string& source) {
+  if (r.errors.empty() && r.cfg) r.errors = tc::app::check_files(*r.cfg);
   for (const auto& e : r.errors) {
     std::string msg = source == "command line" ? flag_names(e) : e;
     std::fprintf(stderr, "%s: %s\n", source.c_str(), msg.c_str());

@@ -7,6 +7,11 @@
 // yaml-cpp exceptions never leave this file.
 #include "config/config.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -168,8 +173,8 @@ std::optional<std::string> parse_url(std::string_view url, upstream& u) {
   if (sep == std::string_view::npos) return quote(url) + " has no scheme (e.g. http://host:port)";
   std::string_view scheme = url.substr(0, sep);
   std::string lowered = to_lower(scheme);
-  if (lowered == "https") return "https is not supported yet";
-  if (lowered != "http") return "scheme " + quote(scheme) + " is not supported (use http://)";
+  if (lowered != "http" && lowered != "https")
+    return "scheme " + quote(scheme) + " is not supported (use http:// or https://)";
 
   std::string_view rest = url.substr(sep + 3);
   auto tail_at = std::min(rest.find_first_of("/?#"), rest.size());
@@ -184,7 +189,7 @@ std::optional<std::string> parse_url(std::string_view url, upstream& u) {
   auto q = tail.find('?');
   u.scheme = lowered;
   u.host = hp.host;
-  u.port = hp.port.value_or(80);
+  u.port = hp.port.value_or(lowered == "https" ? 443 : 80);
   u.base_path = std::string(tail.substr(0, q));
   u.base_query = q == std::string_view::npos ? "" : std::string(tail.substr(q + 1));
   return std::nullopt;
@@ -247,6 +252,9 @@ class loader {
   bool read(const node& n, const std::string& path, std::optional<host_policy>& out);
   bool read(const node& n, const std::string& path, forwarded_policy& out);
   bool read(const node& n, const std::string& path, log_format& out);
+  bool read(const node& n, const std::string& path, bool& out);
+  /// A path to a file this process can read.
+  bool read_file_path(const node& n, const std::string& path, std::string& out);
   template <class E>
   bool read_enum(const node& n, const std::string& path, E& out,
                  std::type_identity_t<enum_names<E>> names);
@@ -270,6 +278,7 @@ class loader {
   void read_root(const node& root);
   void read_listener(const node& n, const std::string& path);
   void read_upstream(const node& n, const std::string& path);
+  void read_upstream_tls(const node& n, const std::string& path, upstream& u);
   void read_route(const node& n, const std::string& path);
   void read_route_fields(const node& n, const std::string& path, route& r);
   void read_header_edits(const node& n, const std::string& path, header_edits& e);
@@ -365,6 +374,28 @@ bool loader::read(const node& n, const std::string& path, std::string& out) {
   auto s = scalar(n, path, "a string");
   if (s) out = std::move(*s);
   return s.has_value();
+}
+
+bool loader::read(const node& n, const std::string& path, bool& out) {
+  auto s = scalar(n, path, "true or false");
+  if (!s) return false;
+  if (*s == "true" || *s == "false") {
+    out = *s == "true";
+    return true;
+  }
+  fail(path, "expected true or false, got " + quote(*s));
+  return false;
+}
+
+bool loader::read_file_path(const node& n, const std::string& path, std::string& out) {
+  std::string s;
+  if (!read_non_empty(n, path, s)) return false;
+  if (::access(s.c_str(), R_OK) != 0) {
+    fail(path, quote(s) + ": " + std::strerror(errno));
+    return false;
+  }
+  out = std::move(s);
+  return true;
 }
 
 bool loader::read_non_empty(const node& n, const std::string& path, std::string& out) {
@@ -509,15 +540,38 @@ void loader::read_upstream(const node& n, const std::string& path) {
     if (!read(v, at, u.url)) return;
     if (auto err = parse_url(u.url, u)) fail(at, *err);
   };
+  read_fields(
+      n, path,
+      {
+          {"name", name, true},
+          {"url", url, true},
+          {"connect_timeout", into(u.connect_timeout)},
+          {"response_timeout", into(u.response_timeout)},
+          {"idle_timeout", into(u.idle_timeout)},
+          {"max_idle", into(u.max_idle)},
+          {"tls", [&](const node& v, const std::string& at) { read_upstream_tls(v, at, u); }},
+      });
+  const auto& t = u.tls;
+  bool tls_set = !t.ca_file.empty() || !t.server_name.empty() || t.insecure_skip_verify ||
+                 !t.cert_file.empty() || !t.key_file.empty();
+  if (tls_set && u.scheme == "http")
+    fail(child(path, "tls"), "applies to https:// upstreams only (url is http://)");
+}
+
+void loader::read_upstream_tls(const node& n, const std::string& path, upstream& u) {
+  auto file = [&](std::string& out) {
+    return [this, &out](const node& v, const std::string& at) { read_file_path(v, at, out); };
+  };
   read_fields(n, path,
               {
-                  {"name", name, true},
-                  {"url", url, true},
-                  {"connect_timeout", into(u.connect_timeout)},
-                  {"response_timeout", into(u.response_timeout)},
-                  {"idle_timeout", into(u.idle_timeout)},
-                  {"max_idle", into(u.max_idle)},
+                  {"ca_file", file(u.tls.ca_file)},
+                  {"server_name", into(u.tls.server_name)},
+                  {"insecure_skip_verify", into(u.tls.insecure_skip_verify)},
+                  {"cert_file", file(u.tls.cert_file)},
+                  {"key_file", file(u.tls.key_file)},
               });
+  if (u.tls.cert_file.empty() != u.tls.key_file.empty())
+    fail(path, "cert_file and key_file go together (a client certificate needs its key)");
 }
 
 void loader::read_route(const node& n, const std::string& path) {

@@ -41,10 +41,20 @@ struct listener {
   std::string address = "127.0.0.1:8080";  // host:port; [v6]:port
 };
 
+/// TLS towards an https:// upstream. The certificate chain and the host name are verified
+/// unless insecure_skip_verify (tests only; the binary warns at start).
+struct upstream_tls {
+  std::string ca_file;      // PEM bundle of trusted CAs; "" = the system store
+  std::string server_name;  // SNI and the name verified; "" = the URL's host
+  bool insecure_skip_verify = false;
+  std::string cert_file;  // client certificate chain (mTLS), with key_file
+  std::string key_file;
+};
+
 struct upstream {
   std::string name;
-  std::string url;          // http://host[:port][/base/path][?query]; https later
-  std::string scheme;       // filled by the loader from url: "http"
+  std::string url;          // http(s)://host[:port][/base/path][?query]
+  std::string scheme;       // filled by the loader from url: "http" or "https"
   std::string host;         // from url, without brackets
   std::uint16_t port = 80;  // from url (default by scheme)
   std::string base_path;    // from url, raw (may be empty)
@@ -53,6 +63,7 @@ struct upstream {
   duration response_timeout{60000};  // response headers; expiry → 504
   duration idle_timeout{90000};      // pooled keep-alive connection
   std::uint32_t max_idle = 64;       // idle pooled connections per worker
+  upstream_tls tls;                  // used when scheme is https
 };
 
 struct route {

@@ -2,4 +2,5 @@
 // The one translation unit that compiles Asio's and Beast's implementation
 // (BOOST_ASIO_SEPARATE_COMPILATION): every other TU only instantiates templates.
 #include <boost/asio/impl/src.hpp>
+#include <boost/asio/ssl/impl/src.hpp>
 #include <boost/beast/src.hpp>

@@ -31,7 +31,7 @@ http::forwarded_mode to_rules(forwarded_mode m) {
 
 std::string authority(const upstream_url& u) {
   std::string h = u.host.find(':') != std::string::npos ? "[" + u.host + "]" : u.host;
-  if (u.port != 80) h += ":" + std::to_string(u.port);
+  if (u.port != (u.scheme == "https" ? 443 : 80)) h += ":" + std::to_string(u.port);
   return h;
 }
 
@@ -348,7 +348,8 @@ std::optional<upstream_url> parse_upstream_url(std::string_view url) {
   if (sep == std::string_view::npos) return std::nullopt;
   u.scheme.assign(url.substr(0, sep));
   for (auto& c : u.scheme) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (u.scheme != "http") return std::nullopt;
+  if (u.scheme != "http" && u.scheme != "https") return std::nullopt;
+  u.port = u.scheme == "https" ? 443 : 80;
   std::string_view rest = url.substr(sep + 3);
   auto path_start = rest.find_first_of("/?");
   std::string_view hostport = rest.substr(0, path_start);

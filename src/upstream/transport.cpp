@@ -6,6 +6,8 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -19,6 +21,7 @@
 #include "http1/serialize.hpp"
 #include "trafficcop/transport.hpp"
 #include "upstream/pool.hpp"
+#include "upstream/tls.hpp"
 
 namespace trafficcop {
 namespace {
@@ -57,7 +60,14 @@ asio::awaitable<error_code> write_rest(conn& c, const Buffers& bufs, std::size_t
   }
   auto& wd = c.wd;
   wd.arm(timeout);
-  auto [ec, n] = co_await asio::async_write(c.sock, rest, use_nothrow);
+  error_code ec;
+  if (c.tls) {
+    auto [e, n] = co_await asio::async_write(*c.tls, rest, use_nothrow);
+    ec = e;
+  } else {
+    auto [e, n] = co_await asio::async_write(c.sock, rest, use_nothrow);
+    ec = e;
+  }
   wd.disarm();
   if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
   co_return ec;
@@ -68,6 +78,8 @@ asio::awaitable<error_code> write_rest(conn& c, const Buffers& bufs, std::size_t
 /// must go through write_rest. A plain function: no coroutine frame when the write fits.
 template <class Buffers>
 bool write_now(conn& c, const Buffers& bufs, error_code& ec, std::size_t& done) {
+  done = 0;
+  if (c.tls) return false;  // TLS records go through the asynchronous path
   done = c.sock.write_some(bufs, ec);
   if (ec == asio::error::would_block) ec = {};
   return ec || done == asio::buffer_size(bufs);
@@ -123,8 +135,21 @@ asio::awaitable<error_code> fill(conn& c, std::chrono::milliseconds timeout) {
     }
   }
   wd.arm(timeout);
-  auto [ec, n] = co_await c.sock.async_read_some(
-      asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end), use_nothrow);
+  auto room = asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end);
+  error_code ec;
+  std::size_t n = 0;
+  if (c.tls) {
+    auto [e, k] = co_await c.tls->async_read_some(room, use_nothrow);
+    ec = e;
+    n = k;
+    // A peer that closes without close_notify ends the stream like a TCP EOF here: the
+    // framing (Content-Length, chunked) still tells a complete body from a cut one.
+    if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
+  } else {
+    auto [e, k] = co_await c.sock.async_read_some(room, use_nothrow);
+    ec = e;
+    n = k;
+  }
   wd.disarm();
   if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
   c.end += n;
@@ -197,7 +222,7 @@ class response_impl final : public upstream_response,
   std::chrono::milliseconds splice_timeout() const override { return read_timeout_; }
   std::uint64_t splice_room() override {
     if (failed_ || spliced_done_ || status == 101 || content_length < 0 || p_->is_done() ||
-        !c_->pending().empty())
+        !c_->pending().empty() || c_->tls)
       return 0;
     return static_cast<std::uint64_t>(content_length) - delivered_;
   }
@@ -215,12 +240,26 @@ class response_impl final : public upstream_response,
       c_->consume(n);
       co_return read_result{{}, n};
     }
-    auto [ec, n] = co_await c_->sock.async_read_some(buf, use_nothrow);
+    error_code ec;
+    std::size_t n = 0;
+    if (c_->tls) {
+      auto [e, k] = co_await c_->tls->async_read_some(buf, use_nothrow);
+      ec = e == asio::ssl::error::stream_truncated ? error_code(asio::error::eof) : e;
+      n = k;
+    } else {
+      auto [e, k] = co_await c_->sock.async_read_some(buf, use_nothrow);
+      ec = e;
+      n = k;
+    }
     co_return read_result{ec, n};
   }
   asio::awaitable<error_code> write_all(asio::const_buffer buf) override {
-    auto [ec, n] = co_await asio::async_write(c_->sock, buf, use_nothrow);
-    co_return ec;
+    if (c_->tls) {
+      auto [e, n] = co_await asio::async_write(*c_->tls, buf, use_nothrow);
+      co_return e;
+    }
+    auto [e, n] = co_await asio::async_write(c_->sock, buf, use_nothrow);
+    co_return e;
   }
   void shutdown_send() override {
     error_code ignored;
@@ -263,7 +302,11 @@ class response_impl final : public upstream_response,
 
 class transport_impl final : public transport {
  public:
-  explicit transport_impl(http1_transport_options o) : o_(o) {}
+  explicit transport_impl(http1_transport_options o) : o_(o), tls_(o_.tls) {
+    if (o_.tls.insecure_skip_verify)
+      log::warn(
+          "upstream TLS: insecure_skip_verify is on: any certificate is accepted (tests only)");
+  }
 
   asio::awaitable<round_trip_result> round_trip(outbound_request& req) override {
     auto ex = co_await asio::this_coro::executor;
@@ -293,7 +336,11 @@ class transport_impl final : public transport {
         auto r = co_await connect(req);
         if (!r.c) co_return round_trip_result{nullptr, std::move(r.err)};
         c = std::move(r.c);
-        append_key(c->key, req);  // not `key`: other coroutines used the buffer meanwhile
+        append_key(c->key, req);
+        if (req.scheme == "https") {
+          if (auto err = co_await start_tls(*c, req))
+            co_return round_trip_result{nullptr, std::move(*err)};
+        }  // not `key`: other coroutines used the buffer meanwhile
       }
       bool stale = false;  // the upstream closed a pooled connection before answering
       auto res = co_await exchange(req, std::move(c), stale);
@@ -587,13 +634,32 @@ class transport_impl final : public transport {
       key.append(b, e);
     };
     at(reinterpret_cast<std::uintptr_t>(this));
-    key += '|';
+    key += req.scheme == "https" ? "|s|" : "|";
     key += req.host;
     key += ':';
     at(req.port);
   }
 
+  /// The TLS handshake on a fresh connection, bounded by the connect timeout.
+  asio::awaitable<std::optional<proxy_error>> start_tls(conn& c, const outbound_request& req) {
+    c.wd.arm(o_.connect_timeout);
+    if (!tls_.error().empty())
+      co_return upstream_error(errc::upstream_connect_failed, "upstream TLS: " + tls_.error());
+    std::string why = co_await tls_.handshake(c, req.host);
+    bool timed_out = c.wd.expired();
+    c.wd.disarm();
+    if (why.empty()) co_return std::nullopt;
+    std::string where = req.host + ":" + std::to_string(req.port);
+    if (timed_out)
+      co_return upstream_error(errc::upstream_connect_timeout,
+                               "TLS handshake with " + where + ": timed out");
+    log::error("TLS handshake with {} failed: {}", where, why);
+    co_return upstream_error(errc::upstream_connect_failed,
+                             "TLS handshake with " + where + ": " + why);
+  }
+
   http1_transport_options o_;
+  upstream::tls_client tls_;
 };
 
 response_impl::~response_impl() {

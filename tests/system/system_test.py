@@ -335,6 +335,127 @@ def access_log_batches_stay_whole_and_flush_at_shutdown():
     assert len(got) == len(want) and set(got) == want, (len(got), len(want))
 
 
+class TlsUpstream:
+    """An HTTPS server on 127.0.0.1 (Python's ssl) answering every GET with 200, the path and
+    the Host it saw, with the given certificate."""
+
+    def __init__(self, certs, name):
+        import http.server
+        import ssl
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):  # noqa: N802 - the stdlib's name
+                body = f"tls ok {self.path} host={self.headers.get('Host')}".encode()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(os.path.join(certs, name + ".pem"), os.path.join(certs, name + ".key"))
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def tls_proxy(upstream_port, tls_yaml):
+    """trafficcop with one https upstream whose tls map is `tls_yaml` (flow-style entries)."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}'}}]\n"
+                "access_log: {path: 'off'}\n"
+                f"upstreams: [{{name: s, url: 'https://127.0.0.1:{upstream_port}/base', "
+                f"tls: {{{tls_yaml}}}}}]\n"
+                "routes: [{upstream: s}]\n")
+    p = Proc([TRAFFICCOP, "-c", f.name])
+    wait_listening(port)
+    return p, port
+
+
+def tcurl(*args):
+    rc, out = curl(*args)
+    return rc, out.decode(errors="replace")
+
+
+def wait_for(pred):
+    end = time.time() + DEADLINE
+    while time.time() < end and not pred():
+        time.sleep(0.05)
+    return pred()
+
+
+@test
+def https_upstream_verified_and_failures_named():
+    certs = tempfile.mkdtemp()
+    subprocess.run([os.path.join(SRC, "tests/system/make_certs.sh"), certs], check=True)
+    ca = os.path.join(certs, "ca.pem")
+    servers = {n: TlsUpstream(certs, n) for n in ["server", "wronghost", "expired", "selfsigned"]}
+    try:
+        # Verified against the configured CA: the request goes through, Host is the upstream's.
+        p, port = tls_proxy(servers["server"].port, f"ca_file: '{ca}'")
+        try:
+            rc, out = tcurl(f"http://127.0.0.1:{port}/x?y=1")
+            assert rc == 0 and out.startswith("tls ok /base/x?y=1"), out
+            assert f"host=127.0.0.1:{servers['server'].port}" in out, out
+            rc, out = tcurl(f"http://127.0.0.1:{port}/again")  # the pooled TLS connection
+            assert rc == 0 and out.startswith("tls ok /base/again"), out
+        finally:
+            p.stop()
+        # Each failure is a 502 and an error line that names the reason.
+        cases = [("server", "", "unknown authority"),            # system store: not our CA
+                 ("selfsigned", f"ca_file: '{ca}'", "unknown authority"),
+                 ("wronghost", f"ca_file: '{ca}'", "hostname mismatch"),
+                 ("expired", f"ca_file: '{ca}'", "expired certificate")]
+        for name, tls, reason in cases:
+            p, port = tls_proxy(servers[name].port, tls)
+            try:
+                rc, out = tcurl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/")
+                assert out == "502", (name, out)
+                assert wait_for(lambda: reason in p.stderr()), (name, p.stderr()[-2000:])
+            finally:
+                p.stop()
+        # server_name: the name verified (and sent as SNI) instead of the URL's host.
+        p, port = tls_proxy(servers["wronghost"].port,
+                            f"ca_file: '{ca}', server_name: other.example")
+        try:
+            rc, out = tcurl(f"http://127.0.0.1:{port}/sni")
+            assert rc == 0 and out.startswith("tls ok /base/sni"), out
+        finally:
+            p.stop()
+        # insecure_skip_verify: accepted, and the start-up log says so.
+        p, port = tls_proxy(servers["expired"].port, "insecure_skip_verify: true")
+        try:
+            rc, out = tcurl(f"http://127.0.0.1:{port}/any")
+            assert rc == 0 and out.startswith("tls ok /base/any"), out
+            assert "insecure_skip_verify" in p.stderr(), p.stderr()
+        finally:
+            p.stop()
+        # trafficcop check names the file that does not load.
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write("listeners: [{address: '127.0.0.1:1'}]\n"
+                    "upstreams: [{name: s, url: 'https://127.0.0.1:1', tls: {"
+                    f"cert_file: '{certs}/server.pem', key_file: '{certs}/wronghost.key'}}}}]\n"
+                    "routes: [{upstream: s}]\n")
+        r = subprocess.run([TRAFFICCOP, "check", "-c", f.name], capture_output=True, text=True)
+        assert r.returncode == 1 and "upstreams[0].tls: key_file" in r.stderr, r
+        assert "does not match" in r.stderr, r.stderr
+    finally:
+        for s in servers.values():
+            s.stop()
+
+
 @test
 def config_routes_and_header_edits():
     # Routes by host and segment-aware longest prefix, per-route Host policy and header edits,
@@ -438,6 +559,7 @@ try:
     for t in [help_and_version, check_reports_yaml_paths, curl_sees_forwarding_headers,
               gib_up_and_down_at_flat_memory, ten_thousand_requests_with_aborts_leak_nothing,
               access_log_lines_and_499, access_log_batches_stay_whole_and_flush_at_shutdown,
+              https_upstream_verified_and_failures_named,
               config_routes_and_header_edits,
               examples_run_against_a_real_upstream,
               sigterm_drains_in_flight_request]:

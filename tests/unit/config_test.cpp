@@ -223,15 +223,53 @@ upstreams: [{name: late, url: "http://127.0.0.1:9000"}]
 }
 
 TEST(ConfigLoad, RejectsUnsupportedScheme) {
-  EXPECT_EQ(errors_of(R"(
+  EXPECT_EQ(
+      errors_of(R"(
 listeners: [{address: "127.0.0.1:8080"}]
 upstreams:
   - {name: a, url: "ftp://127.0.0.1/"}
-  - {name: b, url: "https://127.0.0.1/"}
 routes: [{upstream: a}]
 )"),
-            (errors{"upstreams[0].url: scheme \"ftp\" is not supported (use http://)",
-                    "upstreams[1].url: https is not supported yet"}));
+      (errors{"upstreams[0].url: scheme \"ftp\" is not supported (use http:// or https://)"}));
+}
+
+TEST(ConfigLoad, HttpsUpstreamWithTls) {
+  std::string ca = std::string(TRAFFICCOP_SOURCE_DIR) + "/README.md";  // any readable file
+  auto cfg = must_load(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams:
+  - name: a
+    url: "https://api.internal/v1"
+    tls: {ca_file: ")" +
+                       ca + R"(", server_name: api.example, insecure_skip_verify: false}
+  - {name: b, url: "https://127.0.0.1:8443"}
+routes: [{upstream: a}]
+)");
+  EXPECT_EQ(cfg.upstreams[0].scheme, "https");
+  EXPECT_EQ(cfg.upstreams[0].port, 443);
+  EXPECT_EQ(cfg.upstreams[0].tls.ca_file, ca);
+  EXPECT_EQ(cfg.upstreams[0].tls.server_name, "api.example");
+  EXPECT_FALSE(cfg.upstreams[0].tls.insecure_skip_verify);
+  EXPECT_EQ(cfg.upstreams[1].port, 8443);
+  EXPECT_TRUE(cfg.upstreams[1].tls.ca_file.empty());  // the system store
+}
+
+TEST(ConfigLoad, RejectsBadTlsSettingsWithTheirPaths) {
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams:
+  - {name: a, url: "https://h", tls: {ca_file: /nonexistent/ca.pem, insecure_skip_verify: yes}}
+  - {name: b, url: "http://h", tls: {server_name: h}}
+  - {name: c, url: "https://h", tls: {cert_file: /nonexistent/c.pem, verify: true}}
+routes: [{upstream: a}]
+)"),
+            (errors{
+                "upstreams[0].tls.ca_file: \"/nonexistent/ca.pem\": No such file or directory",
+                "upstreams[0].tls.insecure_skip_verify: expected true or false, got \"yes\"",
+                "upstreams[1].tls: applies to https:// upstreams only (url is http://)",
+                "upstreams[2].tls.cert_file: \"/nonexistent/c.pem\": No such file or directory",
+                "upstreams[2].tls.verify: unknown key",
+            }));
 }
 
 TEST(ConfigLoad, RejectsMalformedDuration) {
@@ -345,7 +383,7 @@ access_log: {format: xml}
                 "forwarded: \"sometimes\" is not one of append, replace, off",
                 "listeners[0].address: \"127.0.0.1\" has no port (use host:port, e.g. "
                 "127.0.0.1:8080)",
-                "upstreams[0].url: scheme \"ftp\" is not supported (use http://)",
+                "upstreams[0].url: scheme \"ftp\" is not supported (use http:// or https://)",
                 "upstreams[1].name: duplicate upstream name \"a\"",
                 "upstreams[1].max_idle: \"-1\" is not an integer from 0 to 4294967295",
                 "routes[0].path_prefix: \"api\" must start with '/'",
