@@ -8,6 +8,7 @@
 #include <cerrno>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -45,6 +46,11 @@ bool open_pipe(pipe_pair& p) {
 
 /// Waits until `side`'s socket is ready for `what`, under its deadline.
 asio::awaitable<error_code> wait(splice_endpoint& side, asio::socket_base::wait_type what) {
+  // A cancellation emitted while no operation was pending (the last wait had completed, the
+  // coroutine not resumed yet) reaches only the coroutine's state: check it before waiting,
+  // or a client that left would hold the relay until the upstream's timeout.
+  auto cs = co_await asio::this_coro::cancellation_state;
+  if (cs.cancelled() != asio::cancellation_type::none) co_return asio::error::operation_aborted;
   auto& wd = side.splice_deadline();
   wd.arm(side.splice_timeout());
   auto [ec] = co_await side.splice_socket().async_wait(what, use_nothrow);
@@ -58,7 +64,7 @@ asio::awaitable<error_code> wait(splice_endpoint& side, asio::socket_base::wait_
 asio::awaitable<error_code> splice_body(splice_endpoint& from, splice_endpoint& to,
                                         std::uint64_t n) {
   pipe_pair p;
-  if (!open_pipe(p)) co_return error_code(errno, boost::system::system_category());
+  if (!open_pipe(p)) co_return make_error_code(asio::error::no_descriptors);  // copy instead
   error_code nb;  // splice(2) on a blocking socket would block the worker
   from.splice_socket().native_non_blocking(true, nb);
   if (!nb) to.splice_socket().native_non_blocking(true, nb);
@@ -89,9 +95,10 @@ asio::awaitable<error_code> splice_body(splice_endpoint& from, splice_endpoint& 
       }
     }
     if (in_pipe > 0) {
-      // MORE while the upstream owes bytes (fuller segments); never on the last piece.
-      unsigned flags = SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (left > 0 ? SPLICE_F_MORE : 0u);
-      ssize_t put = ::splice(p.r, nullptr, out, nullptr, in_pipe, flags);
+      // No SPLICE_F_MORE: it would let the kernel hold a partial segment while the upstream
+      // stalls, where the copy path (TCP_NODELAY) sends at once (spec 41).
+      ssize_t put =
+          ::splice(p.r, nullptr, out, nullptr, in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (put > 0) {
         in_pipe -= static_cast<std::size_t>(put);
         to.spliced(static_cast<std::uint64_t>(put));

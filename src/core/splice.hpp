@@ -40,7 +40,8 @@ class splice_endpoint {
 /// off for them.
 constexpr std::uint64_t min_splice_bytes = 64 * 1024;
 
-/// Moves exactly `n` bytes from `from` to `to`. Errors: the source ended early
+/// Moves exactly `n` bytes from `from` to `to`. no_descriptors: no pipe could be made and
+/// nothing moved (copy instead). Other errors: the source ended early
 /// (partial_message), a wait timed out (timed_out), cancellation (operation_aborted), or the
 /// system call's error. Either side's spliced() tells how far it got.
 asio::awaitable<error_code> splice_body(splice_endpoint& from, splice_endpoint& to,

@@ -278,6 +278,7 @@ class proxy {
     if (n < detail::min_splice_bytes || n != dst->splice_room()) co_return read_result{};
     if (auto ec = co_await dst->splice_prepare()) co_return read_result{ec, 0};
     auto ec = co_await detail::splice_body(*src, *dst, n);
+    if (ec == asio::error::no_descriptors) co_return read_result{};  // out of fds: copy
     co_return read_result{ec, static_cast<std::size_t>(n)};
   }
 

@@ -2,6 +2,7 @@
 // server: workers, listeners (SO_REUSEPORT per worker), accept loops, graceful drain.
 #include "trafficcop/server.hpp"
 
+#include <csignal>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
@@ -151,6 +152,13 @@ error_code server::start(std::string& what) {
         if (e) log::error("accept loop ended by an exception");
       });
     w->thread = std::thread([wp = w.get()] {
+      // splice(2) to a socket the client reset raises SIGPIPE (it takes no MSG_NOSIGNAL): the
+      // worker blocks it, so the write fails with EPIPE instead of killing an embedding
+      // process that did not ignore the signal.
+      sigset_t pipe;
+      sigemptyset(&pipe);
+      sigaddset(&pipe, SIGPIPE);
+      pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
       auto guard = asio::make_work_guard(wp->ioc);  // stays up until shutdown stops it
       wp->ioc.run();
     });

@@ -31,14 +31,16 @@ conn_ptr pool_service::take(std::string_view key, bool check) {
   while (!list.empty()) {
     conn_ptr c = std::move(list.back());
     list.pop_back();
-    if (c->expires > now && c->pending().empty() && (!check || is_idle_and_open(c->sock))) return c;
+    bool peek = check || now - c->idle_since >= recent;
+    if (c->expires > now && c->pending().empty() && (!peek || is_idle_and_open(c->sock))) return c;
   }
   return nullptr;
 }
 
 void pool_service::put(conn_ptr c, std::chrono::milliseconds idle_timeout, std::size_t max_idle) {
   if (max_idle == 0 || idle_timeout.count() <= 0 || !c->sock.is_open()) return;
-  c->expires = std::chrono::steady_clock::now() + idle_timeout;
+  c->idle_since = std::chrono::steady_clock::now();
+  c->expires = c->idle_since + idle_timeout;
   auto it = idle_.find(std::string_view(c->key));
   if (it == idle_.end()) it = idle_.emplace(c->key, std::vector<conn_ptr>{}).first;
   auto& list = it->second;

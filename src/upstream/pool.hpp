@@ -52,7 +52,8 @@ struct conn {
   std::optional<http1::response_parser> parser;  // one per response head (Beast's rule)
   std::string key;                               // the pool it belongs to, set once
   std::string peer;
-  std::chrono::steady_clock::time_point expires;  // while idle
+  std::chrono::steady_clock::time_point expires;     // while idle
+  std::chrono::steady_clock::time_point idle_since;  // when it was put back
   std::uint64_t requests = 0;
 
   std::string_view pending() const noexcept { return {buf.data() + begin, end - begin}; }
@@ -70,10 +71,14 @@ class pool_service : public asio::execution_context::service {
 
   explicit pool_service(asio::execution_context& ctx);
 
-  /// An idle live connection for `key`, or null. With `check`, the connection is first peeked
-  /// (a system call) for a close by the upstream; callers that can retry on a fresh
-  /// connection skip it.
+  /// An idle live connection for `key`, or null. The connection is first peeked (a system
+  /// call) for a close or for bytes nobody asked for (an upstream's 408 at its idle timeout).
+  /// With `check` false (a request that can be retried on a fresh connection) the peek is
+  /// skipped for a connection put back less than `recent` ago: under load that is every
+  /// reuse, and an upstream that closes or talks unasked does so after idling, not within
+  /// milliseconds of an answer.
   conn_ptr take(std::string_view key, bool check = true);
+  static constexpr std::chrono::milliseconds recent{50};
   /// Keeps `c` idle in the pool named by `c->key` for `idle_timeout`, dropping the oldest
   /// beyond `max_idle`.
   void put(conn_ptr c, std::chrono::milliseconds idle_timeout, std::size_t max_idle);

@@ -29,6 +29,7 @@ namespace {
 using asio::ip::tcp;
 using upstream::conn;
 using upstream::conn_ptr;
+using upstream::is_idle_and_open;
 using upstream::pool_service;
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
@@ -666,8 +667,10 @@ response_impl::~response_impl() {
   if (!c_) return;
   // Bytes left in the buffer (a body on a HEAD answer, junk after a response) would be read
   // as the next request's response, maybe another client's: such a connection is closed.
-  if (reusable_ && !failed_ && (p_->is_done() || spliced_done_) && p_->keep_alive() &&
-      status != 101 && c_->pending().empty()) {
+  // After a relay the proxy never read past the body: bytes the upstream sent beyond it are
+  // still in the socket, so a spliced connection is peeked before it may be pooled.
+  if (reusable_ && !failed_ && (p_->is_done() || (spliced_done_ && is_idle_and_open(c_->sock))) &&
+      p_->keep_alive() && status != 101 && c_->pending().empty()) {
     c_->res_header = std::move(header);  // the field storage goes back with the connection
     c_->parser.reset();
     t_.give_back(std::move(c_));

@@ -4,6 +4,7 @@
 // either side, back-pressure from a slow client.
 #include <sys/socket.h>
 
+#include <atomic>
 #include <thread>
 
 #include "proxy_fixture.hpp"
@@ -107,6 +108,59 @@ TEST_F(relay, Spec49ClientGoneMidRelayClosesUpstream) {
   client_left.open();
   EXPECT_TRUE(upstream_saw_close.wait());
   EXPECT_TRUE(eventually([&] { return srv->open_connections() == 0; }));
+}
+
+TEST_F(relay, BytesBeyondARelayedBodyKeepTheConnectionOutOfThePool) {
+  // A broken upstream writes a second, unasked-for response right after a large body. The
+  // relay stops at the body's end, so those bytes stay in the socket: the connection must not
+  // be pooled, or the next request (maybe another client's) would read them as its answer.
+  const std::string body = pattern(200 * 1024, 4);
+  std::atomic<int> conns{0};
+  up.set_script([&](upstream_conn& c) {
+    int k = ++conns;
+    while (auto m = c.read_request()) {
+      if (k == 1)
+        c.send(head_for(body.size()) + body.substr(0, 4096));
+      else
+        c.send(response(200, "fresh"));
+      if (k == 1) {
+        std::this_thread::sleep_for(30ms);  // the proxy starts relaying the rest
+        c.send(body.substr(4096) + response(200, "stray"));
+      }
+    }
+  });
+  start();
+  auto first = fetch(get("/big"));
+  ASSERT_TRUE(first);
+  EXPECT_TRUE(first->body == body);
+  auto second = fetch(get("/next"));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->body, "fresh");
+  EXPECT_EQ(up.connections(), 2u);
+}
+
+TEST_F(relay, UnaskedBytesOnAnIdlePooledConnectionAreNotAnAnswer) {
+  // An upstream that answers its own idle timeout with a 408 (and closes): a later GET must
+  // not take that 408 as its response, though GETs skip the liveness peek on connections
+  // reused within milliseconds.
+  std::atomic<int> conns{0};
+  up.set_script([&](upstream_conn& c) {
+    int k = ++conns;
+    if (!c.read_request()) return;
+    c.send(response(200, k == 1 ? "first" : "fresh"));
+    if (k != 1) return;
+    std::this_thread::sleep_for(100ms);
+    c.send("HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+  });
+  start();
+  auto first = fetch(get("/1"));
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->body, "first");
+  std::this_thread::sleep_for(300ms);  // the 408 has arrived on the pooled connection
+  auto second = fetch(get("/2"));
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->status, 200);
+  EXPECT_EQ(second->body, "fresh");
 }
 
 }  // namespace
