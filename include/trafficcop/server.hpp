@@ -19,9 +19,29 @@
 
 namespace trafficcop {
 
+/// A certificate chain and its private key, PEM files.
+struct tls_certificate {
+  std::string cert_file;
+  std::string key_file;
+};
+
+/// TLS on a listener. The first certificate is the default; another is chosen when the
+/// client's SNI name is one it is valid for. ALPN selects http/1.1.
+struct listener_tls {
+  std::vector<tls_certificate> certificates;  // empty = plain TCP
+  std::string min_version = "1.2";            // "1.2" or "1.3"
+  std::string ciphers;  // OpenSSL cipher list for TLS 1.2; "" = OpenSSL's default
+};
+
+/// "" if `t` loads: files readable, each key matches its certificate, no certificate expired
+/// or not yet valid; else what is wrong, naming the file.
+std::string check_listener_tls(const listener_tls& t);
+
 struct server_options {
   /// "host:port" or "[v6]:port"; port 0 picks a free port (see local_endpoints()).
   std::vector<std::string> listen = {"127.0.0.1:8080"};
+  /// TLS per listen address, by index in `listen`; a missing or empty entry is plain TCP.
+  std::vector<listener_tls> tls;
   /// Worker threads; 0 = one per core.
   unsigned workers = 0;
 

@@ -142,7 +142,14 @@ handler build_router(const config::config& cfg) {
 server_options to_server_options(const config::config& cfg) {
   server_options o;
   o.listen.clear();
-  for (const auto& l : cfg.listeners) o.listen.push_back(l.address);
+  for (const auto& l : cfg.listeners) {
+    o.listen.push_back(l.address);
+    listener_tls t;
+    for (const auto& c : l.tls.certificates) t.certificates.push_back({c.cert_file, c.key_file});
+    t.min_version = l.tls.min_version;
+    t.ciphers = l.tls.ciphers;
+    o.tls.push_back(std::move(t));
+  }
   o.workers = cfg.workers;
   o.max_header_bytes = cfg.limits.max_header_bytes;
   o.max_headers = cfg.limits.max_headers;
@@ -157,6 +164,12 @@ server_options to_server_options(const config::config& cfg) {
 
 std::vector<std::string> check_files(const config::config& cfg) {
   std::vector<std::string> errors;
+  auto so = to_server_options(cfg);
+  for (std::size_t i = 0; i < so.tls.size(); ++i) {
+    if (so.tls[i].certificates.empty()) continue;
+    if (auto err = check_listener_tls(so.tls[i]); !err.empty())
+      errors.push_back("listeners[" + std::to_string(i) + "].tls: " + err);
+  }
   for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
     const auto& u = cfg.upstreams[i];
     if (u.scheme != "https") continue;

@@ -279,6 +279,7 @@ class loader {
   void read_listener(const node& n, const std::string& path);
   void read_upstream(const node& n, const std::string& path);
   void read_upstream_tls(const node& n, const std::string& path, upstream& u);
+  void read_listener_tls(const node& n, const std::string& path, listener_tls& t);
   void read_route(const node& n, const std::string& path);
   void read_route_fields(const node& n, const std::string& path, route& r);
   void read_header_edits(const node& n, const std::string& path, header_edits& e);
@@ -526,7 +527,35 @@ void loader::read_listener(const node& n, const std::string& path) {
       return fail(at, "duplicate listener address " + quote(s));
     l.address = std::move(s);
   };
-  read_fields(n, path, {{"address", address}});
+  auto tls = [&](const node& v, const std::string& at) { read_listener_tls(v, at, l.tls); };
+  read_fields(n, path, {{"address", address}, {"tls", tls}});
+}
+
+void loader::read_listener_tls(const node& n, const std::string& path, listener_tls& t) {
+  auto certificate = [&](const node& v, const std::string& at) {
+    auto& c = t.certificates.emplace_back();
+    auto file = [&](std::string& out) {
+      return [this, &out](const node& f, const std::string& fat) { read_file_path(f, fat, out); };
+    };
+    read_fields(v, at,
+                {{"cert_file", file(c.cert_file), true}, {"key_file", file(c.key_file), true}});
+  };
+  auto certificates = [&](const node& v, const std::string& at) {
+    read_list(v, at, certificate);
+    if (v.IsSequence() && v.size() == 0) fail(at, "needs at least one certificate");
+  };
+  auto min_version = [&](const node& v, const std::string& at) {
+    std::string s;
+    if (!read(v, at, s)) return;
+    if (s != "1.2" && s != "1.3") return fail(at, quote(s) + " is not 1.2 or 1.3");
+    t.min_version = s;
+  };
+  read_fields(n, path,
+              {
+                  {"certificates", certificates, true},
+                  {"min_version", min_version},
+                  {"ciphers", into(t.ciphers)},
+              });
 }
 
 void loader::read_upstream(const node& n, const std::string& path) {

@@ -37,8 +37,20 @@ struct header_edits {
   std::vector<std::string> remove;
 };
 
+/// TLS on a listener: the first certificate is the default, others are chosen by SNI.
+struct listener_tls {
+  struct certificate {
+    std::string cert_file;
+    std::string key_file;
+  };
+  std::vector<certificate> certificates;  // empty = plain TCP
+  std::string min_version = "1.2";        // "1.2" or "1.3"
+  std::string ciphers;                    // TLS 1.2 cipher list; "" = OpenSSL's default
+};
+
 struct listener {
   std::string address = "127.0.0.1:8080";  // host:port; [v6]:port
+  listener_tls tls;
 };
 
 /// TLS towards an https:// upstream. The certificate chain and the host name are verified

@@ -6,6 +6,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -105,10 +106,19 @@ class raw_stream final : public byte_stream {
       c_.consume(n);
       co_return read_result{{}, n};
     }
+    if (c_.tls_) {
+      auto [e, n] = co_await c_.tls_->async_read_some(buf, use_nothrow);
+      error_code ec = e == asio::ssl::error::stream_truncated ? error_code(asio::error::eof) : e;
+      co_return read_result{ec, n};
+    }
     auto [ec, n] = co_await c_.sock_.async_read_some(buf, use_nothrow);
     co_return read_result{ec, n};
   }
   asio::awaitable<error_code> write_all(asio::const_buffer buf) override {
+    if (c_.tls_) {
+      auto [ec, n] = co_await asio::async_write(*c_.tls_, buf, use_nothrow);
+      co_return ec;
+    }
     auto [ec, n] = co_await asio::async_write(c_.sock_, buf, use_nothrow);
     co_return ec;
   }
@@ -198,7 +208,7 @@ class writer final : public response_writer, public splice_endpoint {
   }
 
   // The zero-copy relay (src/core/splice.hpp): raw bytes of a Content-Length body.
-  splice_endpoint* splice_sink() noexcept override { return this; }
+  splice_endpoint* splice_sink() noexcept override { return c_.tls_ ? nullptr : this; }
   asio::ip::tcp::socket& splice_socket() override { return c_.sock_; }
   watchdog& splice_deadline() override { return c_.wd_; }
   std::chrono::milliseconds splice_timeout() const override { return c_.opts_.idle_timeout; }
@@ -364,11 +374,12 @@ constexpr std::size_t max_cached_scratch = 128;  // 128 x ~34 KiB per worker at 
 }  // namespace
 
 connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote,
-                       const asio::ip::tcp::endpoint& local)
+                       const asio::ip::tcp::endpoint& local, asio::ssl::context* tls)
     : sock_(std::move(sock)), w_(w), opts_(w.opts), wd_(sock_.get_executor(), [this] {
         error_code ignored;
         sock_.cancel(ignored);
       }) {
+  if (tls) tls_ = std::make_unique<tls_stream>(sock_, *tls);
   std::size_t want = std::max<std::size_t>(opts_.max_header_bytes + read_chunk, 2 * read_chunk);
   if (!scratches.free.empty()) {
     s_ = std::move(scratches.free.back());
@@ -416,8 +427,20 @@ asio::awaitable<error_code> connection::read_more(std::chrono::milliseconds time
     begin_ = 0;
   }
   wd_.arm(timeout);
-  auto [ec, n] =
-      co_await sock_.async_read_some(asio::buffer(buf + end_, s_->buf_size - end_), use_nothrow);
+  auto room = asio::buffer(buf + end_, s_->buf_size - end_);
+  error_code ec;
+  std::size_t n = 0;
+  if (tls_) {
+    auto [e, k] = co_await tls_->async_read_some(room, use_nothrow);
+    // A client that closes without close_notify ends the stream like a TCP EOF: the framing
+    // still tells a complete request from a cut one.
+    ec = e == asio::ssl::error::stream_truncated ? error_code(asio::error::eof) : e;
+    n = k;
+  } else {
+    auto [e, k] = co_await sock_.async_read_some(room, use_nothrow);
+    ec = e;
+    n = k;
+  }
   wd_.disarm();
   if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
   end_ += n;
@@ -427,6 +450,7 @@ asio::awaitable<error_code> connection::read_more(std::chrono::milliseconds time
 bool connection::write_now(buffers& bufs, error_code& ec) noexcept {
   // The socket nearly always has room: a non-blocking write that takes everything finishes
   // here, without an asynchronous operation, a trip through the scheduler or a coroutine.
+  if (tls_) return false;  // TLS records go through the asynchronous path
   std::size_t done = sock_.write_some(bufs, ec);
   if (ec == asio::error::would_block) ec = {};
   if (ec || done == asio::buffer_size(bufs)) return true;
@@ -451,7 +475,14 @@ connection::buffers connection::skip(buffers bufs, std::size_t n) noexcept {
 
 asio::awaitable<error_code> connection::write_slow(buffers bufs) {
   wd_.arm(opts_.idle_timeout);
-  auto [ec, n] = co_await asio::async_write(sock_, bufs, use_nothrow);
+  error_code ec;
+  if (tls_) {
+    auto [e, n] = co_await asio::async_write(*tls_, bufs, use_nothrow);
+    ec = e;
+  } else {
+    auto [e, n] = co_await asio::async_write(sock_, bufs, use_nothrow);
+    ec = e;
+  }
   wd_.disarm();
   if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
   co_return ec;
@@ -509,11 +540,25 @@ void connection::force_close() {
   close();
 }
 
+asio::awaitable<bool> connection::handshake() {
+  // Bounded like a request head: a client that connects and never finishes the handshake is
+  // a slowloris too.
+  wd_.arm(opts_.read_header_timeout);
+  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_nothrow);
+  wd_.disarm();
+  if (ec) log::debug("{} TLS handshake failed: {}", remote_, ec.message());
+  co_return !ec;
+}
+
 asio::awaitable<void> connection::run() {
   co_await asio::this_coro::throw_if_cancelled(false);
   error_code ec;
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);  // write() tries a synchronous write first
+  if (tls_ && !co_await handshake()) {
+    close();
+    co_return;
+  }
   while (!draining_ && co_await serve_one()) {
   }
   bool unread = !pending().empty() || (parser_ && parser_->is_header_done() && !parser_->is_done());
@@ -658,7 +703,7 @@ asio::awaitable<bool> connection::serve_one() {
   req.trailer.clear();
   req.body = nullptr;
   req.content_length = 0;
-  req.tls = false;
+  req.tls = tls_ != nullptr;
   req.client_gone_ = &client_gone_;
   continue_sent_ = head_sent_ = false;
   if (auto ec = co_await read_head(req)) {

@@ -19,6 +19,8 @@
 
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 
 #include "core/watchdog.hpp"
 #include "http1/parser.hpp"
@@ -33,8 +35,9 @@ class connection : public std::enable_shared_from_this<connection> {
  public:
   /// `remote`/`local`: the addresses if the caller knows them (from accept and the listener),
   /// which saves a system call each; empty ones are asked of the socket.
+  /// `tls`: the listener's TLS context (the handshake runs first), or null for plain TCP.
   connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote = {},
-             const asio::ip::tcp::endpoint& local = {});
+             const asio::ip::tcp::endpoint& local = {}, asio::ssl::context* tls = nullptr);
   ~connection();
 
   asio::awaitable<void> run();
@@ -75,6 +78,9 @@ class connection : public std::enable_shared_from_this<connection> {
   void close() noexcept;
 
   asio::ip::tcp::socket sock_;
+  /// TLS over sock_ on a TLS listener; reads and writes go through it when set.
+  using tls_stream = asio::ssl::stream<asio::ip::tcp::socket&>;
+  std::unique_ptr<tls_stream> tls_;
   worker& w_;
   const server_options& opts_;
   watchdog wd_;
@@ -106,6 +112,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::unique_ptr<scratch> s_;
 
  private:
+  asio::awaitable<bool> handshake();
   asio::awaitable<error_code> read_head(request& req);
   asio::awaitable<bool> serve_one();
   asio::awaitable<void> reply_error(error_code ec);

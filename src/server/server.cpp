@@ -14,6 +14,7 @@
 
 #include "core/log.hpp"
 #include "server/connection.hpp"
+#include "server/tls.hpp"
 #include "server/worker.hpp"
 
 namespace trafficcop {
@@ -50,7 +51,7 @@ error_code parse_endpoint(const std::string& s, tcp::endpoint& ep) {
   return {};
 }
 
-asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
+asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, asio::ssl::context* tls) {
   error_code lec;
   const tcp::endpoint local = acc.local_endpoint(lec);  // a wildcard one is asked per socket
   for (;;) {
@@ -72,7 +73,7 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
       co_await t.async_wait(use_nothrow);
       continue;
     }
-    auto c = std::make_shared<connection>(std::move(sock), w, peer, local);
+    auto c = std::make_shared<connection>(std::move(sock), w, peer, local, tls);
     w.conns.insert(c.get());
     asio::co_spawn(
         w.ioc, c->run(),
@@ -94,6 +95,8 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc) {
 struct server::impl {
   server_options opts;
   handler h;
+  // TLS per listener (null: plain); declared before the workers, whose connections use them.
+  std::vector<std::unique_ptr<detail::tls_server>> tls;
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<tcp::endpoint> endpoints;
   std::atomic<bool> shutting_down{false};
@@ -114,6 +117,21 @@ server::~server() {
 error_code server::start(std::string& what) {
   auto& o = impl_->opts;
   unsigned n = o.workers ? o.workers : std::max(1u, std::thread::hardware_concurrency());
+  impl_->tls.clear();
+  for (std::size_t i = 0; i < o.listen.size(); ++i) {
+    if (i >= o.tls.size() || o.tls[i].certificates.empty()) {
+      impl_->tls.push_back(nullptr);
+      continue;
+    }
+    std::string err;
+    auto t = detail::tls_server::make(o.tls[i], err);
+    if (!t) {
+      what = "listen " + o.listen[i] + ": TLS: " + err;
+      impl_->tls.clear();
+      return asio::error::invalid_argument;
+    }
+    impl_->tls.push_back(std::move(t));
+  }
   std::random_device rd;
   for (unsigned i = 0; i < n; ++i) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->opts, impl_->h, i));
@@ -147,10 +165,12 @@ error_code server::start(std::string& what) {
     impl_->endpoints.push_back(ep);
   }
   for (auto& w : impl_->workers) {
-    for (auto& acc : w->acceptors)
-      asio::co_spawn(w->ioc, accept_loop(*w, acc), [](std::exception_ptr e) {
+    for (std::size_t i = 0; i < w->acceptors.size(); ++i) {
+      auto* tls = impl_->tls[i] ? &impl_->tls[i]->context() : nullptr;
+      asio::co_spawn(w->ioc, accept_loop(*w, w->acceptors[i], tls), [](std::exception_ptr e) {
         if (e) log::error("accept loop ended by an exception");
       });
+    }
     w->thread = std::thread([wp = w.get()] {
       // splice(2) to a socket the client reset raises SIGPIPE (it takes no MSG_NOSIGNAL): the
       // worker blocks it, so the write fails with EPIPE instead of killing an embedding

@@ -456,6 +456,70 @@ def https_upstream_verified_and_failures_named():
             s.stop()
 
 
+def tls_listener(certs, extra=""):
+    """trafficcop with a TLS listener (server + wronghost certificates) in front of the echo."""
+    port = free_port()
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}', tls: {{certificates: ["
+                f"{{cert_file: '{certs}/server.pem', key_file: '{certs}/server.key'}}, "
+                f"{{cert_file: '{certs}/wronghost.pem', key_file: '{certs}/wronghost.key'}}]"
+                f"{extra}}}}}]\n"
+                "access_log: {path: 'off'}\n"
+                f"upstreams: [{{name: e, url: 'http://127.0.0.1:{ECHO_PORT}'}}]\n"
+                "routes: [{upstream: e}]\n")
+    p = Proc([TRAFFICCOP, "-c", f.name])
+    wait_listening(port)
+    return p, port, f.name
+
+
+@test
+def tls_listener_sni_alpn_and_min_version():
+    certs = tempfile.mkdtemp()
+    subprocess.run([os.path.join(SRC, "tests/system/make_certs.sh"), certs], check=True)
+    ca = os.path.join(certs, "ca.pem")
+    p, port, conf = tls_listener(certs)
+    try:
+        # Default certificate (127.0.0.1), verified by curl against the test CA; the upstream
+        # learns the request came over TLS.
+        rc, out = tcurl("--cacert", ca, f"https://127.0.0.1:{port}/x")
+        assert rc == 0 and "GET /x HTTP/1.1" in out, (rc, out)
+        assert "X-Forwarded-Proto: https" in out, out
+        # SNI picks the certificate for other.example (curl verifies that name).
+        rc, out = tcurl("--cacert", ca, "--resolve", f"other.example:{port}:127.0.0.1",
+                        f"https://other.example:{port}/sni")
+        assert rc == 0 and "GET /sni HTTP/1.1" in out, (rc, out)
+        # ALPN: a client offering h2 and http/1.1 gets http/1.1.
+        r = subprocess.run(["curl", "-sv", "--http2", "--cacert", ca, f"https://127.0.0.1:{port}/a",
+                            "-o", "/dev/null"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "ALPN: server accepted http/1.1" in r.stderr, r.stderr
+        # Plain HTTP on the TLS port: the handshake fails, the connection closes, nothing else.
+        s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        read_to_eof(s)
+        s.close()
+        rc, out = tcurl("--cacert", ca, f"https://127.0.0.1:{port}/still")
+        assert rc == 0 and "GET /still HTTP/1.1" in out, (rc, out)
+    finally:
+        p.stop()
+    # min_version 1.3: a TLS 1.2 client is refused.
+    p, port, conf = tls_listener(certs, ", min_version: '1.3'")
+    try:
+        rc, _ = tcurl("--cacert", ca, "--tls-max", "1.2", f"https://127.0.0.1:{port}/")
+        assert rc != 0, rc
+        rc, out = tcurl("--cacert", ca, f"https://127.0.0.1:{port}/13")
+        assert rc == 0 and "GET /13 HTTP/1.1" in out, (rc, out)
+    finally:
+        p.stop()
+    # An expired certificate is refused at check (and start) with the file named.
+    with open(conf) as f:
+        text = f.read().replace("server.pem", "expired.pem").replace("server.key", "expired.key")
+    with open(conf, "w") as f:
+        f.write(text)
+    r = subprocess.run([TRAFFICCOP, "check", "-c", conf], capture_output=True, text=True)
+    assert r.returncode == 1 and "listeners[0].tls: cert_file" in r.stderr, r
+    assert "expired.pem: expired certificate" in r.stderr, r.stderr
+
+
 @test
 def config_routes_and_header_edits():
     # Routes by host and segment-aware longest prefix, per-route Host policy and header edits,
@@ -559,7 +623,7 @@ try:
     for t in [help_and_version, check_reports_yaml_paths, curl_sees_forwarding_headers,
               gib_up_and_down_at_flat_memory, ten_thousand_requests_with_aborts_leak_nothing,
               access_log_lines_and_499, access_log_batches_stay_whole_and_flush_at_shutdown,
-              https_upstream_verified_and_failures_named,
+              https_upstream_verified_and_failures_named, tls_listener_sni_alpn_and_min_version,
               config_routes_and_header_edits,
               examples_run_against_a_real_upstream,
               sigterm_drains_in_flight_request]:

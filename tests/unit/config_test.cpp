@@ -254,6 +254,44 @@ routes: [{upstream: a}]
   EXPECT_TRUE(cfg.upstreams[1].tls.ca_file.empty());  // the system store
 }
 
+TEST(ConfigLoad, TlsListener) {
+  std::string f = std::string(TRAFFICCOP_SOURCE_DIR) + "/README.md";  // any readable file
+  auto cfg = must_load(R"(
+listeners:
+  - address: "127.0.0.1:8443"
+    tls:
+      certificates: [{cert_file: ")" +
+                       f + R"(", key_file: ")" + f + R"("}]
+      min_version: "1.3"
+  - address: "127.0.0.1:8080"
+upstreams: [{name: a, url: "http://127.0.0.1:9000"}]
+routes: [{upstream: a}]
+)");
+  ASSERT_EQ(cfg.listeners[0].tls.certificates.size(), 1u);
+  EXPECT_EQ(cfg.listeners[0].tls.certificates[0].cert_file, f);
+  EXPECT_EQ(cfg.listeners[0].tls.min_version, "1.3");
+  EXPECT_TRUE(cfg.listeners[1].tls.certificates.empty());
+}
+
+TEST(ConfigLoad, RejectsBadTlsListenerSettings) {
+  EXPECT_EQ(errors_of(R"(
+listeners:
+  - {address: "127.0.0.1:8443", tls: {certificates: [{cert_file: /nonexistent/c.pem}], min_version: "1.1"}}
+  - {address: "127.0.0.1:8444", tls: {certificates: []}}
+  - {address: "127.0.0.1:8445", tls: {}}
+upstreams: [{name: a, url: "http://127.0.0.1:9000"}]
+routes: [{upstream: a}]
+)"),
+            (errors{
+                "listeners[0].tls.certificates[0].cert_file: \"/nonexistent/c.pem\": No such file "
+                "or directory",
+                "listeners[0].tls.certificates[0].key_file: required key is missing",
+                "listeners[0].tls.min_version: \"1.1\" is not 1.2 or 1.3",
+                "listeners[1].tls.certificates: needs at least one certificate",
+                "listeners[2].tls.certificates: required key is missing",
+            }));
+}
+
 TEST(ConfigLoad, RejectsBadTlsSettingsWithTheirPaths) {
   EXPECT_EQ(errors_of(R"(
 listeners: [{address: "127.0.0.1:8080"}]

@@ -1,0 +1,109 @@
+// SPDX-License-Identifier: MIT
+// tls_server: certificate loading and checks, SNI selection, ALPN.
+#include "server/tls.hpp"
+
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#include <cstring>
+
+namespace trafficcop {
+namespace detail {
+namespace {
+
+/// ALPN: http/1.1 when the client offers it (HTTP/2 is not served yet); otherwise no ALPN.
+int on_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+            unsigned int inlen, void*) {
+  for (unsigned i = 0; i < inlen;) {
+    unsigned len = in[i];
+    if (i + 1 + len > inlen) break;
+    if (len == 8 && std::memcmp(in + i + 1, "http/1.1", 8) == 0) {
+      *out = in + i + 1;
+      *outlen = static_cast<unsigned char>(len);
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  return SSL_TLSEXT_ERR_NOACK;
+}
+
+/// Loads one certificate into a fresh server context; "" or what failed.
+std::string load(asio::ssl::context& ctx, const tls_certificate& c, const listener_tls& t) {
+  error_code ec;
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                      asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                      asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
+                  ec);
+  SSL_CTX* native = ctx.native_handle();
+  if (t.min_version == "1.3")
+    SSL_CTX_set_min_proto_version(native, TLS1_3_VERSION);
+  else if (t.min_version.empty() || t.min_version == "1.2")
+    SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
+  else
+    return "min_version \"" + t.min_version + "\" is not 1.2 or 1.3";
+  if (!t.ciphers.empty() && SSL_CTX_set_cipher_list(native, t.ciphers.c_str()) != 1)
+    return "ciphers \"" + t.ciphers + "\": no cipher OpenSSL knows";
+  ctx.use_certificate_chain_file(c.cert_file, ec);
+  if (ec) return "cert_file " + c.cert_file + ": " + ec.message();
+  X509* leaf = SSL_CTX_get0_certificate(native);
+  if (leaf && X509_cmp_current_time(X509_get0_notAfter(leaf)) < 0)
+    return "cert_file " + c.cert_file + ": expired certificate";
+  if (leaf && X509_cmp_current_time(X509_get0_notBefore(leaf)) > 0)
+    return "cert_file " + c.cert_file + ": certificate not yet valid";
+  ctx.use_private_key_file(c.key_file, asio::ssl::context::pem, ec);
+  if (ec && ec.message().find("mismatch") != std::string::npos)
+    return "key_file " + c.key_file + " does not match cert_file " + c.cert_file;
+  if (ec) return "key_file " + c.key_file + ": " + ec.message();
+  if (SSL_CTX_check_private_key(native) != 1)
+    return "key_file " + c.key_file + " does not match cert_file " + c.cert_file;
+  SSL_CTX_set_alpn_select_cb(native, on_alpn, nullptr);
+  // Session resumption: OpenSSL's stateless tickets are on by default (a per-context key).
+  return {};
+}
+
+}  // namespace
+
+std::unique_ptr<tls_server> tls_server::make(const listener_tls& t, std::string& error) {
+  if (t.certificates.empty()) {
+    error = "no certificate";
+    return nullptr;
+  }
+  auto s = std::unique_ptr<tls_server>(new tls_server);
+  for (const auto& c : t.certificates) {
+    auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+    if (auto err = load(*ctx, c, t); !err.empty()) {
+      error = err;
+      return nullptr;
+    }
+    s->contexts_.push_back(std::move(ctx));
+  }
+  if (s->contexts_.size() > 1) {
+    SSL_CTX* first = s->contexts_.front()->native_handle();
+    SSL_CTX_set_tlsext_servername_callback(first, on_server_name);
+    SSL_CTX_set_tlsext_servername_arg(first, s.get());
+  }
+  return s;
+}
+
+int tls_server::on_server_name(SSL* ssl, int*, void* arg) {
+  const char* name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+  if (!name) return SSL_TLSEXT_ERR_OK;  // no SNI: the default certificate
+  auto* self = static_cast<tls_server*>(arg);
+  for (auto& ctx : self->contexts_) {
+    X509* cert = SSL_CTX_get0_certificate(ctx->native_handle());
+    if (cert && X509_check_host(cert, name, 0, 0, nullptr) == 1) {
+      SSL_set_SSL_CTX(ssl, ctx->native_handle());
+      return SSL_TLSEXT_ERR_OK;
+    }
+  }
+  return SSL_TLSEXT_ERR_OK;  // unknown name: the default certificate, as nginx does
+}
+
+}  // namespace detail
+
+std::string check_listener_tls(const listener_tls& t) {
+  std::string error;
+  return detail::tls_server::make(t, error) ? std::string() : error;
+}
+
+}  // namespace trafficcop
