@@ -73,6 +73,11 @@ class server {
   /// error names the address ("listen 127.0.0.1:80: Permission denied").
   [[nodiscard]] error_code start(std::string& what);
 
+  /// Re-reads the certificate files of every TLS listener (SIGHUP in the binary). New
+  /// connections get the new certificates; open ones keep theirs. If any file fails to load,
+  /// nothing changes and `what` names it.
+  [[nodiscard]] error_code reload_tls(std::string& what);
+
   /// The bound addresses, one per listen entry (useful with port 0).
   std::vector<asio::ip::tcp::endpoint> local_endpoints() const;
 

@@ -81,6 +81,7 @@ int run(const tc::config::config& cfg) {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -94,7 +95,16 @@ int run(const tc::config::config& cfg) {
     tc::log::info("listening on {}:{}", ep.address().to_string(), ep.port());
 
   int sig = 0;
-  sigwait(&set, &sig);
+  for (;;) {
+    sigwait(&set, &sig);
+    if (sig != SIGHUP) break;
+    // SIGHUP: new certificates for new connections; on any failure the old ones stay.
+    std::string err;
+    if (auto ec = srv.reload_tls(err))
+      tc::log::error("SIGHUP: certificates not reloaded, keeping the current ones: {}", err);
+    else
+      tc::log::info("SIGHUP: certificates reloaded");
+  }
   tc::log::info("{}: draining for up to {} ms", sig == SIGINT ? "SIGINT" : "SIGTERM",
                 cfg.timeouts.drain.count());
   srv.shutdown(cfg.timeouts.drain);

@@ -16,6 +16,7 @@
 #include "core/splice.hpp"
 #include "http/rules.hpp"
 #include "http1/serialize.hpp"
+#include "server/tls.hpp"
 #include "server/worker.hpp"
 
 namespace trafficcop::detail {
@@ -374,12 +375,15 @@ constexpr std::size_t max_cached_scratch = 128;  // 128 x ~34 KiB per worker at 
 }  // namespace
 
 connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote,
-                       const asio::ip::tcp::endpoint& local, asio::ssl::context* tls)
+                       const asio::ip::tcp::endpoint& local, std::shared_ptr<tls_server> tls)
     : sock_(std::move(sock)), w_(w), opts_(w.opts), wd_(sock_.get_executor(), [this] {
         error_code ignored;
         sock_.cancel(ignored);
       }) {
-  if (tls) tls_ = std::make_unique<tls_stream>(sock_, *tls);
+  if (tls) {
+    tls_certs_ = std::move(tls);
+    tls_ = std::make_unique<tls_stream>(sock_, tls_certs_->context());
+  }
   std::size_t want = std::max<std::size_t>(opts_.max_header_bytes + read_chunk, 2 * read_chunk);
   if (!scratches.free.empty()) {
     s_ = std::move(scratches.free.back());

@@ -30,14 +30,15 @@
 namespace trafficcop::detail {
 
 struct worker;
+class tls_server;
 
 class connection : public std::enable_shared_from_this<connection> {
  public:
   /// `remote`/`local`: the addresses if the caller knows them (from accept and the listener),
   /// which saves a system call each; empty ones are asked of the socket.
-  /// `tls`: the listener's TLS context (the handshake runs first), or null for plain TCP.
+  /// `tls`: the listener's certificates (the handshake runs first), or null for plain TCP.
   connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote = {},
-             const asio::ip::tcp::endpoint& local = {}, asio::ssl::context* tls = nullptr);
+             const asio::ip::tcp::endpoint& local = {}, std::shared_ptr<tls_server> tls = nullptr);
   ~connection();
 
   asio::awaitable<void> run();
@@ -80,6 +81,7 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::ip::tcp::socket sock_;
   /// TLS over sock_ on a TLS listener; reads and writes go through it when set.
   using tls_stream = asio::ssl::stream<asio::ip::tcp::socket&>;
+  std::shared_ptr<tls_server> tls_certs_;  // the generation this connection was accepted with
   std::unique_ptr<tls_stream> tls_;
   worker& w_;
   const server_options& opts_;

@@ -51,7 +51,7 @@ error_code parse_endpoint(const std::string& s, tcp::endpoint& ep) {
   return {};
 }
 
-asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, asio::ssl::context* tls) {
+asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_listener* tls) {
   error_code lec;
   const tcp::endpoint local = acc.local_endpoint(lec);  // a wildcard one is asked per socket
   for (;;) {
@@ -73,7 +73,8 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, asio::ssl::cont
       co_await t.async_wait(use_nothrow);
       continue;
     }
-    auto c = std::make_shared<connection>(std::move(sock), w, peer, local, tls);
+    auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
+                                          tls ? tls->current() : nullptr);
     w.conns.insert(c.get());
     asio::co_spawn(
         w.ioc, c->run(),
@@ -96,7 +97,7 @@ struct server::impl {
   server_options opts;
   handler h;
   // TLS per listener (null: plain); declared before the workers, whose connections use them.
-  std::vector<std::unique_ptr<detail::tls_server>> tls;
+  std::vector<std::unique_ptr<detail::tls_listener>> tls;
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<tcp::endpoint> endpoints;
   std::atomic<bool> shutting_down{false};
@@ -130,7 +131,7 @@ error_code server::start(std::string& what) {
       impl_->tls.clear();
       return asio::error::invalid_argument;
     }
-    impl_->tls.push_back(std::move(t));
+    impl_->tls.push_back(std::make_unique<detail::tls_listener>(std::move(t)));
   }
   std::random_device rd;
   for (unsigned i = 0; i < n; ++i) {
@@ -166,7 +167,7 @@ error_code server::start(std::string& what) {
   }
   for (auto& w : impl_->workers) {
     for (std::size_t i = 0; i < w->acceptors.size(); ++i) {
-      auto* tls = impl_->tls[i] ? &impl_->tls[i]->context() : nullptr;
+      auto* tls = impl_->tls[i].get();
       asio::co_spawn(w->ioc, accept_loop(*w, w->acceptors[i], tls), [](std::exception_ptr e) {
         if (e) log::error("accept loop ended by an exception");
       });
@@ -187,6 +188,23 @@ error_code server::start(std::string& what) {
 }
 
 std::vector<tcp::endpoint> server::local_endpoints() const { return impl_->endpoints; }
+
+error_code server::reload_tls(std::string& what) {
+  auto& o = impl_->opts;
+  std::vector<std::shared_ptr<detail::tls_server>> fresh(impl_->tls.size());
+  for (std::size_t i = 0; i < impl_->tls.size(); ++i) {
+    if (!impl_->tls[i]) continue;
+    std::string err;
+    fresh[i] = detail::tls_server::make(o.tls[i], err);
+    if (!fresh[i]) {
+      what = "listen " + o.listen[i] + ": TLS: " + err;
+      return asio::error::invalid_argument;  // nothing replaced: all or none
+    }
+  }
+  for (std::size_t i = 0; i < impl_->tls.size(); ++i)
+    if (impl_->tls[i]) impl_->tls[i]->replace(std::move(fresh[i]));
+  return {};
+}
 
 void server::shutdown(std::chrono::milliseconds drain) {
   if (impl_->shutting_down.exchange(true)) return;

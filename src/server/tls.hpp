@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,25 @@ class tls_server {
  private:
   static int on_server_name(SSL* ssl, int* alert, void* arg);
   std::vector<std::unique_ptr<asio::ssl::context>> contexts_;  // by certificate
+};
+
+/// One listener's certificates, replaced whole on reload (server::reload_tls). A connection
+/// keeps the generation it was accepted with, so a reload drops nothing.
+class tls_listener {
+ public:
+  explicit tls_listener(std::shared_ptr<tls_server> s) : cur_(std::move(s)) {}
+  std::shared_ptr<tls_server> current() const {
+    std::lock_guard lock(mu_);
+    return cur_;
+  }
+  void replace(std::shared_ptr<tls_server> s) {
+    std::lock_guard lock(mu_);
+    cur_ = std::move(s);
+  }
+
+ private:
+  mutable std::mutex mu_;  // the reload runs on the signal thread, accepts on workers
+  std::shared_ptr<tls_server> cur_;
 };
 
 }  // namespace trafficcop::detail
