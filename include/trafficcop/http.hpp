@@ -147,6 +147,9 @@ struct request {
   /// "ip:port" the request arrived on.
   std::string local_addr;
   bool tls = false;
+  /// mTLS: the subject of the client certificate the listener verified (RFC 2253, e.g.
+  /// "CN=billing,O=Example"); empty when there is none.
+  std::string tls_client;
   /// Declared length: -1 when unknown (chunked), 0 when there is no body.
   std::int64_t content_length = 0;
   /// Never null; reads end at once when there is no body.

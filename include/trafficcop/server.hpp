@@ -31,6 +31,10 @@ struct listener_tls {
   std::vector<tls_certificate> certificates;  // empty = plain TCP
   std::string min_version = "1.2";            // "1.2" or "1.3"
   std::string ciphers;  // OpenSSL cipher list for TLS 1.2; "" = OpenSSL's default
+  /// mTLS: PEM bundle of the CAs whose client certificates are accepted; "" = none asked.
+  std::string client_ca_file;
+  /// With client_ca_file: refuse clients without a certificate (else they may go without).
+  bool require_client_cert = true;
 };
 
 /// "" if `t` loads: files readable, each key matches its certificate, no certificate expired

@@ -150,6 +150,10 @@ void access_log_sink::format(std::string& line, const request& in, const respons
       fmt::format_to(std::back_inserter(line), "{:.3f}", ms(lf.upstream_latency));
     line += ",\"error\":";
     json_string(line, error);
+    if (!in.tls_client.empty()) {  // mTLS: who the verified client certificate names
+      line += ",\"tls_client\":";
+      json_string(line, in.tls_client);
+    }
     line += "}\n";
   } else {
     auto ip = in.remote_addr.substr(0, in.remote_addr.rfind(':'));

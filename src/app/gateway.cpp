@@ -148,6 +148,8 @@ server_options to_server_options(const config::config& cfg) {
     for (const auto& c : l.tls.certificates) t.certificates.push_back({c.cert_file, c.key_file});
     t.min_version = l.tls.min_version;
     t.ciphers = l.tls.ciphers;
+    t.client_ca_file = l.tls.client_ca_file;
+    t.require_client_cert = l.tls.require_client_cert;
     o.tls.push_back(std::move(t));
   }
   o.workers = cfg.workers;

@@ -550,12 +550,23 @@ void loader::read_listener_tls(const node& n, const std::string& path, listener_
     if (s != "1.2" && s != "1.3") return fail(at, quote(s) + " is not 1.2 or 1.3");
     t.min_version = s;
   };
-  read_fields(n, path,
-              {
-                  {"certificates", certificates, true},
-                  {"min_version", min_version},
-                  {"ciphers", into(t.ciphers)},
-              });
+  read_fields(
+      n, path,
+      {
+          {"certificates", certificates, true},
+          {"min_version", min_version},
+          {"ciphers", into(t.ciphers)},
+          {"client_ca_file",
+           [&](const node& v, const std::string& at) { read_file_path(v, at, t.client_ca_file); }},
+          {"client_auth",
+           [&](const node& v, const std::string& at) {
+             std::string s;
+             if (!read(v, at, s)) return;
+             if (s != "require" && s != "optional")
+               return fail(at, quote(s) + " is not one of require, optional");
+             t.require_client_cert = s == "require";
+           }},
+      });
 }
 
 void loader::read_upstream(const node& n, const std::string& path) {

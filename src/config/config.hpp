@@ -46,6 +46,8 @@ struct listener_tls {
   std::vector<certificate> certificates;  // empty = plain TCP
   std::string min_version = "1.2";        // "1.2" or "1.3"
   std::string ciphers;                    // TLS 1.2 cipher list; "" = OpenSSL's default
+  std::string client_ca_file;             // mTLS: accepted client CAs; "" = no client certs
+  bool require_client_cert = true;        // client_auth: require (true) or optional
 };
 
 struct listener {

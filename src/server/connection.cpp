@@ -551,6 +551,7 @@ asio::awaitable<bool> connection::handshake() {
   auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server, use_nothrow);
   wd_.disarm();
   if (ec) log::debug("{} TLS handshake failed: {}", remote_, ec.message());
+  if (!ec) tls_client_ = client_subject(tls_->native_handle());
   co_return !ec;
 }
 
@@ -708,6 +709,7 @@ asio::awaitable<bool> connection::serve_one() {
   req.body = nullptr;
   req.content_length = 0;
   req.tls = tls_ != nullptr;
+  req.tls_client.assign(tls_client_);
   req.client_gone_ = &client_gone_;
   continue_sent_ = head_sent_ = false;
   if (auto ec = co_await read_head(req)) {

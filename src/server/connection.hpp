@@ -83,6 +83,7 @@ class connection : public std::enable_shared_from_this<connection> {
   using tls_stream = asio::ssl::stream<asio::ip::tcp::socket&>;
   std::shared_ptr<tls_server> tls_certs_;  // the generation this connection was accepted with
   std::unique_ptr<tls_stream> tls_;
+  std::string tls_client_;  // mTLS: the verified client certificate's subject
   worker& w_;
   const server_options& opts_;
   watchdog wd_;

@@ -57,6 +57,17 @@ std::string load(asio::ssl::context& ctx, const tls_certificate& c, const listen
   if (SSL_CTX_check_private_key(native) != 1)
     return "key_file " + c.key_file + " does not match cert_file " + c.cert_file;
   SSL_CTX_set_alpn_select_cb(native, on_alpn, nullptr);
+  if (!t.client_ca_file.empty()) {
+    ctx.load_verify_file(t.client_ca_file, ec);
+    if (ec) return "client_ca_file " + t.client_ca_file + ": " + ec.message();
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(t.client_ca_file.c_str()))
+      SSL_CTX_set_client_CA_list(native, names);  // the CAs the client is told we accept
+    int mode = SSL_VERIFY_PEER | (t.require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0);
+    SSL_CTX_set_verify(native, mode, nullptr);
+    // Resumed sessions keep the client identity; tickets must not cross listeners.
+    static constexpr unsigned char sid[] = "trafficcop-mtls";
+    SSL_CTX_set_session_id_context(native, sid, sizeof sid - 1);
+  }
   // Session resumption: OpenSSL's stateless tickets are on by default (a per-context key).
   return {};
 }
@@ -97,6 +108,21 @@ int tls_server::on_server_name(SSL* ssl, int*, void* arg) {
     }
   }
   return SSL_TLSEXT_ERR_OK;  // unknown name: the default certificate, as nginx does
+}
+
+std::string client_subject(SSL* ssl) {
+  X509* peer = SSL_get1_peer_certificate(ssl);
+  if (!peer) return {};
+  std::string out;
+  if (BIO* bio = BIO_new(BIO_s_mem())) {
+    X509_NAME_print_ex(bio, X509_get_subject_name(peer), 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    long n = BIO_get_mem_data(bio, &data);
+    if (n > 0) out.assign(data, static_cast<std::size_t>(n));
+    BIO_free(bio);
+  }
+  X509_free(peer);
+  return out;
 }
 
 }  // namespace detail

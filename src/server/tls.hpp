@@ -25,6 +25,9 @@ class tls_server {
   std::vector<std::unique_ptr<asio::ssl::context>> contexts_;  // by certificate
 };
 
+/// The subject (RFC 2253) of the verified client certificate of `ssl`, or "".
+std::string client_subject(SSL* ssl);
+
 /// One listener's certificates, replaced whole on reload (server::reload_tls). A connection
 /// keeps the generation it was accepted with, so a reload drops nothing.
 class tls_listener {

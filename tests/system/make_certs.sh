@@ -5,6 +5,7 @@
 #   wronghost.{pem,key}      signed by it, for DNS other.example only
 #   expired.{pem,key}        signed by it, for 127.0.0.1, valid only in January 2020
 #   selfsigned.{pem,key}     for 127.0.0.1, signed by itself
+#   client.{pem,key}         signed by the CA, CN=client: a client certificate for mTLS
 set -euo pipefail
 dir=$1
 mkdir -p "$dir/newcerts"
@@ -43,5 +44,6 @@ leaf() {
 leaf server "IP:127.0.0.1,DNS:localhost"
 leaf wronghost "DNS:other.example"
 leaf expired "IP:127.0.0.1,DNS:localhost" 20200101000000Z 20200201000000Z
+leaf client "DNS:test-client"                 # a client certificate (mTLS), CN=client
 q openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout selfsigned.key \
   -out selfsigned.pem -days 2 -subj "/CN=selfsigned" -addext "subjectAltName=IP:127.0.0.1"

@@ -589,6 +589,42 @@ def sighup_reloads_certificates_without_dropping_connections():
 
 
 @test
+def mtls_listener_requires_and_logs_the_client_certificate():
+    certs = tempfile.mkdtemp()
+    subprocess.run([os.path.join(SRC, "tests/system/make_certs.sh"), certs], check=True)
+    ca = os.path.join(certs, "ca.pem")
+    log = tempfile.NamedTemporaryFile(delete=False).name
+    for auth in ["require", "optional"]:
+        port = free_port()
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+            f.write(f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}', tls: {{certificates: "
+                    f"[{{cert_file: '{certs}/server.pem', key_file: '{certs}/server.key'}}], "
+                    f"client_ca_file: '{ca}', client_auth: {auth}}}}}]\n"
+                    f"access_log: {{path: '{log}'}}\n"
+                    f"upstreams: [{{name: e, url: 'http://127.0.0.1:{ECHO_PORT}'}}]\n"
+                    "routes: [{upstream: e}]\n")
+        open(log, "w").close()
+        p = Proc([TRAFFICCOP, "-c", f.name])
+        try:
+            wait_listening(port)
+            rc, out = tcurl("--cacert", ca, "--cert", f"{certs}/client.pem", "--key",
+                            f"{certs}/client.key", f"https://127.0.0.1:{port}/{auth}")
+            assert rc == 0 and f"GET /{auth} HTTP/1.1" in out, (rc, out)
+            rc, out = tcurl("--cacert", ca, f"https://127.0.0.1:{port}/anonymous")
+            if auth == "require":
+                assert rc != 0, (rc, out)  # no certificate, no connection
+            else:
+                assert rc == 0 and "GET /anonymous HTTP/1.1" in out, (rc, out)
+            p.stop()  # flushes the access log
+            with open(log) as lf:
+                lines = [json.loads(x) for x in lf if x.strip()]
+            assert lines[0]["tls_client"] == "CN=client", lines
+            assert all("tls_client" not in x for x in lines[1:]), lines
+        finally:
+            p.stop()
+
+
+@test
 def config_routes_and_header_edits():
     # Routes by host and segment-aware longest prefix, per-route Host policy and header edits,
     # forwarded: replace; a request no route takes gets 404 without touching an upstream.
@@ -693,6 +729,7 @@ try:
               access_log_lines_and_499, access_log_batches_stay_whole_and_flush_at_shutdown,
               https_upstream_verified_and_failures_named, tls_listener_sni_alpn_and_min_version,
               sighup_reloads_certificates_without_dropping_connections,
+              mtls_listener_requires_and_logs_the_client_certificate,
               config_routes_and_header_edits,
               examples_run_against_a_real_upstream,
               sigterm_drains_in_flight_request]:

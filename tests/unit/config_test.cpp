@@ -279,6 +279,7 @@ listeners:
   - {address: "127.0.0.1:8443", tls: {certificates: [{cert_file: /nonexistent/c.pem}], min_version: "1.1"}}
   - {address: "127.0.0.1:8444", tls: {certificates: []}}
   - {address: "127.0.0.1:8445", tls: {}}
+  - {address: "127.0.0.1:8446", tls: {certificates: [], client_auth: maybe}}
 upstreams: [{name: a, url: "http://127.0.0.1:9000"}]
 routes: [{upstream: a}]
 )"),
@@ -289,6 +290,8 @@ routes: [{upstream: a}]
                 "listeners[0].tls.min_version: \"1.1\" is not 1.2 or 1.3",
                 "listeners[1].tls.certificates: needs at least one certificate",
                 "listeners[2].tls.certificates: required key is missing",
+                "listeners[3].tls.certificates: needs at least one certificate",
+                "listeners[3].tls.client_auth: \"maybe\" is not one of require, optional",
             }));
 }
 
