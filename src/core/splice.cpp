@@ -65,9 +65,11 @@ asio::awaitable<error_code> splice_body(splice_endpoint& from, splice_endpoint& 
                                         std::uint64_t n) {
   pipe_pair p;
   if (!open_pipe(p)) co_return make_error_code(asio::error::no_descriptors);  // copy instead
-  error_code nb;  // splice(2) on a blocking socket would block the worker
-  from.splice_socket().native_non_blocking(true, nb);
-  if (!nb) to.splice_socket().native_non_blocking(true, nb);
+  error_code nb;  // splice(2) on a blocking socket would block the worker; ioctl only once
+  auto& src_sock = from.splice_socket();
+  auto& dst_sock = to.splice_socket();
+  if (!src_sock.native_non_blocking()) src_sock.native_non_blocking(true, nb);
+  if (!nb && !dst_sock.native_non_blocking()) dst_sock.native_non_blocking(true, nb);
   if (nb) co_return nb;
   int in = from.splice_socket().native_handle();
   int out = to.splice_socket().native_handle();
