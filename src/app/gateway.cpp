@@ -70,16 +70,16 @@ class router {
   std::vector<compiled_route> routes_;
 };
 
+upstream_tls_options tls_options(const config::upstream_tls& t) {
+  return {t.ca_file, t.server_name, t.insecure_skip_verify, t.cert_file, t.key_file};
+}
+
 std::shared_ptr<transport> transport_for(const config::upstream& u) {
   http1_transport_options o;
   o.connect_timeout = u.connect_timeout;
   o.idle_timeout = u.idle_timeout;
   o.max_idle_per_host = u.max_idle;
-  o.tls.ca_file = u.tls.ca_file;
-  o.tls.server_name = u.tls.server_name;
-  o.tls.insecure_skip_verify = u.tls.insecure_skip_verify;
-  o.tls.cert_file = u.tls.cert_file;
-  o.tls.key_file = u.tls.key_file;
+  o.tls = tls_options(u.tls);
   return make_http1_transport(o);
 }
 
@@ -175,9 +175,7 @@ std::vector<std::string> check_files(const config::config& cfg) {
   for (std::size_t i = 0; i < cfg.upstreams.size(); ++i) {
     const auto& u = cfg.upstreams[i];
     if (u.scheme != "https") continue;
-    upstream_tls_options o{u.tls.ca_file, u.tls.server_name, u.tls.insecure_skip_verify,
-                           u.tls.cert_file, u.tls.key_file};
-    if (auto err = check_upstream_tls(o); !err.empty())
+    if (auto err = check_upstream_tls(tls_options(u.tls)); !err.empty())
       errors.push_back("upstreams[" + std::to_string(i) + "].tls: " + err);
   }
   return errors;

@@ -6,7 +6,6 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/read.hpp>
-#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -107,20 +106,11 @@ class raw_stream final : public byte_stream {
       c_.consume(n);
       co_return read_result{{}, n};
     }
-    if (c_.tls_) {
-      auto [e, n] = co_await c_.tls_->async_read_some(buf, use_nothrow);
-      error_code ec = e == asio::ssl::error::stream_truncated ? error_code(asio::error::eof) : e;
-      co_return read_result{ec, n};
-    }
-    auto [ec, n] = co_await c_.sock_.async_read_some(buf, use_nothrow);
-    co_return read_result{ec, n};
+    auto [ec, n] = co_await io::read_some(c_.sock_, c_.tls_.get(), buf);
+    co_return read_result{io::eof_if_truncated(ec), n};
   }
   asio::awaitable<error_code> write_all(asio::const_buffer buf) override {
-    if (c_.tls_) {
-      auto [ec, n] = co_await asio::async_write(*c_.tls_, buf, use_nothrow);
-      co_return ec;
-    }
-    auto [ec, n] = co_await asio::async_write(c_.sock_, buf, use_nothrow);
+    auto [ec, n] = co_await io::write_all(c_.sock_, c_.tls_.get(), buf);
     co_return ec;
   }
   void shutdown_send() override {
@@ -382,7 +372,7 @@ connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tc
       }) {
   if (tls) {
     tls_certs_ = std::move(tls);
-    tls_ = std::make_unique<tls_stream>(sock_, tls_certs_->context());
+    tls_ = std::make_unique<io::tls_stream>(sock_, tls_certs_->context());
   }
   std::size_t want = std::max<std::size_t>(opts_.max_header_bytes + read_chunk, 2 * read_chunk);
   if (!scratches.free.empty()) {
@@ -432,19 +422,8 @@ asio::awaitable<error_code> connection::read_more(std::chrono::milliseconds time
   }
   wd_.arm(timeout);
   auto room = asio::buffer(buf + end_, s_->buf_size - end_);
-  error_code ec;
-  std::size_t n = 0;
-  if (tls_) {
-    auto [e, k] = co_await tls_->async_read_some(room, use_nothrow);
-    // A client that closes without close_notify ends the stream like a TCP EOF: the framing
-    // still tells a complete request from a cut one.
-    ec = e == asio::ssl::error::stream_truncated ? error_code(asio::error::eof) : e;
-    n = k;
-  } else {
-    auto [e, k] = co_await sock_.async_read_some(room, use_nothrow);
-    ec = e;
-    n = k;
-  }
+  auto [rec, n] = co_await io::read_some(sock_, tls_.get(), room);
+  error_code ec = io::eof_if_truncated(rec);
   wd_.disarm();
   if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
   end_ += n;
@@ -479,14 +458,7 @@ connection::buffers connection::skip(buffers bufs, std::size_t n) noexcept {
 
 asio::awaitable<error_code> connection::write_slow(buffers bufs) {
   wd_.arm(opts_.idle_timeout);
-  error_code ec;
-  if (tls_) {
-    auto [e, n] = co_await asio::async_write(*tls_, bufs, use_nothrow);
-    ec = e;
-  } else {
-    auto [e, n] = co_await asio::async_write(sock_, bufs, use_nothrow);
-    ec = e;
-  }
+  auto [ec, n] = co_await io::write_all(sock_, tls_.get(), bufs);
   wd_.disarm();
   if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
   co_return ec;

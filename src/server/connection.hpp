@@ -20,8 +20,8 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
+#include "core/stream_io.hpp"
 #include "core/watchdog.hpp"
 #include "http1/parser.hpp"
 #include "trafficcop/http.hpp"
@@ -80,9 +80,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
   asio::ip::tcp::socket sock_;
   /// TLS over sock_ on a TLS listener; reads and writes go through it when set.
-  using tls_stream = asio::ssl::stream<asio::ip::tcp::socket&>;
   std::shared_ptr<tls_server> tls_certs_;  // the generation this connection was accepted with
-  std::unique_ptr<tls_stream> tls_;
+  std::unique_ptr<io::tls_stream> tls_;
   std::string tls_client_;  // mTLS: the verified client certificate's subject
   worker& w_;
   const server_options& opts_;

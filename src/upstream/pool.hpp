@@ -18,9 +18,9 @@
 
 #include <boost/asio/execution_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "core/stream_io.hpp"
 #include "core/watchdog.hpp"
 #include "http1/parser.hpp"
 
@@ -38,8 +38,7 @@ struct conn {
         }) {}
   asio::ip::tcp::socket sock;
   /// TLS on top of `sock` for https:// upstreams (upstream/tls.hpp); null on plain TCP.
-  using tls_stream = asio::ssl::stream<asio::ip::tcp::socket&>;
-  std::unique_ptr<tls_stream> tls;
+  std::unique_ptr<io::tls_stream> tls;
   watchdog wd;
   std::vector<char> buf;
   std::size_t begin = 0;

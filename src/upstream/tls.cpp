@@ -79,7 +79,7 @@ const std::string& tls_client::error() {
 
 asio::awaitable<std::string> tls_client::handshake(conn& c, const std::string& host) {
   if (!error().empty()) co_return "TLS setup: " + error_;
-  c.tls = std::make_unique<conn::tls_stream>(c.sock, *ctx_);
+  c.tls = std::make_unique<io::tls_stream>(c.sock, *ctx_);
   SSL* ssl = c.tls->native_handle();
   const std::string& name = o_.server_name.empty() ? host : o_.server_name;
   error_code ec;

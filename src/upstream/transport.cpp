@@ -6,8 +6,6 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -15,6 +13,7 @@
 
 #include "core/log.hpp"
 #include "core/splice.hpp"
+#include "core/stream_io.hpp"
 #include "core/watchdog.hpp"
 #include "http/rules.hpp"
 #include "http1/parser.hpp"
@@ -61,14 +60,7 @@ asio::awaitable<error_code> write_rest(conn& c, const Buffers& bufs, std::size_t
   }
   auto& wd = c.wd;
   wd.arm(timeout);
-  error_code ec;
-  if (c.tls) {
-    auto [e, n] = co_await asio::async_write(*c.tls, rest, use_nothrow);
-    ec = e;
-  } else {
-    auto [e, n] = co_await asio::async_write(c.sock, rest, use_nothrow);
-    ec = e;
-  }
+  auto [ec, n] = co_await io::write_all(c.sock, c.tls.get(), rest);
   wd.disarm();
   if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
   co_return ec;
@@ -137,20 +129,8 @@ asio::awaitable<error_code> fill(conn& c, std::chrono::milliseconds timeout) {
   }
   wd.arm(timeout);
   auto room = asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end);
-  error_code ec;
-  std::size_t n = 0;
-  if (c.tls) {
-    auto [e, k] = co_await c.tls->async_read_some(room, use_nothrow);
-    ec = e;
-    n = k;
-    // A peer that closes without close_notify ends the stream like a TCP EOF here: the
-    // framing (Content-Length, chunked) still tells a complete body from a cut one.
-    if (ec == asio::ssl::error::stream_truncated) ec = asio::error::eof;
-  } else {
-    auto [e, k] = co_await c.sock.async_read_some(room, use_nothrow);
-    ec = e;
-    n = k;
-  }
+  auto [rec, n] = co_await io::read_some(c.sock, c.tls.get(), room);
+  error_code ec = io::eof_if_truncated(rec);
   wd.disarm();
   if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
   c.end += n;
@@ -241,26 +221,12 @@ class response_impl final : public upstream_response,
       c_->consume(n);
       co_return read_result{{}, n};
     }
-    error_code ec;
-    std::size_t n = 0;
-    if (c_->tls) {
-      auto [e, k] = co_await c_->tls->async_read_some(buf, use_nothrow);
-      ec = e == asio::ssl::error::stream_truncated ? error_code(asio::error::eof) : e;
-      n = k;
-    } else {
-      auto [e, k] = co_await c_->sock.async_read_some(buf, use_nothrow);
-      ec = e;
-      n = k;
-    }
-    co_return read_result{ec, n};
+    auto [ec, n] = co_await io::read_some(c_->sock, c_->tls.get(), buf);
+    co_return read_result{io::eof_if_truncated(ec), n};
   }
   asio::awaitable<error_code> write_all(asio::const_buffer buf) override {
-    if (c_->tls) {
-      auto [e, n] = co_await asio::async_write(*c_->tls, buf, use_nothrow);
-      co_return e;
-    }
-    auto [e, n] = co_await asio::async_write(c_->sock, buf, use_nothrow);
-    co_return e;
+    auto [ec, n] = co_await io::write_all(c_->sock, c_->tls.get(), buf);
+    co_return ec;
   }
   void shutdown_send() override {
     error_code ignored;

@@ -113,14 +113,49 @@ def start_proxy(*extra):
     return p, port
 
 
+def write_config(text):
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write(text)
+    return f.name
+
+
+def start_with_config(text_for_port):
+    """trafficcop -c with the YAML `text_for_port(port)` returns, once it listens on port."""
+    port = free_port()
+    path = write_config(text_for_port(port))
+    p = Proc([TRAFFICCOP, "-c", path])
+    wait_listening(port)
+    return p, port, path
+
+
 def start_proxy_config(yaml):
     """trafficcop -c with `yaml` ({port} and {echo} are filled in)."""
-    port = free_port()
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(yaml.format(port=port, echo=ECHO_PORT))
-    p = Proc([TRAFFICCOP, "-c", f.name])
-    wait_listening(port)
+    p, port, _ = start_with_config(lambda port: yaml.format(port=port, echo=ECHO_PORT))
     return p, port
+
+
+_certs = []
+
+
+def test_certs():
+    """The test CA and certificates (tests/system/make_certs.sh), made once per run."""
+    if not _certs:
+        d = tempfile.mkdtemp()
+        subprocess.run([os.path.join(SRC, "tests/system/make_certs.sh"), d], check=True)
+        _certs.append(d)
+    return _certs[0]
+
+
+def cert_entry(certs, name):
+    return f"{{cert_file: '{certs}/{name}.pem', key_file: '{certs}/{name}.key'}}"
+
+
+def tls_front(port, tls, log="'off'"):
+    """YAML: a listener on `port` with the tls map `tls` (flow style) in front of the echo."""
+    return (f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}', tls: {{{tls}}}}}]\n"
+            f"access_log: {{path: {log}}}\n"
+            f"upstreams: [{{name: e, url: 'http://127.0.0.1:{ECHO_PORT}'}}]\n"
+            "routes: [{upstream: e}]\n")
 
 
 def curl(*args):
@@ -372,15 +407,12 @@ class TlsUpstream:
 
 def tls_proxy(upstream_port, tls_yaml):
     """trafficcop with one https upstream whose tls map is `tls_yaml` (flow-style entries)."""
-    port = free_port()
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}'}}]\n"
-                "access_log: {path: 'off'}\n"
-                f"upstreams: [{{name: s, url: 'https://127.0.0.1:{upstream_port}/base', "
-                f"tls: {{{tls_yaml}}}}}]\n"
-                "routes: [{upstream: s}]\n")
-    p = Proc([TRAFFICCOP, "-c", f.name])
-    wait_listening(port)
+    p, port, _ = start_with_config(lambda port: (
+        f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}'}}]\n"
+        "access_log: {path: 'off'}\n"
+        f"upstreams: [{{name: s, url: 'https://127.0.0.1:{upstream_port}/base', "
+        f"tls: {{{tls_yaml}}}}}]\n"
+        "routes: [{upstream: s}]\n"))
     return p, port
 
 
@@ -398,8 +430,7 @@ def wait_for(pred):
 
 @test
 def https_upstream_verified_and_failures_named():
-    certs = tempfile.mkdtemp()
-    subprocess.run([os.path.join(SRC, "tests/system/make_certs.sh"), certs], check=True)
+    certs = test_certs()
     ca = os.path.join(certs, "ca.pem")
     servers = {n: TlsUpstream(certs, n) for n in ["server", "wronghost", "expired", "selfsigned"]}
     try:
@@ -443,12 +474,11 @@ def https_upstream_verified_and_failures_named():
         finally:
             p.stop()
         # trafficcop check names the file that does not load.
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-            f.write("listeners: [{address: '127.0.0.1:1'}]\n"
-                    "upstreams: [{name: s, url: 'https://127.0.0.1:1', tls: {"
-                    f"cert_file: '{certs}/server.pem', key_file: '{certs}/wronghost.key'}}}}]\n"
-                    "routes: [{upstream: s}]\n")
-        r = subprocess.run([TRAFFICCOP, "check", "-c", f.name], capture_output=True, text=True)
+        conf = write_config("listeners: [{address: '127.0.0.1:1'}]\n"
+                            "upstreams: [{name: s, url: 'https://127.0.0.1:1', tls: {"
+                            f"cert_file: '{certs}/server.pem', key_file: '{certs}/wronghost.key'"
+                            "}}]\nroutes: [{upstream: s}]\n")
+        r = subprocess.run([TRAFFICCOP, "check", "-c", conf], capture_output=True, text=True)
         assert r.returncode == 1 and "upstreams[0].tls: key_file" in r.stderr, r
         assert "does not match" in r.stderr, r.stderr
     finally:
@@ -458,24 +488,13 @@ def https_upstream_verified_and_failures_named():
 
 def tls_listener(certs, extra=""):
     """trafficcop with a TLS listener (server + wronghost certificates) in front of the echo."""
-    port = free_port()
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}', tls: {{certificates: ["
-                f"{{cert_file: '{certs}/server.pem', key_file: '{certs}/server.key'}}, "
-                f"{{cert_file: '{certs}/wronghost.pem', key_file: '{certs}/wronghost.key'}}]"
-                f"{extra}}}}}]\n"
-                "access_log: {path: 'off'}\n"
-                f"upstreams: [{{name: e, url: 'http://127.0.0.1:{ECHO_PORT}'}}]\n"
-                "routes: [{upstream: e}]\n")
-    p = Proc([TRAFFICCOP, "-c", f.name])
-    wait_listening(port)
-    return p, port, f.name
+    tls = f"certificates: [{cert_entry(certs, 'server')}, {cert_entry(certs, 'wronghost')}]{extra}"
+    return start_with_config(lambda port: tls_front(port, tls))
 
 
 @test
 def tls_listener_sni_alpn_and_min_version():
-    certs = tempfile.mkdtemp()
-    subprocess.run([os.path.join(SRC, "tests/system/make_certs.sh"), certs], check=True)
+    certs = test_certs()
     ca = os.path.join(certs, "ca.pem")
     p, port, conf = tls_listener(certs)
     try:
@@ -541,22 +560,14 @@ def read_response(s):
 def sighup_reloads_certificates_without_dropping_connections():
     import shutil
     import ssl
-    certs = tempfile.mkdtemp()
-    subprocess.run([os.path.join(SRC, "tests/system/make_certs.sh"), certs], check=True)
+    certs = test_certs()
     ca = os.path.join(certs, "ca.pem")
     live = os.path.join(certs, "live")
     shutil.copy(os.path.join(certs, "server.pem"), live + ".pem")
     shutil.copy(os.path.join(certs, "server.key"), live + ".key")
-    port = free_port()
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        f.write(f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}', tls: {{certificates: ["
-                f"{{cert_file: '{live}.pem', key_file: '{live}.key'}}]}}}}]\n"
-                "access_log: {path: 'off'}\n"
-                f"upstreams: [{{name: e, url: 'http://127.0.0.1:{ECHO_PORT}'}}]\n"
-                "routes: [{upstream: e}]\n")
-    p = Proc([TRAFFICCOP, "-c", f.name])
+    p, port, _ = start_with_config(
+        lambda port: tls_front(port, f"certificates: [{cert_entry(certs, 'live')}]"))
     try:
-        wait_listening(port)
         ctx = ssl.create_default_context(cafile=ca)
         kept = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=DEADLINE),
                                server_hostname="127.0.0.1")
@@ -590,23 +601,15 @@ def sighup_reloads_certificates_without_dropping_connections():
 
 @test
 def mtls_listener_requires_and_logs_the_client_certificate():
-    certs = tempfile.mkdtemp()
-    subprocess.run([os.path.join(SRC, "tests/system/make_certs.sh"), certs], check=True)
+    certs = test_certs()
     ca = os.path.join(certs, "ca.pem")
     log = tempfile.NamedTemporaryFile(delete=False).name
     for auth in ["require", "optional"]:
-        port = free_port()
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-            f.write(f"workers: 1\nlisteners: [{{address: '127.0.0.1:{port}', tls: {{certificates: "
-                    f"[{{cert_file: '{certs}/server.pem', key_file: '{certs}/server.key'}}], "
-                    f"client_ca_file: '{ca}', client_auth: {auth}}}}}]\n"
-                    f"access_log: {{path: '{log}'}}\n"
-                    f"upstreams: [{{name: e, url: 'http://127.0.0.1:{ECHO_PORT}'}}]\n"
-                    "routes: [{upstream: e}]\n")
         open(log, "w").close()
-        p = Proc([TRAFFICCOP, "-c", f.name])
+        tls = (f"certificates: [{cert_entry(certs, 'server')}], client_ca_file: '{ca}', "
+               f"client_auth: {auth}")
+        p, port, _ = start_with_config(lambda port: tls_front(port, tls, f"'{log}'"))
         try:
-            wait_listening(port)
             rc, out = tcurl("--cacert", ca, "--cert", f"{certs}/client.pem", "--key",
                             f"{certs}/client.key", f"https://127.0.0.1:{port}/{auth}")
             assert rc == 0 and f"GET /{auth} HTTP/1.1" in out, (rc, out)
