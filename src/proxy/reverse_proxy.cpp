@@ -9,6 +9,7 @@
 
 #include "core/buffer_pool.hpp"
 #include "core/log.hpp"
+#include "core/recycler.hpp"
 #include "core/splice.hpp"
 #include "http/rules.hpp"
 
@@ -66,14 +67,7 @@ asio::awaitable<void> pump(byte_stream& from, byte_stream& to) {
 /// from one proxied request to the next (the steady state allocates nothing per request).
 class outbound_lease {
  public:
-  outbound_lease() {
-    auto& s = spare();
-    if (s.empty()) {
-      p_ = std::make_unique<outbound_request>();
-      return;
-    }
-    p_ = std::move(s.back());
-    s.pop_back();
+  outbound_lease() : p_(recycler<outbound_request, 256>::take()) {
     auto& o = *p_;  // everything a previous request or its rewrite hook may have set
     o.method.clear();
     o.scheme.assign("http");
@@ -87,19 +81,12 @@ class outbound_lease {
     o.response_timeout = std::chrono::milliseconds(0);
     o.on_informational = nullptr;
   }
-  ~outbound_lease() {
-    auto& s = spare();
-    if (s.size() < 256) s.push_back(std::move(p_));
-  }
+  ~outbound_lease() { recycler<outbound_request, 256>::give(std::move(p_)); }
   outbound_lease(const outbound_lease&) = delete;
   outbound_lease& operator=(const outbound_lease&) = delete;
   outbound_request& get() noexcept { return *p_; }
 
  private:
-  static std::vector<std::unique_ptr<outbound_request>>& spare() {
-    thread_local std::vector<std::unique_ptr<outbound_request>> s;
-    return s;
-  }
   std::unique_ptr<outbound_request> p_;
 };
 

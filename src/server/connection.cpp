@@ -12,6 +12,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include "core/log.hpp"
+#include "core/recycler.hpp"
 #include "core/splice.hpp"
 #include "http/rules.hpp"
 #include "http1/serialize.hpp"
@@ -353,16 +354,9 @@ class writer final : public response_writer, public splice_endpoint {
 
 }  // namespace
 
-namespace {
-
-/// Recycled connection::scratch blocks of this worker thread (see connection.hpp).
-struct scratch_cache {
-  std::vector<std::unique_ptr<connection::scratch>> free;
-};
-thread_local scratch_cache scratches;
-constexpr std::size_t max_cached_scratch = 128;  // 128 x ~34 KiB per worker at most
-
-}  // namespace
+/// Recycled connection::scratch blocks of this worker thread (see connection.hpp): 128 x
+/// ~34 KiB per worker at most.
+using scratch_recycler = recycler<connection::scratch, 128>;
 
 connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote,
                        const asio::ip::tcp::endpoint& local, std::shared_ptr<tls_server> tls)
@@ -375,12 +369,7 @@ connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tc
     tls_ = std::make_unique<io::tls_stream>(sock_, tls_certs_->context());
   }
   std::size_t want = std::max<std::size_t>(opts_.max_header_bytes + read_chunk, 2 * read_chunk);
-  if (!scratches.free.empty()) {
-    s_ = std::move(scratches.free.back());
-    scratches.free.pop_back();
-  } else {
-    s_ = std::make_unique<scratch>();
-  }
+  s_ = scratch_recycler::take();
   if (s_->buf_size != want) {
     s_->buf = std::make_unique_for_overwrite<char[]>(want);
     s_->buf_size = want;
@@ -399,7 +388,7 @@ connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tc
 
 connection::~connection() {
   w_.open.fetch_sub(1, std::memory_order_relaxed);
-  if (s_ && scratches.free.size() < max_cached_scratch) scratches.free.push_back(std::move(s_));
+  scratch_recycler::give(std::move(s_));
 }
 
 void connection::consume(std::size_t n) noexcept {
