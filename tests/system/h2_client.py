@@ -1,0 +1,213 @@
+# SPDX-License-Identifier: MIT
+"""A blocking HTTP/2 client for the system tests (python3-h2), plain h2c by prior knowledge or
+TLS with ALPN h2. Many streams on one connection; request bodies sent within the peer's flow
+control windows, response DATA acknowledged as it arrives; request and response trailers.
+Headers are sent exactly as given (no validation or normalisation), so a test can also send
+what a client must not. Every wait has a deadline.
+"""
+import hashlib
+import select
+import socket
+import ssl
+import time
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+
+TIMEOUT = 20.0
+
+
+class Stream:
+    def __init__(self, sid):
+        self.sid = sid
+        self.status, self.headers, self.trailers = None, [], []
+        self.data = bytearray()
+        self.ended = False
+        self.reset = None  # the error code of an RST_STREAM from the server
+        self.out, self.out_end, self.out_trailers, self.out_done = bytearray(), False, None, False
+
+    @property
+    def finished(self):
+        return self.ended or self.reset is not None
+
+    def get(self, name):
+        return [v for n, v in self.headers if n == name]
+
+    def names(self):
+        return {n for n, _ in self.headers}
+
+    def sha256(self):
+        return hashlib.sha256(self.data).hexdigest()
+
+    def __repr__(self):
+        return (f"<stream {self.sid} status={self.status} reset={self.reset} headers="
+                f"{self.headers} data[{len(self.data)}]={bytes(self.data[:300])!r} "
+                f"trailers={self.trailers}>")
+
+
+class H2Client:
+    def __init__(self, port, ca=None, server_name="127.0.0.1", timeout=TIMEOUT):
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        if ca:
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.set_alpn_protocols(["h2"])
+            s = ctx.wrap_socket(s, server_hostname=server_name)
+            if s.selected_alpn_protocol() != "h2":
+                s.close()
+                raise AssertionError(f"ALPN: server chose {s.selected_alpn_protocol()!r}, not h2")
+        self.s = s
+        cfg = h2.config.H2Configuration(client_side=True, header_encoding=None,
+                                        validate_inbound_headers=False,
+                                        normalize_inbound_headers=False,
+                                        validate_outbound_headers=False,
+                                        normalize_outbound_headers=False)
+        self.h2 = h2.connection.H2Connection(cfg)
+        self.h2.initiate_connection()
+        self.streams = {}
+        self.goaway = None  # (error code, last stream id) of a GOAWAY from the server
+        self.closed = False
+        self._flush()
+
+    def close(self):
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _flush(self):
+        data = self.h2.data_to_send()
+        if data:
+            self.s.sendall(data)
+
+    def request(self, headers, body=b"", end=True, trailers=None):
+        """Opens a stream with `headers` (a list of (name, value), pseudo-headers first as
+        given); queues `body`; ends the stream when `end` (with `trailers` if any). Returns the
+        stream id; call pump()/wait() to move bytes."""
+        sid = self.h2.get_next_available_stream_id()
+        st = self.streams[sid] = Stream(sid)
+        only_headers = end and not body and not trailers
+        self.h2.send_headers(sid, [(n.encode(), v.encode()) for n, v in headers],
+                             end_stream=only_headers)
+        st.out_done = only_headers
+        self._flush()
+        if not only_headers:
+            self.send(sid, body, end, trailers)
+        return sid
+
+    def send(self, sid, data, end=False, trailers=None):
+        st = self.streams[sid]
+        st.out += data
+        st.out_end, st.out_trailers = end, trailers
+        self._send_pending()
+
+    def reset_stream(self, sid, code=8):
+        self.h2.reset_stream(sid, code)
+        self._flush()
+
+    def _send_pending(self):
+        for st in self.streams.values():
+            if st.out_done or st.reset is not None:
+                continue
+            try:
+                while st.out:
+                    window = min(self.h2.local_flow_control_window(st.sid),
+                                 self.h2.max_outbound_frame_size)
+                    if window <= 0:
+                        break
+                    piece = bytes(st.out[:window])
+                    del st.out[:window]
+                    self.h2.send_data(st.sid, piece)
+                if not st.out and st.out_end:
+                    if st.out_trailers:
+                        self.h2.send_headers(st.sid, [(n.encode(), v.encode())
+                                                      for n, v in st.out_trailers],
+                                             end_stream=True)
+                    else:
+                        self.h2.end_stream(st.sid)
+                    st.out_done = True
+            except h2.exceptions.StreamClosedError:
+                st.out_done = True
+        self._flush()
+
+    def _on_event(self, ev):
+        E = h2.events
+        st = self.streams.get(getattr(ev, "stream_id", None))
+        dec = lambda hs: [(n.decode("latin-1"), v.decode("latin-1")) for n, v in hs]  # noqa: E731
+        if isinstance(ev, E.ResponseReceived) and st:
+            st.headers = dec(ev.headers)
+            st.status = int(dict(st.headers).get(":status", "0"))
+        elif isinstance(ev, E.InformationalResponseReceived):
+            pass
+        elif isinstance(ev, E.DataReceived):
+            if st:
+                st.data += ev.data
+            try:
+                self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            except h2.exceptions.StreamClosedError:
+                pass
+        elif isinstance(ev, E.TrailersReceived) and st:
+            st.trailers = dec(ev.headers)
+        elif isinstance(ev, E.StreamEnded) and st:
+            st.ended = True
+        elif isinstance(ev, E.StreamReset) and st:
+            st.reset = int(ev.error_code)
+        elif isinstance(ev, E.ConnectionTerminated):
+            self.goaway = (int(ev.error_code), ev.last_stream_id)
+            self.closed = True
+
+    def pump(self, until, what, timeout=TIMEOUT):
+        """Moves bytes both ways until `until()` is true; raises TimeoutError (or
+        ConnectionError if the server closed first)."""
+        end = time.time() + timeout
+        while True:
+            self._send_pending()
+            if until():
+                return
+            if self.closed:
+                raise ConnectionError(f"server closed the connection (GOAWAY {self.goaway}) "
+                                      f"before {what}; streams {list(self.streams.values())}")
+            left = end - time.time()
+            if left <= 0:
+                raise TimeoutError(f"h2 client: waited {timeout}s for {what}; streams "
+                                   f"{list(self.streams.values())[:5]}")
+            pending = isinstance(self.s, ssl.SSLSocket) and self.s.pending()
+            if not pending and not select.select([self.s], [], [], min(left, 0.5))[0]:
+                continue
+            try:
+                data = self.s.recv(1 << 16)
+            except (ConnectionResetError, ssl.SSLError):
+                data = b""
+            if not data:
+                self.closed = True
+                continue
+            try:
+                events = self.h2.receive_data(data)
+            except h2.exceptions.ProtocolError as e:
+                self.closed = True
+                self.goaway = ("protocol error in client", str(e))
+                continue
+            for ev in events:
+                self._on_event(ev)
+            self._flush()
+
+    def wait(self, *sids, timeout=TIMEOUT):
+        """Waits until every given stream ended or was reset; returns their Stream objects."""
+        self.pump(lambda: all(self.streams[s].finished for s in sids),
+                  f"streams {sids} to finish", timeout)
+        return [self.streams[s] for s in sids]
+
+    def exchange(self, headers, body=b"", trailers=None, timeout=TIMEOUT):
+        return self.wait(self.request(headers, body, True, trailers), timeout=timeout)[0]
+
+
+def base_headers(method, path, authority, scheme="http", extra=()):
+    return [(":method", method), (":scheme", scheme), (":authority", authority),
+            (":path", path)] + list(extra)
