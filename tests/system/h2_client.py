@@ -87,17 +87,19 @@ class H2Client:
         if data:
             self.s.sendall(data)
 
-    def request(self, headers, body=b"", end=True, trailers=None):
+    def request(self, headers, body=b"", end=True, trailers=None, split=False):
         """Opens a stream with `headers` (a list of (name, value), pseudo-headers first as
-        given); queues `body`; ends the stream when `end` (with `trailers` if any). Returns the
-        stream id; call pump()/wait() to move bytes."""
+        given); queues `body`; ends the stream when `end` (with `trailers` if any). HEADERS and
+        the first DATA go out in one write unless `split`. Returns the stream id; call
+        pump()/wait() to move bytes."""
         sid = self.h2.get_next_available_stream_id()
         st = self.streams[sid] = Stream(sid)
         only_headers = end and not body and not trailers
         self.h2.send_headers(sid, [(n.encode(), v.encode()) for n, v in headers],
                              end_stream=only_headers)
         st.out_done = only_headers
-        self._flush()
+        if split or only_headers:
+            self._flush()
         if not only_headers:
             self.send(sid, body, end, trailers)
         return sid
