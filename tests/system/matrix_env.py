@@ -220,7 +220,7 @@ class Env:
     def url(self, path):
         return f"{'https' if self.combo.down_tls else 'http'}://127.0.0.1:{self.port}{path}"
 
-    def curl(self, path, *args, timeout=90):
+    def curl(self, path, *args, timeout=60):
         """curl with the combo's downstream protocol; returns the CompletedProcess."""
         c = self.combo
         proto = ["--http1.1"]

@@ -433,9 +433,15 @@ def run_combo(combo, certs, tmp):
             R.check(n, lambda: (_ for _ in ()).throw(RuntimeError(f"cell did not start: {e}")))
         return
     try:
-        for name, fn in zip(names, checks):
+        for i, (name, fn) in enumerate(zip(names, checks)):
             R.check(name, fn, env)
-            note = env.ensure_proxy()
+            try:
+                note = env.ensure_proxy()
+            except Exception as e:  # noqa: BLE001 - the rest of the cell cannot run
+                for n in names[i + 1:]:
+                    R.check(n, lambda: (_ for _ in ()).throw(
+                        RuntimeError(f"trafficcop could not be restarted: {e}")))
+                return
             if note:
                 print(f"         {note}", flush=True)
     finally:
