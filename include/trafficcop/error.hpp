@@ -35,6 +35,7 @@ enum class errc {
   bad_upstream_url,  // reverse_proxy_options::upstream does not parse → 502
   bad_upgrade_request,
   modify_response_failed,
+  upgrade_needs_http1,  // an Upgrade request to an upstream reached only over HTTP/2 → 501
 };
 
 const boost::system::error_category& error_category() noexcept;

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-// trafficcop::server: runs a handler for every HTTP/1.1 request on one or more listeners.
+// trafficcop::server: runs a handler for every HTTP/1.1 and HTTP/2 request on its listeners.
 //
 // Thread per core, shared nothing (DESIGN.md §2): each worker thread has its own io_context and
 // its own accepting socket on every listen address (SO_REUSEPORT, the kernel spreads the
@@ -26,7 +26,7 @@ struct tls_certificate {
 };
 
 /// TLS on a listener. The first certificate is the default; another is chosen when the
-/// client's SNI name is one it is valid for. ALPN selects http/1.1.
+/// client's SNI name is one it is valid for. ALPN selects h2 (see listener_http2) or http/1.1.
 struct listener_tls {
   std::vector<tls_certificate> certificates;  // empty = plain TCP
   std::string min_version = "1.2";            // "1.2" or "1.3"
@@ -35,6 +35,19 @@ struct listener_tls {
   std::string client_ca_file;
   /// With client_ca_file: refuse clients without a certificate (else they may go without).
   bool require_client_cert = true;
+};
+
+/// HTTP/2 on a listener (docs/http2.md).
+struct listener_http2 {
+  /// TLS listeners: offer "h2" in ALPN (preferred over http/1.1).
+  bool enabled = true;
+  /// Plain listeners: serve HTTP/2 to clients that start with its preface (prior knowledge).
+  bool h2c = false;
+  std::uint32_t max_concurrent_streams = 100;
+  std::uint32_t initial_window_size = 256 * 1024;  // per stream, what a client may send ahead
+  std::uint32_t connection_window_size = 1024 * 1024;
+  /// Decoded request header list bound (SETTINGS_MAX_HEADER_LIST_SIZE); 0 = max_header_bytes.
+  std::uint32_t max_header_list_size = 0;
 };
 
 /// "" if `t` loads: files readable, each key matches its certificate, no certificate expired
@@ -46,6 +59,8 @@ struct server_options {
   std::vector<std::string> listen = {"127.0.0.1:8080"};
   /// TLS per listen address, by index in `listen`; a missing or empty entry is plain TCP.
   std::vector<listener_tls> tls;
+  /// HTTP/2 per listen address, by index in `listen`; a missing entry takes the defaults.
+  std::vector<listener_http2> http2;
   /// Worker threads; 0 = one per core.
   unsigned workers = 0;
 

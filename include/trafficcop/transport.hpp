@@ -60,6 +60,13 @@ class upstream_response {
   virtual body_reader& body() = 0;
   /// After a 101, the upstream connection as a raw stream; null otherwise.
   virtual byte_stream* upgraded() = 0;
+
+  /// HTTP/2 is full duplex: the request body may still be streaming upstream while the
+  /// response is read (gRPC). True while the transport still reads the request's body_reader.
+  virtual bool request_pending() const noexcept { return false; }
+  /// Stops sending the request body and waits until the transport no longer touches it. Await
+  /// it (when request_pending()) before the request's body_reader goes away; the proxy does.
+  virtual asio::awaitable<void> release() { co_return; }
 };
 
 struct round_trip_result {
@@ -93,6 +100,13 @@ struct upstream_tls_options {
 /// naming the file: for start-up checks.
 std::string check_upstream_tls(const upstream_tls_options& o);
 
+/// HTTP/2 towards upstreams (docs/http2.md).
+enum class http2_mode {
+  never,      // HTTP/1.1 only
+  automatic,  // https: ALPN offers h2 and http/1.1, the upstream chooses; http: HTTP/1.1
+  always,     // h2 only: ALPN h2 on https, prior knowledge (h2c) on http
+};
+
 struct http1_transport_options {
   std::chrono::milliseconds connect_timeout{5'000};
   /// How long an idle pooled connection is kept.
@@ -102,10 +116,16 @@ struct http1_transport_options {
   std::size_t max_response_header_bytes = 64 * 1024;
   /// For https:// requests (outbound_request::scheme).
   upstream_tls_options tls;
+  /// HTTP/2: requests share one connection, up to `max_concurrent_streams` at a time (or the
+  /// upstream's lower limit), a new connection when full. Requests that ask for a protocol
+  /// upgrade always use HTTP/1.1 (with `always`: refused, 501).
+  http2_mode http2 = http2_mode::never;
+  std::uint32_t max_concurrent_streams = 100;
 };
 
-/// The default transport: HTTP/1.1 over TCP with keep-alive pooling. Each worker thread has
-/// its own pool (no locks): connections are never shared across threads.
+/// The default transport: HTTP/1.1 over TCP with keep-alive pooling, and HTTP/2 as
+/// `http2` says. Each worker thread has its own pools (no locks): connections are never shared
+/// across threads.
 std::shared_ptr<transport> make_http1_transport(http1_transport_options opts = {});
 
 }  // namespace trafficcop

@@ -20,6 +20,10 @@
 namespace trafficcop::app {
 namespace {
 
+std::string_view proto_name(int version) {
+  return version == 20 ? "HTTP/2.0" : version == 10 ? "HTTP/1.0" : "HTTP/1.1";
+}
+
 using clock = std::chrono::steady_clock;
 
 /// Counts the request body bytes the inner handler reads.
@@ -138,9 +142,9 @@ void access_log_sink::format(std::string& line, const request& in, const respons
     line += ",\"target\":";
     json_string(line, in.target);
     fmt::format_to(std::back_inserter(line),
-                   ",\"proto\":\"HTTP/1.{}\",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},"
+                   ",\"proto\":\"{}\",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},"
                    "\"duration_ms\":{:.3f},\"upstream\":",
-                   in.version == 10 ? 0 : 1, status, bytes_in, w.bytes_written(), ms(total));
+                   proto_name(in.version), status, bytes_in, w.bytes_written(), ms(total));
     json_string(line, lf.upstream_addr);
     fmt::format_to(std::back_inserter(line),
                    ",\"upstream_status\":{},\"upstream_ms\":", lf.upstream_status);
@@ -158,10 +162,10 @@ void access_log_sink::format(std::string& line, const request& in, const respons
   } else {
     auto ip = in.remote_addr.substr(0, in.remote_addr.rfind(':'));
     fmt::format_to(std::back_inserter(line),
-                   "{} - - [{}] \"{} {} HTTP/1.{}\" {} {} \"{}\" \"{}\" id={} rt={:.3f} "
+                   "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" id={} rt={:.3f} "
                    "upstream={} upstream_status={} urt={:.3f} bytes_in={}{}{}\n",
                    ip, timestamp(true), clf_escape(in.method), clf_escape(in.target),
-                   in.version == 10 ? 0 : 1, status, w.bytes_written(),
+                   proto_name(in.version), status, w.bytes_written(),
                    clf_escape(in.header.get("referer").value_or("-")),
                    clf_escape(in.header.get("user-agent").value_or("-")), in.id, ms(total) / 1000,
                    lf.upstream_addr.empty() ? "-" : lf.upstream_addr, lf.upstream_status,

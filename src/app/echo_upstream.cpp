@@ -4,6 +4,7 @@
 // exactly what the proxy forwarded: Host, X-Forwarded-*, and what it stripped.
 // Two extra paths serve tests and demos: /bytes/N streams N bytes (downloads of any size at
 // flat memory), /delay/MS answers after MS milliseconds (drain and timeout demos).
+// --h2c and --tls-cert/--tls-key make it an HTTP/2 upstream for the h2 tests and benchmarks.
 #include <csignal>
 #include <cstdio>
 #include <optional>
@@ -60,7 +61,12 @@ tc::asio::awaitable<void> echo(tc::response_writer& w, tc::request& in) {
     body += r.n;
   }
   std::string out = "trafficcop-echo: this is what the upstream received\n\n";
-  out += in.method + " " + in.target + " HTTP/1." + (in.version == 10 ? "0" : "1") + "\n";
+  out += in.method + " " + in.target + " " +
+         (in.version == 20   ? "HTTP/2.0"
+          : in.version == 10 ? "HTTP/1.0"
+                             : "HTTP/1.1") +
+         "\n";
+  if (in.version == 20) out += ":authority: " + in.host + "\n";
   for (const auto& f : in.header) out += f.name + ": " + f.value + "\n";
   out += "\n(" + std::to_string(body) + " body bytes from " + in.remote_addr + ")\n";
   co_await tc::write_text(w, 200, out);
@@ -72,6 +78,11 @@ int main(int argc, char** argv) {
   CLI::App app{"trafficcop-echo: a demo upstream that answers with the request it received"};
   std::string listen = "127.0.0.1:9000";
   app.add_option("--listen", listen, "Listen address host:port")->capture_default_str();
+  bool h2c = false;
+  std::string cert, key;
+  app.add_flag("--h2c", h2c, "Also serve HTTP/2 by prior knowledge (plain TCP)");
+  app.add_option("--tls-cert", cert, "Serve TLS with this certificate chain (PEM); ALPN h2 too");
+  app.add_option("--tls-key", key, "The key of --tls-cert (PEM)");
   CLI11_PARSE(app, argc, argv);
   tc::log::init("info");
 
@@ -84,6 +95,9 @@ int main(int argc, char** argv) {
   tc::server_options o;
   o.listen = {listen};
   o.workers = 1;
+  o.http2.resize(1);
+  o.http2[0].h2c = h2c;
+  if (!cert.empty()) o.tls = {tc::listener_tls{{{cert, key}}}};
   tc::server srv(o, echo);
   std::string what;
   if (srv.start(what)) {

@@ -80,6 +80,18 @@ std::shared_ptr<transport> transport_for(const config::upstream& u) {
   o.idle_timeout = u.idle_timeout;
   o.max_idle_per_host = u.max_idle;
   o.tls = tls_options(u.tls);
+  switch (u.http2) {
+    case config::upstream_http2::automatic:
+      o.http2 = http2_mode::automatic;
+      break;
+    case config::upstream_http2::always:
+      o.http2 = http2_mode::always;
+      break;
+    case config::upstream_http2::never:
+      o.http2 = http2_mode::never;
+      break;
+  }
+  o.max_concurrent_streams = u.max_concurrent_streams;
   return make_http1_transport(o);
 }
 
@@ -151,6 +163,15 @@ server_options to_server_options(const config::config& cfg) {
     t.client_ca_file = l.tls.client_ca_file;
     t.require_client_cert = l.tls.require_client_cert;
     o.tls.push_back(std::move(t));
+    listener_http2 h;
+    h.enabled = l.http2.enabled;
+    h.h2c = l.http2.h2c;
+    h.max_concurrent_streams = l.http2.max_concurrent_streams;
+    h.initial_window_size = static_cast<std::uint32_t>(l.http2.initial_window_size);
+    h.connection_window_size = static_cast<std::uint32_t>(l.http2.connection_window_size);
+    h.max_header_list_size = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(l.http2.max_header_list_size, 0x7fffffff));
+    o.http2.push_back(h);
   }
   o.workers = cfg.workers;
   o.max_header_bytes = cfg.limits.max_header_bytes;

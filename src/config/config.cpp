@@ -210,6 +210,10 @@ constexpr std::pair<std::string_view, forwarded_policy> forwarded_policies[] = {
     {"append", forwarded_policy::append},
     {"replace", forwarded_policy::replace},
     {"off", forwarded_policy::off}};
+constexpr std::pair<std::string_view, upstream_http2> upstream_http2_modes[] = {
+    {"auto", upstream_http2::automatic},
+    {"always", upstream_http2::always},
+    {"never", upstream_http2::never}};
 constexpr std::pair<std::string_view, log_format> log_formats[] = {
     {"json", log_format::json}, {"combined", log_format::combined}};
 
@@ -252,6 +256,7 @@ class loader {
   bool read(const node& n, const std::string& path, std::optional<host_policy>& out);
   bool read(const node& n, const std::string& path, forwarded_policy& out);
   bool read(const node& n, const std::string& path, log_format& out);
+  bool read(const node& n, const std::string& path, upstream_http2& out);
   bool read(const node& n, const std::string& path, bool& out);
   /// A path to a file this process can read.
   bool read_file_path(const node& n, const std::string& path, std::string& out);
@@ -280,6 +285,7 @@ class loader {
   void read_upstream(const node& n, const std::string& path);
   void read_upstream_tls(const node& n, const std::string& path, upstream& u);
   void read_listener_tls(const node& n, const std::string& path, listener_tls& t);
+  void read_listener_http2(const node& n, const std::string& path, listener_http2& h);
   void read_route(const node& n, const std::string& path);
   void read_route_fields(const node& n, const std::string& path, route& r);
   void read_header_edits(const node& n, const std::string& path, header_edits& e);
@@ -490,6 +496,9 @@ bool loader::read(const node& n, const std::string& path, std::optional<host_pol
 bool loader::read(const node& n, const std::string& path, forwarded_policy& out) {
   return read_enum(n, path, out, forwarded_policies);
 }
+bool loader::read(const node& n, const std::string& path, upstream_http2& out) {
+  return read_enum(n, path, out, upstream_http2_modes);
+}
 bool loader::read(const node& n, const std::string& path, log_format& out) {
   return read_enum(n, path, out, log_formats);
 }
@@ -528,7 +537,33 @@ void loader::read_listener(const node& n, const std::string& path) {
     l.address = std::move(s);
   };
   auto tls = [&](const node& v, const std::string& at) { read_listener_tls(v, at, l.tls); };
-  read_fields(n, path, {{"address", address}, {"tls", tls}});
+  auto http2 = [&](const node& v, const std::string& at) { read_listener_http2(v, at, l.http2); };
+  read_fields(n, path, {{"address", address}, {"tls", tls}, {"http2", http2}});
+  if (l.http2.h2c && !l.tls.certificates.empty())
+    fail(child(path, "http2.h2c"), "applies to plain listeners only (this one has tls)");
+}
+
+void loader::read_listener_http2(const node& n, const std::string& path, listener_http2& h) {
+  // RFC 9113 §6.5.2: windows up to 2^31-1; a stream window below one frame only slows.
+  auto window = [&](std::uint64_t& out, std::uint64_t min) {
+    return [this, &out, min](const node& v, const std::string& at) {
+      std::uint64_t w = 0;
+      if (!read(v, at, w)) return;
+      if (w < min || w > 0x7fffffff)
+        return fail(at, std::to_string(w) + " is not between " + std::to_string(min) +
+                            " and 2147483647 bytes");
+      out = w;
+    };
+  };
+  read_fields(n, path,
+              {
+                  {"enabled", into(h.enabled)},
+                  {"h2c", into(h.h2c)},
+                  {"max_concurrent_streams", into_positive(h.max_concurrent_streams)},
+                  {"initial_window_size", window(h.initial_window_size, 16384)},
+                  {"connection_window_size", window(h.connection_window_size, 65535)},
+                  {"max_header_list_size", into(h.max_header_list_size)},
+              });
 }
 
 void loader::read_listener_tls(const node& n, const std::string& path, listener_tls& t) {
@@ -590,6 +625,8 @@ void loader::read_upstream(const node& n, const std::string& path) {
           {"idle_timeout", into(u.idle_timeout)},
           {"max_idle", into(u.max_idle)},
           {"tls", [&](const node& v, const std::string& at) { read_upstream_tls(v, at, u); }},
+          {"http2", into(u.http2)},
+          {"max_concurrent_streams", into_positive(u.max_concurrent_streams)},
       });
   const auto& t = u.tls;
   bool tls_set = !t.ca_file.empty() || !t.server_name.empty() || t.insecure_skip_verify ||

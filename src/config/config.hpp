@@ -50,10 +50,25 @@ struct listener_tls {
   bool require_client_cert = true;        // client_auth: require (true) or optional
 };
 
+/// HTTP/2 on a listener (docs/http2.md).
+struct listener_http2 {
+  bool enabled = true;  // TLS: offer h2 in ALPN
+  bool h2c = false;     // plain: accept the h2 preface (prior knowledge)
+  std::uint32_t max_concurrent_streams = 100;
+  std::uint64_t initial_window_size = 256 * 1024;  // per stream
+  std::uint64_t connection_window_size = 1024 * 1024;
+  std::uint64_t max_header_list_size = 0;  // 0 = limits.max_header_bytes
+};
+
 struct listener {
   std::string address = "127.0.0.1:8080";  // host:port; [v6]:port
   listener_tls tls;
+  listener_http2 http2;
 };
+
+/// HTTP/2 towards an upstream: auto = ALPN on https (h2 if offered), HTTP/1.1 on http;
+/// always = h2 (prior knowledge on http); never = HTTP/1.1.
+enum class upstream_http2 { automatic, always, never };
 
 /// TLS towards an https:// upstream. The certificate chain and the host name are verified
 /// unless insecure_skip_verify (tests only; the binary warns at start).
@@ -78,6 +93,8 @@ struct upstream {
   duration idle_timeout{90000};      // pooled keep-alive connection
   std::uint32_t max_idle = 64;       // idle pooled connections per worker
   upstream_tls tls;                  // used when scheme is https
+  upstream_http2 http2 = upstream_http2::automatic;
+  std::uint32_t max_concurrent_streams = 100;  // per h2 connection (and the peer's limit)
 };
 
 struct route {

@@ -48,6 +48,8 @@ class category final : public boost::system::error_category {
         return "invalid upgrade request";
       case errc::modify_response_failed:
         return "modify_response failed";
+      case errc::upgrade_needs_http1:
+        return "protocol upgrade needs HTTP/1.1 to the upstream (http2: always)";
     }
     return "unknown trafficcop error";
   }
@@ -70,6 +72,7 @@ int proxy_error::status() const noexcept {
       case errc::body_too_large:
         return 413;
       case errc::unsupported_transfer_encoding:
+      case errc::upgrade_needs_http1:
         return 501;
       case errc::read_header_timeout:
       case errc::read_body_timeout:

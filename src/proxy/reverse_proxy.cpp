@@ -131,6 +131,15 @@ class proxy {
     auto& res = *rt.response;
     lf.upstream_addr = res.peer;
     lf.upstream_status = res.status;
+    co_await respond(w, in, res, up_type);
+    // HTTP/2 upstreams may still be reading the client's body (full duplex): stop that before
+    // the body goes away with this request.
+    if (res.request_pending()) co_await res.release();
+  }
+
+ private:
+  asio::awaitable<void> respond(response_writer& w, request& in, upstream_response& res,
+                                const std::optional<std::string>& up_type) {
     if (res.status == 101) co_return co_await tunnel(w, in, res, up_type);
 
     // spec 36: the Trailer announcement is hop-by-hop; remember the names to re-announce.
@@ -147,7 +156,6 @@ class proxy {
     co_await stream_body(w, in, res);
   }
 
- private:
   /// Fills the outbound request from the inbound one (steps 1 of the header comment).
   std::optional<proxy_error> build(const request& in, outbound_request& out,
                                    std::optional<std::string>& up_type) {

@@ -16,6 +16,7 @@
 #include "core/splice.hpp"
 #include "http/rules.hpp"
 #include "http1/serialize.hpp"
+#include "server/h2_server.hpp"
 #include "server/tls.hpp"
 #include "server/worker.hpp"
 
@@ -359,11 +360,17 @@ class writer final : public response_writer, public splice_endpoint {
 using scratch_recycler = recycler<connection::scratch, 128>;
 
 connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote,
-                       const asio::ip::tcp::endpoint& local, std::shared_ptr<tls_server> tls)
-    : sock_(std::move(sock)), w_(w), opts_(w.opts), wd_(sock_.get_executor(), [this] {
-        error_code ignored;
-        sock_.cancel(ignored);
-      }) {
+                       const asio::ip::tcp::endpoint& local, std::shared_ptr<tls_server> tls,
+                       const listener_http2* http2)
+    : sock_(std::move(sock)),
+      w_(w),
+      opts_(w.opts),
+      wd_(sock_.get_executor(),
+          [this] {
+            error_code ignored;
+            sock_.cancel(ignored);
+          }),
+      http2_(http2) {
   if (tls) {
     tls_certs_ = std::move(tls);
     tls_ = std::make_unique<io::tls_stream>(sock_, tls_certs_->context());
@@ -495,11 +502,13 @@ void connection::stop_watch() {
 
 void connection::drain() {
   draining_ = true;
+  if (h2_) return h2_drain(*h2_);
   if (idle_) close();
 }
 
 void connection::force_close() {
   draining_ = true;
+  if (h2_) return h2_force_close(*h2_);
   client_gone_ = true;
   cancel_signal.emit(asio::cancellation_type::terminal);
   close();
@@ -525,11 +534,34 @@ asio::awaitable<void> connection::run() {
     close();
     co_return;
   }
+  if (http2_ && co_await wants_http2()) {
+    co_await serve_http2(*this, *http2_);
+    close();
+    co_return;
+  }
   while (!draining_ && co_await serve_one()) {
   }
   bool unread = !pending().empty() || (parser_ && parser_->is_header_done() && !parser_->is_done());
   if (unread && !client_gone_ && sock_.is_open()) co_await linger();
   close();
+}
+
+asio::awaitable<bool> connection::wants_http2() {
+  if (tls_) {
+    const unsigned char* proto = nullptr;
+    unsigned len = 0;
+    SSL_get0_alpn_selected(tls_->native_handle(), &proto, &len);
+    co_return len == 2 && proto[0] == 'h' && proto[1] == '2';
+  }
+  if (!http2_->h2c) co_return false;
+  // Prior knowledge: the preface is 24 bytes; read until they tell one way or the other.
+  while (end_ - begin_ < h2_preface.size()) {
+    auto in = pending();
+    if (h2_preface.substr(0, in.size()) != in) co_return false;
+    if (draining_) co_return false;
+    if (co_await read_more(opts_.read_header_timeout)) co_return false;
+  }
+  co_return pending().substr(0, h2_preface.size()) == h2_preface;
 }
 
 asio::awaitable<error_code> connection::read_head(request& req) {

@@ -31,14 +31,17 @@ namespace trafficcop::detail {
 
 struct worker;
 class tls_server;
+class h2_connection;
 
 class connection : public std::enable_shared_from_this<connection> {
  public:
   /// `remote`/`local`: the addresses if the caller knows them (from accept and the listener),
   /// which saves a system call each; empty ones are asked of the socket.
   /// `tls`: the listener's certificates (the handshake runs first), or null for plain TCP.
+  /// `http2`: the listener's HTTP/2 settings (ALPN h2 on TLS, prior knowledge if h2c).
   connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote = {},
-             const asio::ip::tcp::endpoint& local = {}, std::shared_ptr<tls_server> tls = nullptr);
+             const asio::ip::tcp::endpoint& local = {}, std::shared_ptr<tls_server> tls = nullptr,
+             const listener_http2* http2 = nullptr);
   ~connection();
 
   asio::awaitable<void> run();
@@ -87,6 +90,8 @@ class connection : public std::enable_shared_from_this<connection> {
   const server_options& opts_;
   watchdog wd_;
   std::optional<http1::request_parser> parser_;
+  const listener_http2* http2_;  // null: HTTP/1.1 only
+  h2_connection* h2_ = nullptr;  // set while the connection speaks HTTP/2
   bool idle_ = true;
   bool draining_ = false;
   bool client_gone_ = false;
@@ -115,6 +120,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
  private:
   asio::awaitable<bool> handshake();
+  /// True if the client speaks HTTP/2: ALPN chose h2, or (h2c) it sent the preface.
+  asio::awaitable<bool> wants_http2();
   asio::awaitable<error_code> read_head(request& req);
   asio::awaitable<bool> serve_one();
   asio::awaitable<void> reply_error(error_code ec);

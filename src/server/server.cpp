@@ -51,7 +51,8 @@ error_code parse_endpoint(const std::string& s, tcp::endpoint& ep) {
   return {};
 }
 
-asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_listener* tls) {
+asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_listener* tls,
+                                  const listener_http2* http2) {
   error_code lec;
   const tcp::endpoint local = acc.local_endpoint(lec);  // a wildcard one is asked per socket
   for (;;) {
@@ -74,7 +75,7 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
       continue;
     }
     auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
-                                          tls ? tls->current() : nullptr);
+                                          tls ? tls->current() : nullptr, http2);
     w.conns.insert(c.get());
     asio::co_spawn(
         w.ioc, c->run(),
@@ -98,6 +99,7 @@ struct server::impl {
   handler h;
   // TLS per listener (null: plain); declared before the workers, whose connections use them.
   std::vector<std::unique_ptr<detail::tls_listener>> tls;
+  std::vector<listener_http2> http2;  // per listener, defaults filled in
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<tcp::endpoint> endpoints;
   std::atomic<bool> shutting_down{false};
@@ -119,13 +121,16 @@ error_code server::start(std::string& what) {
   auto& o = impl_->opts;
   unsigned n = o.workers ? o.workers : std::max(1u, std::thread::hardware_concurrency());
   impl_->tls.clear();
+  impl_->http2.assign(o.listen.size(), listener_http2{});
+  for (std::size_t i = 0; i < o.listen.size() && i < o.http2.size(); ++i)
+    impl_->http2[i] = o.http2[i];
   for (std::size_t i = 0; i < o.listen.size(); ++i) {
     if (i >= o.tls.size() || o.tls[i].certificates.empty()) {
       impl_->tls.push_back(nullptr);
       continue;
     }
     std::string err;
-    auto t = detail::tls_server::make(o.tls[i], err);
+    auto t = detail::tls_server::make(o.tls[i], impl_->http2[i].enabled, err);
     if (!t) {
       what = "listen " + o.listen[i] + ": TLS: " + err;
       impl_->tls.clear();
@@ -168,7 +173,9 @@ error_code server::start(std::string& what) {
   for (auto& w : impl_->workers) {
     for (std::size_t i = 0; i < w->acceptors.size(); ++i) {
       auto* tls = impl_->tls[i].get();
-      asio::co_spawn(w->ioc, accept_loop(*w, w->acceptors[i], tls), [](std::exception_ptr e) {
+      const listener_http2* h2 = &impl_->http2[i];
+      if (tls ? !h2->enabled : !h2->h2c) h2 = nullptr;
+      asio::co_spawn(w->ioc, accept_loop(*w, w->acceptors[i], tls, h2), [](std::exception_ptr e) {
         if (e) log::error("accept loop ended by an exception");
       });
     }
@@ -195,7 +202,7 @@ error_code server::reload_tls(std::string& what) {
   for (std::size_t i = 0; i < impl_->tls.size(); ++i) {
     if (!impl_->tls[i]) continue;
     std::string err;
-    fresh[i] = detail::tls_server::make(o.tls[i], err);
+    fresh[i] = detail::tls_server::make(o.tls[i], impl_->http2[i].enabled, err);
     if (!fresh[i]) {
       what = "listen " + o.listen[i] + ": TLS: " + err;
       return asio::error::invalid_argument;  // nothing replaced: all or none

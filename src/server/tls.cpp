@@ -6,29 +6,37 @@
 #include <openssl/x509v3.h>
 
 #include <cstring>
+#include <string_view>
 
 namespace trafficcop {
 namespace detail {
 namespace {
 
-/// ALPN: http/1.1 when the client offers it (HTTP/2 is not served yet); otherwise no ALPN.
+/// ALPN (RFC 7301): h2 when allowed (`arg` non-null) and offered, else http/1.1; a client
+/// offering neither gets no ALPN.
 int on_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-            unsigned int inlen, void*) {
-  for (unsigned i = 0; i < inlen;) {
-    unsigned len = in[i];
-    if (i + 1 + len > inlen) break;
-    if (len == 8 && std::memcmp(in + i + 1, "http/1.1", 8) == 0) {
-      *out = in + i + 1;
-      *outlen = static_cast<unsigned char>(len);
-      return SSL_TLSEXT_ERR_OK;
+            unsigned int inlen, void* arg) {
+  auto offered = [&](std::string_view proto) {
+    for (unsigned i = 0; i < inlen;) {
+      unsigned len = in[i];
+      if (i + 1 + len > inlen) break;
+      if (len == proto.size() && std::memcmp(in + i + 1, proto.data(), len) == 0) {
+        *out = in + i + 1;
+        *outlen = static_cast<unsigned char>(len);
+        return true;
+      }
+      i += 1 + len;
     }
-    i += 1 + len;
-  }
+    return false;
+  };
+  if (arg != nullptr && offered("h2")) return SSL_TLSEXT_ERR_OK;
+  if (offered("http/1.1")) return SSL_TLSEXT_ERR_OK;
   return SSL_TLSEXT_ERR_NOACK;
 }
 
 /// Loads one certificate into a fresh server context; "" or what failed.
-std::string load(asio::ssl::context& ctx, const tls_certificate& c, const listener_tls& t) {
+std::string load(asio::ssl::context& ctx, const tls_certificate& c, const listener_tls& t,
+                 bool h2) {
   error_code ec;
   ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
                       asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
@@ -56,7 +64,8 @@ std::string load(asio::ssl::context& ctx, const tls_certificate& c, const listen
   if (ec) return "key_file " + c.key_file + ": " + ec.message();
   if (SSL_CTX_check_private_key(native) != 1)
     return "key_file " + c.key_file + " does not match cert_file " + c.cert_file;
-  SSL_CTX_set_alpn_select_cb(native, on_alpn, nullptr);
+  static int allow_h2 = 1;
+  SSL_CTX_set_alpn_select_cb(native, on_alpn, h2 ? &allow_h2 : nullptr);
   if (!t.client_ca_file.empty()) {
     ctx.load_verify_file(t.client_ca_file, ec);
     if (ec) return "client_ca_file " + t.client_ca_file + ": " + ec.message();
@@ -74,7 +83,7 @@ std::string load(asio::ssl::context& ctx, const tls_certificate& c, const listen
 
 }  // namespace
 
-std::unique_ptr<tls_server> tls_server::make(const listener_tls& t, std::string& error) {
+std::unique_ptr<tls_server> tls_server::make(const listener_tls& t, bool h2, std::string& error) {
   if (t.certificates.empty()) {
     error = "no certificate";
     return nullptr;
@@ -82,7 +91,7 @@ std::unique_ptr<tls_server> tls_server::make(const listener_tls& t, std::string&
   auto s = std::unique_ptr<tls_server>(new tls_server);
   for (const auto& c : t.certificates) {
     auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
-    if (auto err = load(*ctx, c, t); !err.empty()) {
+    if (auto err = load(*ctx, c, t, h2); !err.empty()) {
       error = err;
       return nullptr;
     }
@@ -129,7 +138,7 @@ std::string client_subject(SSL* ssl) {
 
 std::string check_listener_tls(const listener_tls& t) {
   std::string error;
-  return detail::tls_server::make(t, error) ? std::string() : error;
+  return detail::tls_server::make(t, false, error) ? std::string() : error;
 }
 
 }  // namespace trafficcop

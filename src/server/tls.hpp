@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// TLS on listeners: an OpenSSL server context per certificate, chosen by SNI, ALPN http/1.1.
+// TLS on listeners: an OpenSSL server context per certificate, chosen by SNI; ALPN h2 or
+// http/1.1.
 #pragma once
 
 #include <memory>
@@ -16,7 +17,8 @@ namespace trafficcop::detail {
 class tls_server {
  public:
   /// Null with `error` set (naming the file) if a certificate or key does not load.
-  static std::unique_ptr<tls_server> make(const listener_tls& t, std::string& error);
+  /// `h2`: ALPN prefers "h2" when the client offers it.
+  static std::unique_ptr<tls_server> make(const listener_tls& t, bool h2, std::string& error);
   /// The context new connections start with (the default certificate's); SNI may switch.
   asio::ssl::context& context() noexcept { return *contexts_.front(); }
 

@@ -77,7 +77,8 @@ const std::string& tls_client::error() {
   return error_;
 }
 
-asio::awaitable<std::string> tls_client::handshake(conn& c, const std::string& host) {
+asio::awaitable<std::string> tls_client::handshake(conn& c, const std::string& host,
+                                                   std::string_view alpn) {
   if (!error().empty()) co_return "TLS setup: " + error_;
   c.tls = std::make_unique<io::tls_stream>(c.sock, *ctx_);
   SSL* ssl = c.tls->native_handle();
@@ -92,8 +93,8 @@ asio::awaitable<std::string> tls_client::handshake(conn& c, const std::string& h
     else
       SSL_set1_host(ssl, name.c_str());
   }
-  static constexpr unsigned char alpn[] = "\x08http/1.1";
-  SSL_set_alpn_protos(ssl, alpn, sizeof alpn - 1);
+  SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(alpn.data()),
+                      static_cast<unsigned>(alpn.size()));
   auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, use_nothrow);
   if (!hec) co_return std::string();
   long v = SSL_get_verify_result(ssl);

@@ -25,7 +25,8 @@ class tls_client {
   const std::string& error();
   /// Puts TLS on `c` and runs the handshake for `host` (the URL's host; server_name overrides
   /// it). Returns "" or why it failed. The caller bounds it with c's watchdog.
-  asio::awaitable<std::string> handshake(conn& c, const std::string& host);
+  /// `alpn`: the protocols offered, in ALPN wire format ("\x02h2\x08http/1.1").
+  asio::awaitable<std::string> handshake(conn& c, const std::string& host, std::string_view alpn);
 
  private:
   upstream_tls_options o_;

@@ -19,6 +19,7 @@
 #include "http1/parser.hpp"
 #include "http1/serialize.hpp"
 #include "trafficcop/transport.hpp"
+#include "upstream/h2_client.hpp"
 #include "upstream/pool.hpp"
 #include "upstream/tls.hpp"
 
@@ -276,6 +277,17 @@ class transport_impl final : public transport {
   }
 
   asio::awaitable<round_trip_result> round_trip(outbound_request& req) override {
+    if (o_.http2 != http2_mode::never) {
+      bool upgrade = req.header.contains("upgrade");
+      if (upgrade && o_.http2 == http2_mode::always)
+        co_return round_trip_result{
+            nullptr, proxy_error{make_error_code(errc::upgrade_needs_http1), error_source::internal,
+                                 "protocol upgrade to an HTTP/2-only upstream"}};
+      if (!upgrade && (req.scheme == "https" || o_.http2 == http2_mode::always)) {
+        auto r = co_await round_trip_h2(req);
+        if (r) co_return std::move(*r);  // else the upstream chose HTTP/1.1
+      }
+    }
     auto ex = co_await asio::this_coro::executor;
     auto& pool = asio::use_service<pool_service>(asio::query(ex, asio::execution::context));
     // The pool key: this transport, host and port. Built in a per-thread buffer; a new
@@ -313,6 +325,60 @@ class transport_impl final : public transport {
       auto res = co_await exchange(req, std::move(c), stale);
       if (res.response || !reused || !stale) co_return res;
     }
+  }
+
+  /// HTTP/2: a stream on a pooled connection, or on a new one. Nullopt when ALPN (auto)
+  /// chose HTTP/1.1: the connection made is pooled for the HTTP/1.1 path.
+  asio::awaitable<std::optional<round_trip_result>> round_trip_h2(outbound_request& req) {
+    auto ex = co_await asio::this_coro::executor;
+    auto& pool = asio::use_service<upstream::h2_pool>(asio::query(ex, asio::execution::context));
+    std::string key;
+    append_key(key, req);
+    bool tls = req.scheme == "https";
+    if (o_.http2 == http2_mode::automatic && pool.speaks_h2(key) == false) co_return std::nullopt;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      if (cancelled(co_await asio::this_coro::cancellation_state))
+        co_return round_trip_result{
+            nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream,
+                                 "client went away"}};
+      auto h = pool.find(key);
+      if (!h) {
+        auto r = co_await connect(req);
+        if (!r.c) co_return round_trip_result{nullptr, std::move(r.err)};
+        conn_ptr c = std::move(r.c);
+        c->key = key;
+        if (tls) {
+          static constexpr std::string_view both = "\x02h2\x08http/1.1", h2_only = "\x02h2";
+          auto alpn = o_.http2 == http2_mode::always ? h2_only : both;
+          if (auto err = co_await start_tls(*c, req, alpn))
+            co_return round_trip_result{nullptr, std::move(*err)};
+          const unsigned char* p = nullptr;
+          unsigned len = 0;
+          SSL_get0_alpn_selected(c->tls->native_handle(), &p, &len);
+          bool h2 = len == 2 && p[0] == 'h' && p[1] == '2';
+          if (!h2 && o_.http2 == http2_mode::always)
+            co_return round_trip_result{
+                nullptr,
+                upstream_error(errc::upstream_protocol_error,
+                               "upstream did not agree to HTTP/2 in ALPN (http2: always)")};
+          pool.remember(key, h2);
+          if (!h2) {
+            give_back(std::move(c));  // the HTTP/1.1 path takes it from the pool
+            co_return std::nullopt;
+          }
+        }
+        h = upstream::make_h2_client(std::move(c), o_.max_concurrent_streams, o_.idle_timeout);
+        if (!h)
+          co_return round_trip_result{
+              nullptr, upstream_error(errc::upstream_protocol_error, "HTTP/2 session setup")};
+        pool.add(key, h);
+      }
+      bool retry = false;
+      auto res = co_await upstream::h2_round_trip(*h, req, retry);
+      if (res.response || !retry) co_return std::move(res);
+    }
+    co_return round_trip_result{
+        nullptr, upstream_error(errc::upstream_closed, "HTTP/2 streams refused by the upstream")};
   }
 
   void give_back(conn_ptr c) {
@@ -608,11 +674,12 @@ class transport_impl final : public transport {
   }
 
   /// The TLS handshake on a fresh connection, bounded by the connect timeout.
-  asio::awaitable<std::optional<proxy_error>> start_tls(conn& c, const outbound_request& req) {
+  asio::awaitable<std::optional<proxy_error>> start_tls(conn& c, const outbound_request& req,
+                                                        std::string_view alpn = "\x08http/1.1") {
     c.wd.arm(o_.connect_timeout);
     if (!tls_.error().empty())
       co_return upstream_error(errc::upstream_connect_failed, "upstream TLS: " + tls_.error());
-    std::string why = co_await tls_.handshake(c, req.host);
+    std::string why = co_await tls_.handshake(c, req.host, alpn);
     bool timed_out = c.wd.expired();
     c.wd.disarm();
     if (why.empty()) co_return std::nullopt;

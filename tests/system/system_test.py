@@ -507,10 +507,11 @@ def tls_listener_sni_alpn_and_min_version():
         rc, out = tcurl("--cacert", ca, "--resolve", f"other.example:{port}:127.0.0.1",
                         f"https://other.example:{port}/sni")
         assert rc == 0 and "GET /sni HTTP/1.1" in out, (rc, out)
-        # ALPN: a client offering h2 and http/1.1 gets http/1.1.
-        r = subprocess.run(["curl", "-sv", "--http2", "--cacert", ca, f"https://127.0.0.1:{port}/a",
-                            "-o", "/dev/null"], capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0 and "ALPN: server accepted http/1.1" in r.stderr, r.stderr
+        # ALPN: a client offering h2 and http/1.1 gets h2 (the echo upstream still sees 1.1).
+        r = subprocess.run(["curl", "-sv", "--http2", "--cacert", ca, f"https://127.0.0.1:{port}/a"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "ALPN: server accepted h2" in r.stderr, r.stderr
+        assert "< HTTP/2 200" in r.stderr and "GET /a HTTP/1.1" in r.stdout, r
         # Plain HTTP on the TLS port: the handshake fails, the connection closes, nothing else.
         s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -518,6 +519,16 @@ def tls_listener_sni_alpn_and_min_version():
         s.close()
         rc, out = tcurl("--cacert", ca, f"https://127.0.0.1:{port}/still")
         assert rc == 0 and "GET /still HTTP/1.1" in out, (rc, out)
+    finally:
+        p.stop()
+    # http2.enabled false: ALPN falls back to http/1.1.
+    tls = f"certificates: [{cert_entry(certs, 'server')}]"
+    p, port, conf = start_with_config(
+        lambda port: tls_front(port, tls).replace("}}]\n", "}, http2: {enabled: false}}]\n", 1))
+    try:
+        r = subprocess.run(["curl", "-sv", "--http2", "--cacert", ca, f"https://127.0.0.1:{port}/b",
+                            "-o", "/dev/null"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0 and "ALPN: server accepted http/1.1" in r.stderr, r.stderr
     finally:
         p.stop()
     # min_version 1.3: a TLS 1.2 client is refused.

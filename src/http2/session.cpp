@@ -1,0 +1,270 @@
+// SPDX-License-Identifier: MIT
+// The HTTP/2 session's I/O loops, flow-control helpers and field conversion.
+#include "http2/session.hpp"
+
+#include <cstring>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include "core/log.hpp"
+#include "http/rules.hpp"
+
+namespace trafficcop::h2 {
+namespace {
+
+constexpr std::size_t read_size = 32 * 1024;
+constexpr std::size_t write_batch = 64 * 1024;  // frames gathered before a socket write
+
+/// True if the comma-separated `list` has `token` (case-insensitive, trimmed).
+bool header_map_list_has(std::string_view list, std::string_view token) {
+  while (!list.empty()) {
+    auto comma = list.find(',');
+    auto item = list.substr(0, comma);
+    while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+    while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+    if (iequals(item, token)) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+std::uint8_t* bytes(std::string_view s) {
+  return reinterpret_cast<std::uint8_t*>(const_cast<char*>(s.data()));
+}
+
+}  // namespace
+
+asio::awaitable<bool> event::wait(std::chrono::milliseconds timeout) {
+  t_.expires_after(timeout.count() > 0 ? std::chrono::steady_clock::duration(timeout)
+                                       : std::chrono::hours(24 * 365));
+  auto [ec] = co_await t_.async_wait(asio::as_tuple(asio::use_awaitable));
+  co_return ec == asio::error::operation_aborted;
+}
+
+void compact(std::string& buf, std::size_t& off) noexcept {
+  if (off == buf.size()) {
+    buf.clear();
+    off = 0;
+  } else if (off >= 32 * 1024 && off * 2 >= buf.size()) {
+    buf.erase(0, off);  // moves at most what is left, less than what was consumed
+    off = 0;
+  }
+}
+
+std::size_t inbound::take(char* out, std::size_t n) noexcept {
+  n = std::min(n, unread());
+  std::memcpy(out, buf.data() + off, n);
+  off += n;
+  compact(buf, off);
+  return n;
+}
+
+void nv_list::add(std::string_view name, std::string_view value) {
+  nv_.push_back(
+      nghttp2_nv{bytes(name), bytes(value), name.size(), value.size(), NGHTTP2_NV_FLAG_NONE});
+}
+
+namespace {
+
+/// Connection-specific in HTTP/2 (RFC 9113 §8.2.2), TE aside.
+bool connection_specific(std::string_view name) noexcept {
+  return iequals(name, "connection") || iequals(name, "keep-alive") ||
+         iequals(name, "proxy-connection") || iequals(name, "transfer-encoding") ||
+         iequals(name, "upgrade") || iequals(name, "http2-settings");
+}
+
+}  // namespace
+
+void add_fields(nv_list& nv, const header_map& h, std::deque<std::string>& lower) {
+  // Connection-specific fields never cross into HTTP/2, nor do the fields the Connection
+  // field names; TE only as "trailers".
+  std::string listed = h.joined("connection");
+  bool te_sent = false;
+  for (const auto& f : h) {
+    if (iequals(f.name, "te")) {
+      if (!te_sent && http::te_has_trailers(h)) nv.add("te", "trailers");
+      te_sent = true;
+      continue;
+    }
+    if (connection_specific(f.name) || iequals(f.name, "host")) continue;  // :authority
+    if (!listed.empty() && header_map_list_has(listed, f.name)) continue;
+    std::string& n = lower.emplace_back(f.name);
+    for (char& c : n)
+      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    nv.add(n, f.value);
+  }
+}
+
+session::session(asio::ip::tcp::socket& sock, io::tls_stream* tls,
+                 std::chrono::milliseconds write_timeout)
+    : done_ev_(sock.get_executor()),
+      sock_(sock),
+      tls_(tls),
+      write_ev_(sock.get_executor()),
+      write_timeout_(write_timeout),
+      read_wd_(sock.get_executor(), [this] { on_idle(); }),
+      write_wd_(sock.get_executor(), [this] { close_socket(); }) {}
+
+session::~session() {
+  if (ng_) nghttp2_session_del(ng_);
+}
+
+void session::resume(std::int32_t stream_id, outbound& out) {
+  if (!out.deferred || ng_ == nullptr) return;
+  out.deferred = false;
+  nghttp2_session_resume_data(ng_, stream_id);
+  want_write();
+}
+
+void session::consume(std::int32_t stream_id, std::size_t n) {
+  if (n == 0 || ng_ == nullptr) return;
+  // The connection window first: the stream may be gone (reset) while its bytes still count.
+  nghttp2_session_consume_connection(ng_, n);
+  if (nghttp2_session_find_stream(ng_, stream_id))
+    nghttp2_session_consume_stream(ng_, stream_id, n);
+  want_write();
+}
+
+void session::terminate(std::uint32_t code) {
+  if (ng_ && !closed_) nghttp2_session_terminate_session(ng_, code);
+  want_write();
+}
+
+void session::close_socket() noexcept {
+  if (closed_) return;
+  closed_ = true;
+  error_code ignored;
+  sock_.cancel(ignored);
+  sock_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  write_ev_.notify();
+}
+
+nghttp2_data_provider session::provider(outbound& out) {
+  nghttp2_data_provider p{};
+  p.source.ptr = &out;
+  p.read_callback = read_data;
+  return p;
+}
+
+ssize_t session::read_data(nghttp2_session* ng, std::int32_t stream_id, std::uint8_t* buf,
+                           std::size_t length, std::uint32_t* flags, nghttp2_data_source* src,
+                           void*) {
+  auto& out = *static_cast<outbound*>(src->ptr);
+  std::size_t n = std::min(length, out.queued());
+  std::memcpy(buf, out.buf.data() + out.off, n);
+  out.off += n;
+  compact(out.buf, out.off);
+  if (n > 0 && out.room && out.queued() <= outbound_high) out.room->notify();
+  if (out.queued() == 0 && out.ended) {
+    *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (out.trailer && !out.trailer->empty()) {
+      nv_list nv;
+      std::deque<std::string> lower;
+      header_map t = *out.trailer;
+      http::remove_forbidden_trailers(t);
+      add_fields(nv, t, lower);
+      if (nv.size() > 0 && nghttp2_submit_trailer(ng, stream_id, nv.data(), nv.size()) == 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+    return static_cast<ssize_t>(n);
+  }
+  if (n == 0) {
+    out.deferred = true;
+    return NGHTTP2_ERR_DEFERRED;
+  }
+  return static_cast<ssize_t>(n);
+}
+
+bool session::feed(std::string_view in) {
+  ssize_t rv =
+      nghttp2_session_mem_recv(ng_, reinterpret_cast<const std::uint8_t*>(in.data()), in.size());
+  if (rv < 0) {
+    log::debug("HTTP/2 session ended: {}", nghttp2_strerror(static_cast<int>(rv)));
+    // A flood (too many queued acks) or a fatal error: say why if the socket still takes it.
+    std::uint32_t code = rv == NGHTTP2_ERR_FLOODED            ? NGHTTP2_ENHANCE_YOUR_CALM
+                         : rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? NGHTTP2_PROTOCOL_ERROR
+                                                              : NGHTTP2_INTERNAL_ERROR;
+    nghttp2_session_terminate_session(ng_, code);
+    want_write();
+    return false;
+  }
+  after_feed();
+  want_write();
+  return true;
+}
+
+bool session::finished() const noexcept {
+  return closed_ || (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0);
+}
+
+void session::idle_changed() {
+  if (idle_.count() > 0 && idle_check())
+    read_wd_.arm(idle_);
+  else
+    read_wd_.disarm();
+}
+
+void session::on_idle() {
+  // A stream may have started since the deadline was set: then it is not idle.
+  if (idle_check()) terminate(NGHTTP2_NO_ERROR);
+}
+
+asio::awaitable<void> session::read_loop(std::chrono::milliseconds idle) {
+  reading_ = true;
+  idle_ = idle;
+  if (!rbuf_) rbuf_ = std::make_unique_for_overwrite<char[]>(read_size);
+  idle_changed();
+  while (!finished()) {
+    auto [ec, n] = co_await io::read_some(sock_, tls_, asio::buffer(rbuf_.get(), read_size));
+    if (n > 0 && !feed({rbuf_.get(), n})) break;
+    if (ec) {
+      if (!read_wd_.expired()) close_socket();  // the peer left (or an I/O error)
+      break;
+    }
+  }
+  read_wd_.disarm();
+  reading_ = false;
+  want_write();  // the writer decides when everything is out
+  done_ev_.notify();
+}
+
+asio::awaitable<void> session::write_loop() {
+  writing_ = true;
+  for (;;) {
+    wbuf_.clear();
+    while (wbuf_.size() < write_batch) {
+      const std::uint8_t* data = nullptr;
+      ssize_t n = nghttp2_session_mem_send(ng_, &data);
+      if (n <= 0) {
+        if (n < 0) close_socket();
+        break;
+      }
+      wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+    }
+    if (closed_) break;
+    if (!wbuf_.empty()) {
+      // Once the reader has stopped (a flood, a fatal error) the last frames get a moment,
+      // not the full stall timeout: a peer that does not read them loses them.
+      auto limit =
+          reading_ ? write_timeout_ : std::min(write_timeout_, std::chrono::milliseconds(1000));
+      write_wd_.arm(limit);
+      auto [ec, n] = co_await io::write_all(sock_, tls_, asio::buffer(wbuf_));
+      write_wd_.disarm();
+      if (ec) {
+        close_socket();
+        break;
+      }
+      continue;
+    }
+    // Nothing to send: done when neither side has anything left, or the reader gave up.
+    if (finished() || !reading_) break;
+    co_await write_ev_.wait();
+  }
+  close_socket();
+  writing_ = false;
+  done_ev_.notify();
+}
+
+}  // namespace trafficcop::h2

@@ -1,0 +1,662 @@
+// SPDX-License-Identifier: MIT
+// The downstream HTTP/2 connection: nghttp2 server callbacks, a handler coroutine per stream,
+// the stream's body reader and response writer, and the abuse limits of docs/http2.md.
+#include "server/h2_server.hpp"
+
+#include <memory>
+#include <unordered_map>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "core/log.hpp"
+#include "http/rules.hpp"
+#include "http2/session.hpp"
+#include "server/connection.hpp"
+#include "server/worker.hpp"
+
+namespace trafficcop::detail {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+constexpr std::size_t max_empty_frames = 100;  // DATA without payload nor END_STREAM
+constexpr std::size_t max_resets = 200;        // client-reset streams per reset_window
+constexpr std::chrono::seconds reset_window{10};
+
+struct stream {
+  stream(h2_connection& s, std::int32_t i, const asio::any_io_executor& ex)
+      : conn(s), id(i), ev(ex), room(ex) {
+    out.room = &room;
+  }
+  h2_connection& conn;
+  std::int32_t id;
+  request req;
+  header_map res_header;
+  header_map res_trailer;
+  response_writer::log_fields log;
+  h2::inbound in;
+  h2::outbound out;
+  // Two events: the body reader and the writer may wait at once (a proxy streaming both ways).
+  h2::event ev;    // body bytes, the body's end, the stream's end
+  h2::event room;  // the response queue went below its bound, or the stream ended
+  asio::cancellation_signal cancel;
+  std::size_t header_bytes = 0;
+  bool too_large = false;
+  bool headers_done = false;  // the request head is complete; later HEADERS are trailers
+  bool running = false;       // the handler coroutine has not returned
+  bool finished = false;      // the handler returned: unread body bytes are dropped
+  bool closed = false;        // nghttp2 closed the stream
+  bool gone = false;          // reset by the client, or the connection lost: cancel
+  bool continue_sent = false;
+  bool head_sent = false;
+  std::uint64_t received = 0;
+};
+
+}  // namespace
+
+class h2_connection final : public h2::session {
+ public:
+  h2_connection(connection& c, const listener_http2& cfg)
+      : h2::session(c.sock_, c.tls_.get(), c.opts_.idle_timeout), c_(c), cfg_(cfg) {}
+  ~h2_connection() override;
+
+  asio::awaitable<void> run();
+  void drain();
+  void force_close();
+
+  // Used by the stream's reader and writer below.
+  connection& conn() noexcept { return c_; }
+  void submit_head(stream& st, int status, const header_map& h, bool end);
+  void reset(stream& st, std::uint32_t code);
+
+ private:
+  bool init();
+  stream* find(std::int32_t id) const noexcept {
+    return static_cast<stream*>(nghttp2_session_get_stream_user_data(ng_, id));
+  }
+  void start(stream& st);
+  void after_feed() override;
+  asio::awaitable<void> run_stream(stream& st);
+  void stream_done(stream& st);
+  void release(stream& st);
+  void fail_all(error_code ec);
+  bool idle_check() const noexcept override { return streams_.empty(); }
+  std::size_t header_limit() const noexcept {
+    return cfg_.max_header_list_size ? cfg_.max_header_list_size : c_.opts_.max_header_bytes;
+  }
+
+  // nghttp2 callbacks (user data: this).
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
+  static int on_header(nghttp2_session*, const nghttp2_frame*, const std::uint8_t*, std::size_t,
+                       const std::uint8_t*, std::size_t, std::uint8_t, void*);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
+  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t, const std::uint8_t*,
+                           std::size_t, void*);
+  static int on_stream_close(nghttp2_session*, std::int32_t, std::uint32_t, void*);
+  static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
+  bool count_reset();
+
+  connection& c_;
+  const listener_http2& cfg_;
+  std::unordered_map<std::int32_t, std::unique_ptr<stream>> streams_;
+  std::vector<std::int32_t> to_start_;  // complete request heads, started after the feed
+  std::size_t running_ = 0;
+  std::size_t empty_frames_ = 0;
+  std::size_t resets_ = 0;
+  clock::time_point reset_since_{};
+  bool draining_ = false;
+};
+
+namespace {
+
+bool cancelled(const asio::cancellation_state& cs) noexcept {
+  return cs.cancelled() != asio::cancellation_type::none;
+}
+
+// --- the request body, pulled by the handler ------------------------------------------------
+
+class h2_body final : public body_reader {
+ public:
+  explicit h2_body(stream& st) : st_(st) {}
+
+  asio::awaitable<read_result> read(asio::mutable_buffer out) override {
+    auto& in = st_.in;
+    if (out.size() == 0) co_return read_result{asio::error::invalid_argument, 0};
+    if (!st_.continue_sent && !st_.head_sent && !in.ended && in.unread() == 0 &&
+        st_.req.header.has_token("expect", "100-continue")) {
+      st_.continue_sent = true;  // RFC 9110 §10.1.1, as on HTTP/1.1 (spec 23)
+      header_map none;
+      st_.conn.submit_head(st_, 100, none, false);
+    }
+    for (;;) {
+      if (in.unread() > 0) {
+        std::size_t n = in.take(static_cast<char*>(out.data()), out.size());
+        st_.conn.consume(st_.id, n);  // the client may send this much more
+        co_return read_result{{}, n};
+      }
+      if (in.failed) co_return read_result{in.failed, 0};
+      if (in.ended) co_return read_result{};
+      if (st_.gone) co_return read_result{make_error_code(errc::client_gone), 0};
+      bool woke = co_await st_.ev.wait(st_.conn.conn().opts_.read_body_timeout);
+      if (cancelled(co_await asio::this_coro::cancellation_state))
+        co_return read_result{asio::error::operation_aborted, 0};  // the reader gave up
+      if (!woke && in.unread() == 0 && !in.ended && !in.failed && !st_.gone)
+        co_return read_result{make_error_code(errc::read_body_timeout), 0};
+    }
+  }
+  bool ready() const noexcept override { return st_.in.unread() > 0 || st_.in.ended; }
+
+ private:
+  stream& st_;
+};
+
+// --- the response writer --------------------------------------------------------------------
+
+class h2_writer final : public response_writer {
+ public:
+  explicit h2_writer(stream& st) : st_(st) {}
+
+  header_map& header() override { return st_.res_header; }
+  header_map& trailer() override { return st_.res_trailer; }
+  int status() const noexcept override { return status_; }
+  bool head_sent() const noexcept override { return st_.head_sent; }
+  std::uint64_t bytes_written() const noexcept override { return bytes_; }
+  log_fields& log() override { return st_.log; }
+  byte_stream* hijack() override { return nullptr; }  // no protocol switch over HTTP/2
+
+  asio::awaitable<error_code> write_header(int status) override {
+    if (aborted_ || st_.gone) co_return asio::error::operation_aborted;
+    if (status < 100 || status > 999) co_return asio::error::invalid_argument;
+    if (status_ != 0) co_return asio::error::already_started;
+    if (status == 101) co_return asio::error::operation_not_supported;  // RFC 9113 §8.6
+    if (status < 200) {
+      if (status == 100 && st_.continue_sent) co_return error_code{};
+      st_.continue_sent = st_.continue_sent || status == 100;
+      header_map h = st_.res_header;
+      h.erase("content-length");
+      st_.conn.submit_head(st_, status, h, false);
+      co_return error_code{};
+    }
+    status_ = status;
+    co_return error_code{};
+  }
+
+  asio::awaitable<error_code> write(asio::const_buffer data) override {
+    if (aborted_ || st_.gone) co_return asio::error::operation_aborted;
+    if (!st_.head_sent) commit_head(false);
+    if (!has_body_ || data.size() == 0) co_return error_code{};
+    error_code overflow;
+    if (declared_) {
+      if (data.size() > remaining_) {
+        data = asio::buffer(data.data(), remaining_);  // never more than declared
+        overflow = asio::error::message_size;
+      }
+      remaining_ -= data.size();
+    }
+    auto& out = st_.out;
+    out.buf.append(static_cast<const char*>(data.data()), data.size());
+    bytes_ += data.size();
+    st_.conn.resume(st_.id, out);
+    // Back-pressure: past the bound, wait for the client's window to take bytes.
+    while (out.queued() > h2::outbound_high) {
+      if (st_.gone || aborted_) co_return asio::error::operation_aborted;
+      bool woke = co_await st_.room.wait(st_.conn.conn().opts_.idle_timeout);
+      if (cancelled(co_await asio::this_coro::cancellation_state))
+        co_return asio::error::operation_aborted;
+      if (!woke && out.queued() > h2::outbound_high && !st_.gone) {
+        // The client never opened its window: give the stream up (docs/http2.md).
+        st_.log.error = "write to client: flow-control window stalled";
+        aborted_ = true;
+        st_.conn.reset(st_, NGHTTP2_CANCEL);
+        co_return asio::error::timed_out;
+      }
+    }
+    co_return overflow;
+  }
+
+  asio::awaitable<error_code> flush() override {
+    if (aborted_ || st_.gone) co_return asio::error::operation_aborted;
+    if (!st_.head_sent) commit_head(false);
+    st_.conn.want_write();
+    co_return error_code{};
+  }
+
+  void abort() override {
+    if (aborted_) return;
+    aborted_ = true;
+    st_.conn.reset(st_, NGHTTP2_INTERNAL_ERROR);
+  }
+
+  /// After the handler: the head if not sent, the end of the body and the trailers.
+  void finish() {
+    if (aborted_ || st_.gone) return;
+    if (declared_ && remaining_ > 0 && st_.head_sent) {
+      // Fewer bytes than Content-Length promised: the client must see a failure (spec 47).
+      if (st_.log.error.empty()) st_.log.error = "response body shorter than Content-Length";
+      abort();
+      return;
+    }
+    st_.out.ended = true;
+    if (!st_.head_sent) {
+      if (status_ == 0) status_ = 200;
+      commit_head(true);
+      if (declared_ && remaining_ > 0) {
+        if (st_.log.error.empty()) st_.log.error = "response body shorter than Content-Length";
+        abort();
+      }
+      return;
+    }
+    st_.conn.resume(st_.id, st_.out);
+  }
+
+ private:
+  void commit_head(bool last) {
+    if (status_ == 0) status_ = 200;
+    auto& h = st_.res_header;
+    has_body_ = status_ != 204 && status_ != 304 && st_.req.method != "HEAD";
+    if (status_ == 204) h.erase("content-length");
+    if (auto cl = h.get("content-length"); cl && has_body_) {
+      declared_ = parse_length(*cl);
+      if (!declared_) h.erase("content-length");
+    }
+    // No DATA at all when there is no body and nothing else to come.
+    bool end = !has_body_ || (last && st_.out.queued() == 0 && st_.res_trailer.empty() &&
+                              !(declared_ && remaining_ > 0));
+    st_.out.trailer = &st_.res_trailer;
+    st_.conn.submit_head(st_, status_, h, end);
+  }
+
+  bool parse_length(std::string_view v) {
+    if (v.empty() || v.size() > 19) return false;
+    std::uint64_t n = 0;
+    for (char ch : v) {
+      if (ch < '0' || ch > '9') return false;
+      n = n * 10 + static_cast<std::uint64_t>(ch - '0');
+    }
+    remaining_ = n;
+    return true;
+  }
+
+  stream& st_;
+  int status_ = 0;
+  bool has_body_ = true;
+  bool declared_ = false;
+  bool aborted_ = false;
+  std::uint64_t remaining_ = 0;
+  std::uint64_t bytes_ = 0;
+};
+
+}  // namespace
+
+// --- the session ----------------------------------------------------------------------------
+
+h2_connection::~h2_connection() {
+  // nghttp2 is deleted by the base; its stream user data must not outlive it.
+  if (ng_) {
+    nghttp2_session_del(ng_);
+    ng_ = nullptr;
+  }
+}
+
+bool h2_connection::init() {
+  nghttp2_session_callbacks* cb = nullptr;
+  if (nghttp2_session_callbacks_new(&cb) != 0) return false;
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cb, on_begin_headers);
+  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as handlers read
+  nghttp2_option_set_max_continuations(opt, 8);      // CONTINUATION flood (docs/http2.md)
+  nghttp2_option_set_max_outbound_ack(opt, 1000);    // SETTINGS / PING floods
+  nghttp2_option_set_max_settings(opt, 32);
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+  int rv = nghttp2_session_server_new2(&ng_, cb, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cb);
+  if (rv != 0) return false;
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg_.max_concurrent_streams},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg_.initial_window_size},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<std::uint32_t>(header_limit())},
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+  };
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
+  if (cfg_.connection_window_size > NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE)
+    nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
+                                          static_cast<std::int32_t>(cfg_.connection_window_size));
+  return true;
+}
+
+asio::awaitable<void> h2_connection::run() {
+  if (!init()) co_return;
+  c_.idle_ = false;
+  auto ex = co_await asio::this_coro::executor;
+  // The preface and whatever followed it may already be in the connection's buffer.
+  bool ok = true;
+  if (auto pending = c_.pending(); !pending.empty()) {
+    ok = feed(pending);
+    c_.consume(pending.size());
+  }
+  asio::co_spawn(ex, write_loop(), [](std::exception_ptr) {});
+  if (ok) co_await read_loop(c_.opts_.idle_timeout);
+  // The reader is done: the peer left, the session ended, or the connection failed.
+  while (writing_) co_await done_ev_.wait();
+  fail_all(make_error_code(errc::client_gone));
+  while (running_ > 0) co_await done_ev_.wait();
+}
+
+void h2_connection::drain() {
+  if (draining_ || closed()) return;
+  draining_ = true;
+  nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
+                        NGHTTP2_NO_ERROR, nullptr, 0);
+  want_write();
+}
+
+void h2_connection::force_close() {
+  draining_ = true;
+  fail_all(make_error_code(errc::client_gone));
+  close_socket();
+}
+
+void h2_connection::fail_all(error_code ec) {
+  for (auto& [id, st] : streams_) {
+    if (st->gone) continue;
+    st->gone = true;
+    if (!st->in.ended && !st->in.failed) st->in.failed = ec;
+    st->ev.notify();
+    st->room.notify();
+    if (st->running) st->cancel.emit(asio::cancellation_type::terminal);
+  }
+}
+
+void h2_connection::submit_head(stream& st, int status, const header_map& h, bool end) {
+  if (st.closed || closed()) return;
+  h2::nv_list nv;
+  std::deque<std::string> lower;
+  char code[4];
+  std::snprintf(code, sizeof code, "%03d", status % 1000);
+  nv.add(":status", std::string_view(code, 3));
+  h2::add_fields(nv, h, lower);
+  if (status < 200) {
+    nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, st.id, nullptr, nv.data(), nv.size(), nullptr);
+  } else {
+    st.head_sent = true;
+    auto prov = h2::session::provider(st.out);
+    nghttp2_submit_response(ng_, st.id, nv.data(), nv.size(), end ? nullptr : &prov);
+  }
+  want_write();
+}
+
+void h2_connection::reset(stream& st, std::uint32_t code) {
+  if (!st.closed && !closed()) nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st.id, code);
+  want_write();
+}
+
+void h2_connection::start(stream& st) {
+  request& req = st.req;
+  req.version = 20;
+  req.received_at = clock::now();
+  req.remote_addr = c_.remote_;
+  req.local_addr = c_.local_;
+  req.tls = c_.tls_ != nullptr;
+  req.tls_client = c_.tls_client_;
+  req.client_gone_ = &st.gone;
+  if (req.host.empty())
+    if (auto h = req.header.get("host")) req.host.assign(*h);
+  // RFC 9113 §8.2.3: cookie crumbs become one field for HTTP/1.1 semantics.
+  if (req.header.size() > 1) {
+    std::string cookies = req.header.joined("cookie");
+    if (!cookies.empty()) {
+      std::size_t pos = 0;
+      while ((pos = cookies.find(", ", pos)) != std::string::npos) cookies.replace(pos, 2, "; ");
+      req.header.set("cookie", cookies);
+    }
+  }
+  auto rid = req.header.get("x-request-id");
+  if (rid && !rid->empty() && rid->size() <= 128 && http::is_token(*rid))
+    req.id.assign(*rid);
+  else
+    c_.w_.make_request_id(req.id);
+  if (auto cl = req.header.get("content-length")) {
+    req.content_length = std::strtoll(std::string(*cl).c_str(), nullptr, 10);
+  } else {
+    req.content_length = st.in.ended ? 0 : -1;
+  }
+  st.running = true;
+  ++running_;
+  auto self_stream = &st;
+  asio::co_spawn(
+      sock_.get_executor(), run_stream(st),
+      asio::bind_cancellation_slot(st.cancel.slot(), [this, self_stream](std::exception_ptr) {
+        stream_done(*self_stream);
+      }));
+}
+
+asio::awaitable<void> h2_connection::run_stream(stream& st) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  h2_body body(st);
+  st.req.body = &body;
+  h2_writer w(st);
+  auto& opts = c_.opts_;
+  if (st.too_large) {
+    co_await write_text(w, 431, "Request Header Fields Too Large\n");
+  } else if (opts.max_body_bytes > 0 && st.req.content_length > 0 &&
+             static_cast<std::uint64_t>(st.req.content_length) > opts.max_body_bytes) {
+    co_await write_text(w, 413, "Content Too Large\n");
+  } else if (st.req.method == "CONNECT") {
+    co_await write_text(w, 405, "Method Not Allowed\n");  // no tunnels (RFC 9113 §8.5)
+  } else {
+    bool threw = false;
+    try {
+      co_await c_.w_.handle(w, st.req);
+    } catch (const std::exception& e) {
+      log::error("handler threw: {}", e.what());
+      st.log.error = std::string("handler threw: ") + e.what();
+      threw = true;
+    }
+    if (threw) {
+      if (!w.head_sent()) {
+        w.header().clear();
+        co_await write_text(w, 500, "Internal Server Error\n");
+      } else {
+        w.abort();
+      }
+    }
+  }
+  w.finish();
+  st.finished = true;
+  st.req.body = nullptr;
+}
+
+void h2_connection::after_feed() {
+  // Handlers start here, not inside nghttp2's callbacks: co_spawn may run them inline.
+  for (std::size_t i = 0; i < to_start_.size(); ++i) {
+    auto it = streams_.find(to_start_[i]);
+    if (it != streams_.end() && !it->second->closed && !it->second->running) start(*it->second);
+  }
+  to_start_.clear();
+}
+
+void h2_connection::stream_done(stream& st) {
+  st.running = false;
+  st.finished = true;
+  if (!st.in.ended && st.in.unread() > 0 && !closed()) {
+    consume(st.id, st.in.unread());  // nobody will read the rest
+    st.in.buf.clear();
+    st.in.off = 0;
+  }
+  --running_;
+  if (st.closed) release(st);
+  done_ev_.notify();
+}
+
+void h2_connection::release(stream& st) {
+  // Bytes received but never read still count against the connection window.
+  if (st.in.unread() > 0 && !closed()) nghttp2_session_consume_connection(ng_, st.in.unread());
+  streams_.erase(st.id);
+  if (streams_.empty()) idle_changed();
+}
+
+bool h2_connection::count_reset() {
+  auto now = clock::now();
+  if (now - reset_since_ > reset_window) {
+    reset_since_ = now;
+    resets_ = 0;
+  }
+  return ++resets_ > max_resets;
+}
+
+int h2_connection::on_begin_headers(nghttp2_session* ng, const nghttp2_frame* f, void* user) {
+  auto* self = static_cast<h2_connection*>(user);
+  if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+  auto st = std::make_unique<stream>(*self, f->hd.stream_id, self->sock_.get_executor());
+  nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st.get());
+  self->streams_[f->hd.stream_id] = std::move(st);
+  if (self->streams_.size() == 1) self->idle_changed();
+  return 0;
+}
+
+int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* name,
+                             std::size_t namelen, const std::uint8_t* value, std::size_t valuelen,
+                             std::uint8_t, void* user) {
+  auto* self = static_cast<h2_connection*>(user);
+  stream* st = self->find(f->hd.stream_id);
+  if (!st) return 0;
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  // The decoded size is what an HPACK bomb inflates: bound it (RFC 9113 §10.5.1).
+  st->header_bytes += namelen + valuelen + 32;
+  if (st->header_bytes > 4 * self->header_limit()) {
+    self->terminate(NGHTTP2_ENHANCE_YOUR_CALM);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  if (st->header_bytes > self->header_limit()) st->too_large = true;
+  if (st->too_large) return 0;
+  request& req = st->req;
+  if (st->headers_done) {
+    req.trailer.add(n, v);
+  } else if (!n.empty() && n.front() == ':') {
+    if (n == ":method")
+      req.method.assign(v);
+    else if (n == ":path")
+      req.target.assign(v);
+    else if (n == ":authority")
+      req.host.assign(v);
+  } else {
+    if (req.header.size() >= self->c_.opts_.max_headers) {
+      st->too_large = true;
+      return 0;
+    }
+    req.header.add(n, v);
+  }
+  return 0;
+}
+
+int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* user) {
+  auto* self = static_cast<h2_connection*>(user);
+  switch (f->hd.type) {
+    case NGHTTP2_RST_STREAM:
+      if (self->count_reset()) self->terminate(NGHTTP2_ENHANCE_YOUR_CALM);  // rapid reset
+      return 0;
+    case NGHTTP2_DATA:
+    case NGHTTP2_HEADERS:
+      break;
+    default:
+      return 0;
+  }
+  stream* st = self->find(f->hd.stream_id);
+  if (!st) return 0;
+  bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 && !end &&
+      ++self->empty_frames_ > max_empty_frames) {
+    self->terminate(NGHTTP2_ENHANCE_YOUR_CALM);
+    return 0;
+  }
+  if (end) {
+    st->in.ended = true;
+    st->ev.notify();
+  }
+  if (f->hd.type == NGHTTP2_HEADERS && !st->headers_done) {
+    st->headers_done = true;
+    if (self->draining_) return 0;  // after our GOAWAY: nghttp2 refuses it
+    self->to_start_.push_back(st->id);
+  }
+  return 0;
+}
+
+int h2_connection::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t id,
+                                 const std::uint8_t* data, std::size_t len, void* user) {
+  auto* self = static_cast<h2_connection*>(user);
+  stream* st = self->find(id);
+  if (!st || st->gone || st->finished) {
+    self->consume(id, len);  // nobody will read it: give the window back
+    return 0;
+  }
+  st->received += len;
+  auto limit = self->c_.opts_.max_body_bytes;
+  if (limit > 0 && st->received > limit) {
+    st->in.failed = make_error_code(errc::body_too_large);
+    self->consume(id, len);
+    st->ev.notify();
+    return 0;
+  }
+  st->in.buf.append(reinterpret_cast<const char*>(data), len);
+  st->ev.notify();
+  return 0;
+}
+
+int h2_connection::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t code,
+                                   void* user) {
+  auto* self = static_cast<h2_connection*>(user);
+  stream* st = self->find(id);
+  if (!st) return 0;
+  st->closed = true;
+  st->ev.notify();
+  st->room.notify();
+  if (st->running) {
+    // Reset (by the client, or by us after an error) while the handler runs: cancel what it
+    // awaits, this stream only.
+    if (!st->gone && (code != NGHTTP2_NO_ERROR || !st->out.ended)) {
+      st->gone = true;
+      if (!st->in.ended && !st->in.failed) st->in.failed = make_error_code(errc::client_gone);
+      st->cancel.emit(asio::cancellation_type::terminal);
+    }
+    return 0;
+  }
+  self->release(*st);
+  return 0;
+}
+
+int h2_connection::on_frame_send(nghttp2_session* ng, const nghttp2_frame* f, void* user) {
+  auto* self = static_cast<h2_connection*>(user);
+  if ((f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) ||
+      (f->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0)
+    return 0;
+  // The response is complete but the request body is not: the client need not send the rest
+  // (RFC 9113 §8.1, RST_STREAM with NO_ERROR after the response).
+  stream* st = self->find(f->hd.stream_id);
+  if (st && st->finished && !st->in.ended)
+    nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
+  return 0;
+}
+
+// --- entry points ---------------------------------------------------------------------------
+
+asio::awaitable<void> serve_http2(connection& c, const listener_http2& cfg) {
+  h2_connection h(c, cfg);
+  c.h2_ = &h;
+  co_await h.run();
+  c.h2_ = nullptr;
+}
+
+void h2_drain(h2_connection& h) { h.drain(); }
+void h2_force_close(h2_connection& h) { h.force_close(); }
+
+}  // namespace trafficcop::detail

@@ -1,0 +1,499 @@
+// SPDX-License-Identifier: MIT
+// The HTTP/2 upstream connection: nghttp2 client callbacks, a stream per request, the
+// request-body pump, the response body reader, and the per-worker pool of such connections.
+#include "upstream/h2_client.hpp"
+
+#include <array>
+
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/this_coro.hpp>
+
+#include "core/log.hpp"
+#include "http2/session.hpp"
+
+namespace trafficcop::upstream {
+namespace {
+
+using clock = std::chrono::steady_clock;
+
+bool cancelled(const asio::cancellation_state& cs) noexcept {
+  return cs.cancelled() != asio::cancellation_type::none;
+}
+
+proxy_error up_error(errc e, std::string detail) {
+  return proxy_error{make_error_code(e), error_source::upstream, std::move(detail)};
+}
+
+/// One request/response exchange. Shared by the connection (until nghttp2 closes the
+/// stream), the response object and the body pump.
+struct cstream {
+  explicit cstream(const asio::any_io_executor& ex) : ev_read(ex), ev_room(ex), ev_pump(ex) {
+    out.room = &ev_room;
+  }
+  std::int32_t id = -1;
+  h2::inbound in;
+  h2::outbound out;
+  h2::event ev_read;  // response head, body bytes, the stream's end
+  h2::event ev_room;  // the request queue went below its bound, or the stream ended
+  h2::event ev_pump;  // the pump stopped
+  asio::cancellation_signal pump_cancel;
+  int cur_status = 0;  // of the head being received
+  header_map cur;      // its fields
+  std::vector<std::pair<int, header_map>> informational;
+  int status = 0;
+  header_map header;
+  header_map trailer;
+  std::size_t header_bytes = 0;
+  bool head_done = false;
+  bool closed = false;
+  bool pumping = false;
+  bool body_started = false;  // the pump read from the request body: no replay possible
+  bool abandoned = false;     // the response was dropped: DATA is consumed and discarded
+  bool malformed = false;
+  std::uint32_t close_code = 0;
+};
+
+}  // namespace
+
+class h2_client final : public h2::session, public std::enable_shared_from_this<h2_client> {
+ public:
+  h2_client(conn_ptr c, std::uint32_t max_streams, std::chrono::milliseconds idle)
+      : h2::session(c->sock, c->tls.get(), std::max(idle, std::chrono::milliseconds(30'000))),
+        c_(std::move(c)),
+        max_streams_(max_streams),
+        idle_(idle) {}
+  ~h2_client() override {
+    if (ng_) {
+      nghttp2_session_del(ng_);
+      ng_ = nullptr;
+    }
+  }
+
+  bool init();
+  void start();
+  bool available() const noexcept {
+    if (closed() || goaway_ || ng_ == nullptr) return false;
+    auto remote = nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+    return streams_.size() < std::min<std::uint32_t>(max_streams_, remote);
+  }
+  bool alive() const noexcept { return !closed() && !goaway_; }
+  const std::string& peer() const noexcept { return c_->peer; }
+
+  asio::awaitable<round_trip_result> round_trip(outbound_request& req, bool& retry);
+  void reset(cstream& st, std::uint32_t code) {
+    if (!st.closed && !closed()) nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st.id, code);
+    want_write();
+  }
+  static asio::awaitable<void> stop_pump(cstream& st) {
+    if (!st.pumping) co_return;
+    st.pump_cancel.emit(asio::cancellation_type::terminal);
+    while (st.pumping) co_await st.ev_pump.wait();
+  }
+  std::size_t max_response_header_bytes = 64 * 1024;
+
+ private:
+  static asio::awaitable<void> pump(std::shared_ptr<h2_client> self, std::shared_ptr<cstream> st,
+                                    body_reader* body, const header_map* trailer);
+  bool idle_check() const noexcept override { return streams_.empty(); }
+  void fail_all();
+  cstream* find(std::int32_t id) const noexcept {
+    return static_cast<cstream*>(nghttp2_session_get_stream_user_data(ng_, id));
+  }
+  static int on_header(nghttp2_session*, const nghttp2_frame*, const std::uint8_t*, std::size_t,
+                       const std::uint8_t*, std::size_t, std::uint8_t, void*);
+  static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
+  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t, const std::uint8_t*,
+                           std::size_t, void*);
+  static int on_stream_close(nghttp2_session*, std::int32_t, std::uint32_t, void*);
+
+  conn_ptr c_;
+  std::uint32_t max_streams_;
+  std::chrono::milliseconds idle_;
+  std::unordered_map<std::int32_t, std::shared_ptr<cstream>> streams_;
+  bool goaway_ = false;
+};
+
+namespace {
+
+// --- the response, its body read from the stream --------------------------------------------
+
+class h2_response final : public upstream_response, public body_reader {
+ public:
+  h2_response(std::shared_ptr<h2_client> h, std::shared_ptr<cstream> st,
+              std::chrono::milliseconds timeout)
+      : h_(std::move(h)), st_(std::move(st)), timeout_(timeout) {
+    status = st_->status;
+    header = std::move(st_->header);
+    peer = h_->peer();
+    content_length = -1;
+    if (auto cl = header.get("content-length")) {
+      std::int64_t n = 0;
+      bool ok = !cl->empty() && cl->size() < 19;
+      for (char c : *cl) ok = ok && c >= '0' && c <= '9' && ((n = n * 10 + (c - '0')), true);
+      if (ok) content_length = n;
+    }
+  }
+  ~h2_response() override {
+    st_->abandoned = true;
+    if (st_->pumping) st_->pump_cancel.emit(asio::cancellation_type::terminal);  // see release()
+    if (!st_->closed) {
+      if (st_->in.unread() > 0) h_->consume(st_->id, st_->in.unread());
+      h_->reset(*st_, NGHTTP2_CANCEL);  // the body was not read to its end
+    }
+  }
+
+  body_reader& body() override { return *this; }
+  byte_stream* upgraded() override { return nullptr; }
+  bool request_pending() const noexcept override { return st_->pumping; }
+  asio::awaitable<void> release() override { co_await h2_client::stop_pump(*st_); }
+
+  asio::awaitable<read_result> read(asio::mutable_buffer out) override {
+    auto& in = st_->in;
+    for (;;) {
+      if (in.unread() > 0) {
+        std::size_t n = in.take(static_cast<char*>(out.data()), out.size());
+        h_->consume(st_->id, n);
+        co_return read_result{{}, n};
+      }
+      if (in.ended) {
+        trailer = std::move(st_->trailer);
+        co_return read_result{};
+      }
+      if (st_->closed)
+        co_return read_result{make_error_code(st_->close_code == NGHTTP2_PROTOCOL_ERROR
+                                                  ? errc::upstream_protocol_error
+                                                  : errc::upstream_closed),
+                              0};
+      bool woke = co_await st_->ev_read.wait(timeout_);
+      if (cancelled(co_await asio::this_coro::cancellation_state))
+        co_return read_result{asio::error::operation_aborted, 0};
+      if (!woke && in.unread() == 0 && !in.ended && !st_->closed)
+        co_return read_result{make_error_code(errc::upstream_timeout), 0};
+    }
+  }
+  bool ready() const noexcept override { return st_->in.unread() > 0 || st_->in.ended; }
+
+ private:
+  std::shared_ptr<h2_client> h_;
+  std::shared_ptr<cstream> st_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace
+
+// --- the connection -------------------------------------------------------------------------
+
+bool h2_client::init() {
+  nghttp2_session_callbacks* cb = nullptr;
+  if (nghttp2_session_callbacks_new(&cb) != 0) return false;
+  nghttp2_session_callbacks_set_on_header_callback(cb, on_header);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+  nghttp2_option* opt = nullptr;
+  nghttp2_option_new(&opt);
+  nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as the proxy reads
+  nghttp2_option_set_peer_max_concurrent_streams(opt, max_streams_);
+  nghttp2_option_set_max_continuations(opt, 8);
+  int rv = nghttp2_session_client_new2(&ng_, cb, this, opt);
+  nghttp2_option_del(opt);
+  nghttp2_session_callbacks_del(cb);
+  if (rv != 0) return false;
+  nghttp2_settings_entry iv[] = {
+      {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 256 * 1024},
+      {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+       static_cast<std::uint32_t>(max_response_header_bytes)},
+  };
+  nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, 4 * 1024 * 1024);
+  return true;
+}
+
+void h2_client::start() {
+  auto ex = sock_.get_executor();
+  auto self = shared_from_this();
+  asio::co_spawn(
+      ex,
+      [self]() -> asio::awaitable<void> {
+        co_await self->read_loop(self->idle_);
+        self->fail_all();
+      },
+      asio::detached);
+  asio::co_spawn(
+      ex, [self]() -> asio::awaitable<void> { co_await self->write_loop(); }, asio::detached);
+}
+
+void h2_client::fail_all() {
+  goaway_ = true;
+  for (auto& [id, st] : streams_) {
+    st->closed = true;
+    if (st->close_code == 0) st->close_code = NGHTTP2_INTERNAL_ERROR;
+    st->ev_read.notify();
+    st->ev_room.notify();
+  }
+  streams_.clear();
+}
+
+asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req, bool& retry) {
+  retry = false;
+  if (!alive()) {
+    retry = true;
+    co_return round_trip_result{nullptr,
+                                up_error(errc::upstream_closed, "HTTP/2 connection closing")};
+  }
+  auto ex = co_await asio::this_coro::executor;
+  auto st = std::make_shared<cstream>(ex);
+  // The request head: pseudo-fields from the request line and Host (RFC 9113 §8.3.1).
+  h2::nv_list nv;
+  std::deque<std::string> lower;
+  std::string authority;
+  if (auto h = req.header.get("host"))
+    authority.assign(*h);
+  else
+    authority = req.host + ":" + std::to_string(req.port);
+  std::string path = req.target.empty() ? "/" : req.target;
+  nv.add(":method", req.method);
+  nv.add(":scheme", req.scheme);
+  nv.add(":authority", authority);
+  nv.add(":path", path);
+  req.header.erase("content-length");  // framing is the transport's (RFC 9113 §8.1.1)
+  h2::add_fields(nv, req.header, lower);
+  std::string length;
+  if (req.content_length > 0) {
+    length = std::to_string(req.content_length);
+    nv.add("content-length", length);
+  }
+  bool has_body = req.content_length != 0 && req.body != nullptr;
+  auto prov = h2::session::provider(st->out);
+  std::int32_t id = nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(),
+                                           has_body ? &prov : nullptr, st.get());
+  if (id < 0) {
+    retry = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE;
+    goaway_ = goaway_ || retry;
+    co_return round_trip_result{nullptr,
+                                up_error(errc::upstream_protocol_error,
+                                         std::string("HTTP/2 request: ") + nghttp2_strerror(id))};
+  }
+  st->id = id;
+  streams_[id] = st;
+  if (streams_.size() == 1) idle_changed();
+  want_write();
+  if (has_body) {
+    st->pumping = true;
+    asio::co_spawn(ex, pump(shared_from_this(), st, req.body, req.trailer),
+                   asio::bind_cancellation_slot(st->pump_cancel.slot(), [st](std::exception_ptr) {
+                     st->pumping = false;
+                     st->ev_pump.notify();
+                   }));
+  }
+  // Wait for the final head, passing 1xx on (spec 38).
+  auto deadline = req.response_timeout.count() > 0 ? clock::now() + req.response_timeout
+                                                   : clock::time_point::max();
+  std::optional<proxy_error> err;
+  while (!err) {
+    while (!st->informational.empty()) {
+      auto info = std::move(st->informational.front());
+      st->informational.erase(st->informational.begin());
+      if (info.first == 101 || !req.on_informational) continue;
+      if (auto ec = co_await req.on_informational(info.first, info.second))
+        err = proxy_error{ec, error_source::downstream, "writing 1xx to the client"};
+    }
+    if (err || st->head_done) break;
+    if (st->closed) {
+      bool refused = st->close_code == NGHTTP2_REFUSED_STREAM;
+      retry = refused && !st->body_started;  // RFC 9113 §8.7: not processed, safe to retry
+      err = up_error(st->malformed || st->close_code == NGHTTP2_PROTOCOL_ERROR
+                         ? errc::upstream_protocol_error
+                         : errc::upstream_closed,
+                     "HTTP/2 stream closed before the response head (" +
+                         std::string(nghttp2_http2_strerror(st->close_code)) + ")");
+      break;
+    }
+    if (cancelled(co_await asio::this_coro::cancellation_state)) {
+      err = proxy_error{make_error_code(errc::client_gone), error_source::downstream,
+                        "client went away"};
+      break;
+    }
+    auto left =
+        deadline == clock::time_point::max()
+            ? std::chrono::milliseconds(0)
+            : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+    if (deadline != clock::time_point::max() && left.count() <= 0) {
+      err = up_error(errc::upstream_timeout, "response header timeout");
+      break;
+    }
+    co_await st->ev_read.wait(left);
+  }
+  if (err) {
+    reset(*st, NGHTTP2_CANCEL);
+    co_await stop_pump(*st);
+    st->abandoned = true;
+    co_return round_trip_result{nullptr, std::move(*err)};
+  }
+  co_return round_trip_result{
+      std::make_unique<h2_response>(shared_from_this(), st, req.response_timeout), {}};
+}
+
+asio::awaitable<void> h2_client::pump(std::shared_ptr<h2_client> self, std::shared_ptr<cstream> st,
+                                      body_reader* body, const header_map* trailer) {
+  co_await asio::this_coro::throw_if_cancelled(false);
+  std::array<char, 16 * 1024> buf;
+  for (;;) {
+    while (st->out.queued() > h2::outbound_high && !st->closed) {
+      co_await st->ev_room.wait();
+      if (cancelled(co_await asio::this_coro::cancellation_state)) co_return;
+    }
+    if (st->closed) co_return;
+    auto r = co_await body->read(asio::buffer(buf));
+    if (cancelled(co_await asio::this_coro::cancellation_state) || st->closed) co_return;
+    if (r.ec) {
+      self->reset(*st, NGHTTP2_CANCEL);  // the client's body failed: so does this request
+      co_return;
+    }
+    st->body_started = true;
+    if (r.n == 0) {
+      st->out.trailer = trailer;
+      st->out.ended = true;
+      self->resume(st->id, st->out);
+      co_return;
+    }
+    st->out.buf.append(buf.data(), r.n);
+    self->resume(st->id, st->out);
+  }
+}
+
+int h2_client::on_header(nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* name,
+                         std::size_t namelen, const std::uint8_t* value, std::size_t valuelen,
+                         std::uint8_t, void* user) {
+  auto* self = static_cast<h2_client*>(user);
+  cstream* st = self->find(f->hd.stream_id);
+  if (!st) return 0;
+  st->header_bytes += namelen + valuelen + 32;
+  if (st->header_bytes > self->max_response_header_bytes) {
+    st->malformed = true;
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset
+  }
+  std::string_view n(reinterpret_cast<const char*>(name), namelen);
+  std::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (st->head_done) {
+    st->trailer.add(n, v);
+  } else if (n == ":status") {
+    st->cur_status = 0;
+    for (char c : v) st->cur_status = st->cur_status * 10 + (c - '0');  // nghttp2 checked it
+  } else if (n.empty() || n.front() != ':') {
+    st->cur.add(n, v);
+  }
+  return 0;
+}
+
+int h2_client::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* user) {
+  auto* self = static_cast<h2_client*>(user);
+  if (f->hd.type == NGHTTP2_GOAWAY) {
+    self->goaway_ = true;  // in-flight streams finish; new ones go to another connection
+    return 0;
+  }
+  if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) return 0;
+  cstream* st = self->find(f->hd.stream_id);
+  if (!st) return 0;
+  if (f->hd.type == NGHTTP2_HEADERS && !st->head_done) {
+    if (st->cur_status >= 100 && st->cur_status < 200) {
+      st->informational.emplace_back(st->cur_status, std::move(st->cur));
+      st->cur.clear();
+    } else {
+      st->status = st->cur_status;
+      st->header = std::move(st->cur);
+      st->head_done = true;
+    }
+  }
+  if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) st->in.ended = true;
+  st->ev_read.notify();
+  return 0;
+}
+
+int h2_client::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t id,
+                             const std::uint8_t* data, std::size_t len, void* user) {
+  auto* self = static_cast<h2_client*>(user);
+  cstream* st = self->find(id);
+  if (!st || st->abandoned) {
+    self->consume(id, len);
+    return 0;
+  }
+  st->in.buf.append(reinterpret_cast<const char*>(data), len);
+  st->ev_read.notify();
+  return 0;
+}
+
+int h2_client::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t code, void* user) {
+  auto* self = static_cast<h2_client*>(user);
+  auto it = self->streams_.find(id);
+  if (it == self->streams_.end()) return 0;
+  auto st = it->second;
+  st->closed = true;
+  st->close_code = code;
+  if (st->abandoned && st->in.unread() > 0) {
+    nghttp2_session_consume_connection(self->ng_, st->in.unread());
+    st->in.buf.clear();
+    st->in.off = 0;
+  }
+  st->ev_read.notify();
+  st->ev_room.notify();
+  self->streams_.erase(it);
+  if (self->streams_.empty()) self->idle_changed();
+  return 0;
+}
+
+// --- entry points and the pool --------------------------------------------------------------
+
+std::shared_ptr<h2_client> make_h2_client(conn_ptr c, std::uint32_t max_streams,
+                                          std::chrono::milliseconds idle_timeout) {
+  auto h = std::make_shared<h2_client>(std::move(c), max_streams, idle_timeout);
+  if (!h->init()) return nullptr;
+  h->start();
+  return h;
+}
+
+asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request& req, bool& retry) {
+  return h.round_trip(req, retry);
+}
+
+bool h2_available(const h2_client& h) noexcept { return h.available(); }
+
+asio::execution_context::id h2_pool::id;
+
+std::shared_ptr<h2_client> h2_pool::find(std::string_view key) {
+  auto it = clients_.find(std::string(key));
+  if (it == clients_.end()) return nullptr;
+  auto& v = it->second;
+  std::erase_if(v, [](const std::shared_ptr<h2_client>& h) { return !h->alive(); });
+  for (auto& h : v)
+    if (h->available()) return h;
+  return nullptr;
+}
+
+void h2_pool::add(const std::string& key, std::shared_ptr<h2_client> h) {
+  clients_[key].push_back(std::move(h));
+}
+
+std::size_t h2_pool::count(std::string_view key) {
+  auto it = clients_.find(std::string(key));
+  if (it == clients_.end()) return 0;
+  std::erase_if(it->second, [](const std::shared_ptr<h2_client>& h) { return !h->alive(); });
+  return it->second.size();
+}
+
+std::optional<bool> h2_pool::speaks_h2(std::string_view key) const {
+  auto it = alpn_.find(std::string(key));
+  if (it == alpn_.end()) return std::nullopt;
+  return it->second;
+}
+
+void h2_pool::shutdown() {
+  for (auto& [key, v] : clients_)
+    for (auto& h : v) h->close_socket();
+  clients_.clear();
+}
+
+}  // namespace trafficcop::upstream
