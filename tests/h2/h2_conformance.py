@@ -1,0 +1,93 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""HTTP/2 server conformance suite in the manner of h2spec (RFC 9113 and RFC 7541).
+
+Each case opens its own connection(s), sends crafted frames and checks the server's answer
+against what RFC 9113 requires; alternatives h2spec accepts are accepted (a stream error may
+also be answered with a connection error of the same code, or by closing the connection).
+One line per case, a summary, exit status 1 on any failure.
+
+  /usr/bin/python3 tests/h2/h2_conformance.py --nghttpd              # reference run
+  /usr/bin/python3 tests/h2/h2_conformance.py --bin build-dev/bin    # trafficcop + echo
+  /usr/bin/python3 tests/h2/h2_conformance.py --target 127.0.0.1:8443 --tls
+Options: --only SUBSTRING (case id or title), --list, --timeout SECONDS.
+"""
+import argparse
+import os
+import re
+import sys
+import time
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import h2util  # noqa: E402
+import h2servers  # noqa: E402
+import cases_core  # noqa: E402,F401 - registers cases
+import cases_frames  # noqa: E402,F401
+import cases_http  # noqa: E402,F401
+import cases_hpack  # noqa: E402,F401
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    h2servers.add_target_args(ap)
+    ap.add_argument("--only", action="append", default=[],
+                    help="run the cases whose id or title contains this (repeatable)")
+    ap.add_argument("--list", action="store_true", help="list the cases and exit")
+    ap.add_argument("-v", "--verbose", action="store_true", help="tracebacks of errors")
+    ap.add_argument("--strict", action="store_true",
+                    help="count known libnghttp2 deviations (KNOWN) as failures")
+    args = ap.parse_args()
+
+    cases = [c for c in h2util.CASES
+             if not args.only or any(o in c.ident or o.lower() in c.title.lower()
+                                     for o in args.only)]
+    if args.list:
+        for c in cases:
+            print(f"{c.ident:13} {c.section:28} {c.title} -> {c.expect}")
+        print(f"{len(cases)} cases")
+        return 0
+
+    failed, known = [], []
+    with h2servers.Servers(args) as target:
+        mode = "TLS" if target.tls else "h2c"
+        print(f"target {target.authority} ({mode}), {len(cases)} cases", flush=True)
+        start = time.monotonic()
+        for c in cases:
+            ctx = h2util.Ctx(target, args.timeout)
+            t0 = time.monotonic()
+            try:
+                got = c.fn(ctx)
+                verdict = "PASS"
+            except h2util.Fail as e:
+                got, verdict = str(e), "FAIL"
+                if c.known and re.search(c.known[0], got) and not args.strict:
+                    verdict = "KNOWN"
+                    got += f"\n         known deviation: {c.known[1]}"
+            except Exception as e:  # noqa: BLE001 - a broken case is a failure, keep going
+                got, verdict = f"{type(e).__name__}: {e}", "FAIL"
+                if args.verbose:
+                    traceback.print_exc()
+            finally:
+                ctx.close()
+            ms = (time.monotonic() - t0) * 1000
+            print(f"[{verdict}] {c.ident:13} {c.section}: {c.title}\n"
+                  f"         expected {c.expect}; result: {got} ({ms:.0f} ms)", flush=True)
+            if verdict == "FAIL":
+                failed.append(c)
+            elif verdict == "KNOWN":
+                known.append(c)
+        took = time.monotonic() - start
+    passed = len(cases) - len(failed) - len(known)
+    print(f"\n{passed} passed, {len(failed)} failed, {len(known)} known deviations, "
+          f"{len(cases)} cases, {took:.1f} s")
+    for c in known:
+        print(f"  known:  {c.ident} {c.title}")
+    for c in failed:
+        print(f"  failed: {c.ident} {c.title}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
