@@ -208,7 +208,7 @@ def check_error_after_messages(ch, svc):
             got.append(m)
         raise AssertionError(f"the call succeeded after {got}")
     except grpc.RpcError as e:
-        assert got == [b"part0", b"part1", b"part2"], got
+        assert got == [b"part0", b"part1", b"part2"], (got, e.code(), e.details())
         assert e.code() == grpc.StatusCode.ABORTED, (e.code(), e.details())
         assert e.details() == "aborted after 3 messages", e.details()
         assert _trailers(e).get("x-error-detail") == "after-data", _trailers(e)

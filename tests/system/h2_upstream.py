@@ -27,8 +27,8 @@ HTTP/2 flow control is honoured both ways: body bytes are sent only within the p
 and connection windows (waiting for WINDOW_UPDATE), and received DATA is acknowledged as
 consumed.
 
-As a program: `h2_upstream.py [--tls CERT KEY] [--protocols h1,h2] [--log]` prints its port on
-the first line of stdout and serves until SIGTERM/SIGINT; `--log` prints each record as a JSON
+As a program: `h2_upstream.py [--port N] [--tls CERT KEY] [--protocols h1,h2] [--log]` (port 0,
+the default, picks a free one) prints its port on the first line of stdout and serves until SIGTERM/SIGINT; `--log` prints each record as a JSON
 line. As a module: `Upstream(...)` runs it on a thread of this process (see the class).
 """
 import asyncio
@@ -110,8 +110,9 @@ class Upstream:
     """
 
     def __init__(self, tls=None, protocols=("h1", "h2"), initial_window=65535,
-                 max_concurrent_streams=1000, on_record=None):
+                 max_concurrent_streams=1000, on_record=None, port=0):
         self.protocols = set(protocols)
+        self.port = port
         self.tls = tls
         self.initial_window = initial_window
         self.max_concurrent_streams = max_concurrent_streams
@@ -145,7 +146,8 @@ class Upstream:
                 alpn = [p for p, k in (("h2", "h2"), ("http/1.1", "h1")) if k in self.protocols]
                 ctx.set_alpn_protocols(alpn)
             self.server = self.loop.run_until_complete(
-                asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=ctx, limit=1 << 20))
+                asyncio.start_server(self._serve, "127.0.0.1", self.port, ssl=ctx,
+                                     limit=1 << 20))
             self.port = self.server.sockets[0].getsockname()[1]
         except Exception as e:  # noqa: BLE001 - reported by the constructor
             self._error = e
@@ -600,10 +602,11 @@ def main(argv):
         tls = (argv[i + 1], argv[i + 2])
     if "--protocols" in argv:
         protocols = argv[argv.index("--protocols") + 1].split(",")
+    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else 0
 
     def show(rec):
         print(json.dumps(rec), flush=True)
-    up = Upstream(tls=tls, protocols=protocols, on_record=show if log else None)
+    up = Upstream(tls=tls, protocols=protocols, on_record=show if log else None, port=port)
     print(up.port, flush=True)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
