@@ -357,8 +357,14 @@ def _(ctx):
              "libnghttp2 resets the overflowing stream instead of the connection"))
 def _(ctx):
     c = half_closed_remote(ctx)                     # stream 1 window: 0
-    c.send(window_update(1, MAX_WINDOW))            # 2^31-1
-    c.send(settings({S_INITIAL_WINDOW_SIZE: 1}))    # +1 past the limit
+    c.auto_window = False
+    # Stream 3 takes the whole connection window, so stream 1 cannot spend any of its own
+    # before the SETTINGS change lands.
+    c.request(3, ctx.t.big_path)
+    c.send(window_update(3, 65535))
+    wait_for(c, lambda f: len(c.responses[3].body) >= 65535, "65535 octets on stream 3")
+    c.send(window_update(1, MAX_WINDOW),            # stream 1: 2^31-1
+           settings({S_INITIAL_WINDOW_SIZE: 1}))    # +1 past the limit
     return expect_conn_error(c, FLOW_CONTROL_ERROR)
 
 

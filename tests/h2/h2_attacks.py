@@ -373,12 +373,21 @@ def main():
     args = ap.parse_args()
     attacks = [a for a in ATTACKS if not args.only or any(o in a[0] for o in args.only)]
     failed = []
-    with Servers(args) as t:
+    with Servers(args) as servers:
+        t = servers.target
+        try:
+            Bystander(t, args.timeout).check()
+        except (Fail, OSError) as e:
+            print(f"the server is not usable before any test: {e}")
+            return 2
         print(f"target {t.authority} ({'TLS' if t.tls else 'h2c'}), pid {t.pid}, "
               f"{len(attacks)} tests", flush=True)
         for attack in attacks:
             t0 = time.monotonic()
             problems, notes = run_one(t, args, attack)
+            why = servers.dead(t)
+            if why:
+                problems.append(f"server gone: {why}")
             verdict = "FAIL" if problems else "PASS"
             print(f"[{verdict}] {attack[0]:14} {attack[1]} "
                   f"({time.monotonic() - t0:.1f} s)\n         expected {attack[2]}", flush=True)

@@ -29,6 +29,25 @@ import cases_http  # noqa: E402,F401
 import cases_hpack  # noqa: E402,F401
 
 
+def health(servers, target, timeout):
+    """None if the server is alive and answers GET / with 200 on a new connection; else why
+    not. A crash must not pass as 'connection closed'."""
+    why = servers.dead(target)
+    if why:
+        return why
+    c = None
+    try:
+        c = h2util.connect(target, timeout=timeout)
+        c.request(1)
+        r = h2util.expect_response(c, 1)
+        return None if r.status == "200" else f"GET / on a new connection: {r.status}"
+    except (h2util.Fail, OSError) as e:
+        return f"GET / on a new connection: {e}"
+    finally:
+        if c:
+            c.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     h2servers.add_target_args(ap)
@@ -50,7 +69,13 @@ def main():
         return 0
 
     failed, known = [], []
-    with h2servers.Servers(args) as target:
+    ran = 0
+    with h2servers.Servers(args) as servers:
+        target = servers.target
+        sick = health(servers, target, args.timeout)
+        if sick:
+            print(f"the server is not usable before any case: {sick}")
+            return 2
         mode = "TLS" if target.tls else "h2c"
         print(f"target {target.authority} ({mode}), {len(cases)} cases", flush=True)
         start = time.monotonic()
@@ -71,6 +96,9 @@ def main():
                     traceback.print_exc()
             finally:
                 ctx.close()
+            sick = health(servers, target, args.timeout)
+            if sick:
+                got, verdict = f"{got}; SERVER UNHEALTHY AFTERWARDS: {sick}", "FAIL"
             ms = (time.monotonic() - t0) * 1000
             print(f"[{verdict}] {c.ident:13} {c.section}: {c.title}\n"
                   f"         expected {c.expect}; result: {got} ({ms:.0f} ms)", flush=True)
@@ -78,15 +106,19 @@ def main():
                 failed.append(c)
             elif verdict == "KNOWN":
                 known.append(c)
+            ran += 1
+            if sick:
+                print("stopping: the server is no longer usable")
+                break
         took = time.monotonic() - start
-    passed = len(cases) - len(failed) - len(known)
+    passed = ran - len(failed) - len(known)
     print(f"\n{passed} passed, {len(failed)} failed, {len(known)} known deviations, "
-          f"{len(cases)} cases, {took:.1f} s")
+          f"{len(cases) - ran} not run, {len(cases)} cases, {took:.1f} s")
     for c in known:
         print(f"  known:  {c.ident} {c.title}")
     for c in failed:
         print(f"  failed: {c.ident} {c.title}")
-    return 1 if failed else 0
+    return 1 if failed or ran < len(cases) else 0
 
 
 if __name__ == "__main__":

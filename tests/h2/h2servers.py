@@ -53,12 +53,14 @@ def add_target_args(ap):
 
 
 class Servers:
-    """Context manager: yields a Target; starts and stops the servers it was asked to start."""
+    """Context manager: starts the servers it was asked to start (stopping them at the end);
+    `.target` is the Target to test, `.dead()` says whether the server is gone."""
 
     def __init__(self, args):
         self.args = args
         self.procs = []
         self.dir = None
+        self.target = None
 
     def __enter__(self):
         a = self.args
@@ -67,13 +69,15 @@ class Servers:
             sys.exit("give exactly one of --target HOST:PORT, --nghttpd, --bin DIR")
         if a.target:
             host, _, port = a.target.rpartition(":")
-            return Target(host, int(port), a.tls, a.pid, a.big_path, a.idle)
+            self.target = Target(host, int(port), a.tls, a.pid, a.big_path, a.idle)
+            return self
         if a.bin and a.tls:
             sys.exit("--bin starts an h2c listener; for TLS start trafficcop yourself and use "
                      "--target HOST:PORT --tls")
         self.dir = tempfile.mkdtemp(prefix="h2tests-")
         try:
-            return self._nghttpd() if a.nghttpd else self._trafficcop()
+            self.target = self._nghttpd() if a.nghttpd else self._trafficcop()
+            return self
         except BaseException as e:
             self.__exit__(None, None, None)
             sys.exit(f"cannot start the servers: {e}")
@@ -126,6 +130,15 @@ access_log: {{path: 'off'}}
         p = self._start([os.path.join(bindir, "trafficcop"), "-c", cfg], "trafficcop")
         wait_listening(port, p)
         return Target("127.0.0.1", port, False, p.pid, a.big_path, a.idle)
+
+    def dead(self, target):
+        """Why the server is gone (a started process exited, or --pid vanished), or None."""
+        for p in self.procs:
+            if p.poll() is not None:
+                return f"{os.path.basename(p.args[0])} exited with {p.returncode}"
+        if target.pid and not os.path.exists(f"/proc/{target.pid}"):
+            return f"pid {target.pid} is gone"
+        return None
 
     def __exit__(self, *exc):
         for p in reversed(self.procs):
