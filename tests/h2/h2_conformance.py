@@ -89,7 +89,7 @@ def main():
                 got, verdict = str(e), "FAIL"
                 if c.known and re.search(c.known[0], got) and not args.strict:
                     verdict = "KNOWN"
-                    got += f"\n         known deviation: {c.known[1]}"
+                    got += f" [known deviation: {c.known[1]}]"
             except Exception as e:  # noqa: BLE001 - a broken case is a failure, keep going
                 got, verdict = f"{type(e).__name__}: {e}", "FAIL"
                 if args.verbose:
@@ -100,8 +100,8 @@ def main():
             if sick:
                 got, verdict = f"{got}; SERVER UNHEALTHY AFTERWARDS: {sick}", "FAIL"
             ms = (time.monotonic() - t0) * 1000
-            print(f"[{verdict}] {c.ident:13} {c.section}: {c.title}\n"
-                  f"         expected {c.expect}; result: {got} ({ms:.0f} ms)", flush=True)
+            print(f"{'[' + verdict + ']':8}{c.ident:13} {c.section}: {c.title} | expected {c.expect} | "
+                  f"result: {got} ({ms:.0f} ms)", flush=True)
             if verdict == "FAIL":
                 failed.append(c)
             elif verdict == "KNOWN":

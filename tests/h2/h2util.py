@@ -314,6 +314,7 @@ class Conn:
         if self.write_error:
             return False
         try:
+            self.sock.settimeout(self.timeout)  # reads leave their remaining time set
             self.sock.sendall(b"".join(chunks))
             return True
         except socket.timeout:
