@@ -100,7 +100,8 @@ def main():
             if sick:
                 got, verdict = f"{got}; SERVER UNHEALTHY AFTERWARDS: {sick}", "FAIL"
             ms = (time.monotonic() - t0) * 1000
-            print(f"{'[' + verdict + ']':8}{c.ident:13} {c.section}: {c.title} | expected {c.expect} | "
+            tag = f"[{verdict}]"
+            print(f"{tag:8}{c.ident:13} {c.section}: {c.title} | expected {c.expect} | "
                   f"result: {got} ({ms:.0f} ms)", flush=True)
             if verdict == "FAIL":
                 failed.append(c)
