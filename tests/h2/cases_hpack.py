@@ -106,3 +106,16 @@ def _(ctx):
     c = ctx.conn()
     c.send(headers(1, hp_size_update(0) + hp_size_update(4096) + req(ctx.t)))
     return f":status {expect_response(c, 1).status}"
+
+
+@case("hpack/4.2/2", "RFC 7541 §4.2, RFC 9113 §6.5.2", "client SETTINGS_HEADER_TABLE_SIZE = 0",
+      "responses start with a table size update to 0 and use no dynamic entry")
+def _(ctx):
+    c = ctx.conn([(S_HEADER_TABLE_SIZE, 0)])
+    c.dec.max_allowed_table_size = 0  # a larger size update or a dynamic entry fails to decode
+    for sid in (1, 3):
+        c.request(sid, extra=[("x-repeat", "same value twice")])
+        expect_response(c, sid)
+    if c.dec.header_table.maxsize != 0:
+        raise Fail(f"no table size update: the decoder table is {c.dec.header_table.maxsize}")
+    return "both responses decoded with a 0-octet table"

@@ -59,6 +59,19 @@ def _(ctx):
     return "200"
 
 
+@case("8.3.2/1", "RFC 9113 §8.1.1, §8.2, §8.3.2", "the response's own fields (GET / and a "
+      "large response's head)", ":status alone and first, lowercase names, no "
+      "connection-specific fields, content-length = DATA")
+def _(ctx):
+    c = ctx.conn()
+    c.request(1)
+    r = expect_response(c, 1)   # checks the fields and the content-length
+    c.request(3, ctx.t.big_path, "HEAD")
+    r3 = expect_response(c, 3)
+    return f":status {r.status} with {len(r.headers)} fields, HEAD {ctx.t.big_path} " \
+           f":status {r3.status}; all valid"
+
+
 @case("8.1/2", "RFC 9113 §8.1, RFC 9110 §9.3.2", "HEAD /", "response without content")
 def _(ctx):
     c = ctx.conn()

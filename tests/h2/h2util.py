@@ -239,6 +239,36 @@ class Rx:
         return f"{name}(sid={self.sid}, flags=0x{self.flags:x}, len={len(self.payload)}{extra})"
 
 
+CONNECTION_SPECIFIC = {"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+                       "upgrade"}
+
+
+def field_problems(fields, trailer):
+    """RFC 9113 §8.2, §8.3.2 rules for a response field section the server sent."""
+    out = []
+    names = [n for n, _ in fields]
+    pseudo = [n for n in names if n.startswith(":")]
+    if trailer:
+        if pseudo:
+            out.append(f"pseudo-header fields in trailers: {pseudo}")
+    else:
+        if pseudo != [":status"] or names[0] != ":status":
+            out.append(f"pseudo-header fields {pseudo}, expected :status alone and first")
+        status = dict(fields).get(":status", "")
+        if not (len(status) == 3 and status.isdigit()):
+            out.append(f":status {status!r}")
+    for n, v in fields:
+        if n != n.lower():
+            out.append(f"uppercase field name {n!r}")
+        if n in CONNECTION_SPECIFIC or (n == "te" and v != "trailers"):
+            out.append(f"connection-specific field {n}: {v}")
+        if any(ch in v for ch in "\r\n\0"):
+            out.append(f"CR/LF/NUL in the value of {n}")
+        elif v != v.strip(" \t"):
+            out.append(f"leading or trailing whitespace in the value of {n}")
+    return out
+
+
 class Response:
     def __init__(self):
         self.headers = None   # list of (name, value) of the first HEADERS
@@ -247,6 +277,8 @@ class Response:
         self.data_frames = []  # payload length of each DATA frame
         self.ended = False
         self.reset = None     # RST_STREAM code
+        self.method = None    # of the request, when sent with Conn.request
+        self.problems = []    # RFC 9113 §8 violations in what the server sent
 
     @property
     def status(self):
@@ -340,6 +372,7 @@ class Conn:
 
     def request(self, sid, path="/", method="GET", extra=(), end_stream=True, body=None):
         blk = block(self.t.request(path, method, extra))
+        self.responses[sid].method = method
         self.send(headers(sid, blk, end_stream=end_stream and body is None))
         if body is not None:
             self.send(data(sid, body, end_stream=end_stream))
@@ -427,9 +460,11 @@ class Conn:
             self._hblock = None
             fields = [(n, v) for n, v in self.dec.decode(bytes(blk))]
             r = self.responses[sid]
+            interim = not trailer and dict(fields).get(":status", "").startswith("1")
+            r.problems += field_problems(fields, trailer and not interim)
             if trailer:
                 r.trailers = fields
-            elif dict(fields).get(":status", "").startswith("1"):
+            elif interim:
                 pass  # an interim 1xx response; the final one follows
             else:
                 r.headers = fields
@@ -553,6 +588,14 @@ def expect_response(c, sid, seconds=None, complete=True):
         raise Fail(f"no complete response on stream {sid}; saw: {c.history()}") from None
     if r.headers is None:
         raise Fail(f"stream {sid} ended without response HEADERS")
+    problems = list(r.problems)
+    length = dict(r.headers).get("content-length")
+    if complete and length is not None and r.method != "HEAD" and \
+            r.status not in ("204", "304") and length != str(len(r.body)):
+        problems.append(f"content-length {length} but {len(r.body)} octets of DATA "
+                        f"(RFC 9113 §8.1.1)")
+    if problems:
+        raise Fail(f"response on stream {sid}: " + "; ".join(problems))
     return r
 
 
