@@ -112,7 +112,9 @@ def goaway_after_flood(c, code, what):
         alive = "connection still open"
         raise Fail(f"{what}: no GOAWAY, {alive} after {FLOOD_SECONDS:.0f} s") from None
     if f is None:
-        raise Fail(f"{what}: closed ({c.eof}) without GOAWAY after {n} frames")
+        raise Fail(f"{what}: closed ({c.eof}) without GOAWAY after {n} frames read (a client "
+                   f"that is not reading only gets the GOAWAY if the server stops reading and "
+                   f"flushes it before closing, instead of closing with input unread)")
     if f.code != code:
         raise Fail(f"{what}: got {f}, expected GOAWAY({errname(code)})")
     try:
