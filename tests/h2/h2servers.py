@@ -71,9 +71,6 @@ class Servers:
             host, _, port = a.target.rpartition(":")
             self.target = Target(host, int(port), a.tls, a.pid, a.big_path, a.idle)
             return self
-        if a.bin and a.tls:
-            sys.exit("--bin starts an h2c listener; for TLS start trafficcop yourself and use "
-                     "--target HOST:PORT --tls")
         self.dir = tempfile.mkdtemp(prefix="h2tests-")
         try:
             self.target = self._nghttpd() if a.nghttpd else self._trafficcop()
@@ -88,6 +85,14 @@ class Servers:
         self.procs.append(p)
         return p
 
+    def _certificate(self):
+        """A self-signed key and certificate for 127.0.0.1: [key path, cert path]."""
+        key, crt = os.path.join(self.dir, "key.pem"), os.path.join(self.dir, "cert.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
+                        "2", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", crt],
+                       check=True, capture_output=True)
+        return [key, crt]
+
     def _nghttpd(self):
         a = self.args
         root = os.path.join(self.dir, "www")
@@ -99,11 +104,7 @@ class Servers:
         port = free_port()
         cmd = ["nghttpd", "-a", "127.0.0.1", "-d", root, str(port)]
         if a.tls:
-            key, crt = os.path.join(self.dir, "key.pem"), os.path.join(self.dir, "cert.pem")
-            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days",
-                            "2", "-subj", "/CN=127.0.0.1", "-keyout", key, "-out", crt],
-                           check=True, capture_output=True)
-            cmd += [key, crt]
+            cmd += self._certificate()
         else:
             cmd.insert(1, "--no-tls")
         p = self._start(cmd, "nghttpd")
@@ -118,10 +119,16 @@ class Servers:
                             f"127.0.0.1:{echo_port}"], "echo")
         wait_listening(echo_port, echo)
         cfg = os.path.join(self.dir, "trafficcop.yaml")
+        if a.tls:  # h2 through ALPN
+            key, crt = self._certificate()
+            listener = f"""tls: {{certificates: [{{cert_file: '{crt}', key_file: '{key}'}}]}}
+    http2: {{max_concurrent_streams: 100}}"""
+        else:      # h2c by prior knowledge
+            listener = "http2: {h2c: true, max_concurrent_streams: 100}"
         with open(cfg, "w") as f:
             f.write(f"""listeners:
   - address: 127.0.0.1:{port}
-    http2: {{h2c: true, max_concurrent_streams: 100}}
+    {listener}
 upstreams: [{{name: e, url: 'http://127.0.0.1:{echo_port}'}}]
 routes: [{{path_prefix: /, upstream: e}}]
 timeouts: {{idle: {a.idle:g}s}}
@@ -129,7 +136,7 @@ access_log: {{path: 'off'}}
 """)
         p = self._start([os.path.join(bindir, "trafficcop"), "-c", cfg], "trafficcop")
         wait_listening(port, p)
-        return Target("127.0.0.1", port, False, p.pid, a.big_path, a.idle)
+        return Target("127.0.0.1", port, a.tls, p.pid, a.big_path, a.idle)
 
     def dead(self, target):
         """Why the server is gone (a started process exited, or --pid vanished), or None."""
