@@ -337,7 +337,7 @@ class Conn:
         self.log = collections.deque(maxlen=12)
         self.auto_ack = True
         self.auto_window = True
-        self._hblock = None       # (sid, bytearray, is_trailer) while a block is continued
+        self._hblock = None  # (sid, block so far, is_trailer, end_stream) until END_HEADERS
         self.settings_acked = 0
 
     # -- output
