@@ -136,8 +136,7 @@ void session::close_socket() noexcept {
   if (closed_) return;
   closed_ = true;
   error_code ignored;
-  sock_.cancel(ignored);
-  sock_.shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+  sock_.cancel(ignored);  // the owner closes: lingering first if it sent a GOAWAY
   write_ev_.notify();
 }
 
@@ -183,9 +182,11 @@ bool session::feed(std::string_view in) {
   if (rv < 0) {
     log::debug("HTTP/2 session ended: {}", nghttp2_strerror(static_cast<int>(rv)));
     // A flood (too many queued acks) or a fatal error: say why if the socket still takes it.
-    std::uint32_t code = rv == NGHTTP2_ERR_FLOODED            ? NGHTTP2_ENHANCE_YOUR_CALM
-                         : rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC ? NGHTTP2_PROTOCOL_ERROR
-                                                              : NGHTTP2_INTERNAL_ERROR;
+    std::uint32_t code = NGHTTP2_INTERNAL_ERROR;
+    if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+      code = NGHTTP2_ENHANCE_YOUR_CALM;
+    else if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+      code = NGHTTP2_PROTOCOL_ERROR;
     nghttp2_session_terminate_session(ng_, code);
     want_write();
     return false;
@@ -220,6 +221,7 @@ asio::awaitable<void> session::read_loop(std::chrono::milliseconds idle) {
     auto [ec, n] = co_await io::read_some(sock_, tls_, asio::buffer(rbuf_.get(), read_size));
     if (n > 0 && !feed({rbuf_.get(), n})) break;
     if (ec) {
+      if (ec != asio::error::operation_aborted) peer_left_ = true;
       if (!read_wd_.expired()) close_socket();  // the peer left (or an I/O error)
       break;
     }

@@ -113,7 +113,8 @@ class session {
   void consume(std::int32_t stream_id, std::size_t n);
   /// Ends the session with GOAWAY(`code`): the writer flushes it, then the loops stop.
   void terminate(std::uint32_t code);
-  /// The socket is done (error, timeout, or the end of the session): both loops stop.
+  /// The socket is done (error, timeout, or the end of the session): both loops stop. The
+  /// owner closes it.
   void close_socket() noexcept;
   bool closed() const noexcept { return closed_; }
 
@@ -143,6 +144,7 @@ class session {
   nghttp2_session* ng_ = nullptr;
   bool reading_ = false;
   bool writing_ = false;
+  bool peer_left_ = false;  // the read side saw EOF or an error
 
  private:
   static ssize_t read_data(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buf,

@@ -677,7 +677,7 @@ asio::awaitable<bool> connection::discard_body() {
   co_return ok;
 }
 
-asio::awaitable<void> connection::linger() {
+asio::awaitable<void> connection::linger(std::size_t max_bytes) {
   // Closing a socket with unread input makes the kernel answer with RST, which can destroy a
   // response (a 413, a 400) before the client read it (RFC 9112 §9.6). Stop sending, drain
   // for a moment, then close: nginx's lingering_close, Go's closeWriteAndWait.
@@ -687,7 +687,7 @@ asio::awaitable<void> connection::linger() {
   char scratch[4096];
   std::size_t drained = 0;
   wd_.arm(linger_time);
-  while (drained < max_discard) {
+  while (drained < max_bytes) {
     auto [rec, n] = co_await sock_.async_read_some(asio::buffer(scratch), use_nothrow);
     if (rec) break;
     drained += n;

@@ -80,6 +80,10 @@ class connection : public std::enable_shared_from_this<connection> {
     return want_watch_ && watch_mark_ + 2 <= tick;
   }
   void close() noexcept;
+  /// Half-closes and drains the client's input for a moment before the close, so that what was
+  /// sent last (an error status, a GOAWAY) is not destroyed by a reset (RFC 9112 §9.6).
+  /// At most `max_bytes` and one second.
+  asio::awaitable<void> linger(std::size_t max_bytes = 256 * 1024);
 
   asio::ip::tcp::socket sock_;
   /// TLS over sock_ on a TLS listener; reads and writes go through it when set.
@@ -127,7 +131,6 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::awaitable<void> reply_error(error_code ec);
   asio::awaitable<bool> discard_body();
   static error_code normalize_target(request& req);
-  asio::awaitable<void> linger();
 
   std::size_t begin_ = 0;
   std::size_t end_ = 0;

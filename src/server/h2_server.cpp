@@ -44,6 +44,7 @@ struct stream {
   asio::cancellation_signal cancel;
   std::size_t header_bytes = 0;
   bool too_large = false;
+  bool bad = false;           // malformed beyond what nghttp2 checks: answered 400
   bool headers_done = false;  // the request head is complete; later HEADERS are trailers
   bool running = false;       // the handler coroutine has not returned
   bool finished = false;      // the handler returned: unread body bytes are dropped
@@ -349,6 +350,9 @@ asio::awaitable<void> h2_connection::run() {
   while (writing_) co_await done_ev_.wait();
   fail_all(make_error_code(errc::client_gone));
   while (running_ > 0) co_await done_ev_.wait();
+  // A GOAWAY we sent (an error, a flood, drain) must reach a client that is still sending.
+  // A flooding client may still be sending: up to a second of it is read and dropped.
+  if (c_.sock_.is_open() && !peer_left_) co_await c_.linger(16 * 1024 * 1024);
 }
 
 void h2_connection::drain() {
@@ -408,8 +412,13 @@ void h2_connection::start(stream& st) {
   req.tls = c_.tls_ != nullptr;
   req.tls_client = c_.tls_client_;
   req.client_gone_ = &st.gone;
-  if (req.host.empty())
-    if (auto h = req.header.get("host")) req.host.assign(*h);
+  if (auto h = req.header.get("host")) {
+    // RFC 9113 §8.3.1: a Host naming another entity than :authority makes it malformed.
+    if (req.host.empty())
+      req.host.assign(*h);
+    else if (!iequals(*h, req.host) || req.header.joined("host").size() != h->size())
+      st.bad = true;
+  }
   // RFC 9113 §8.2.3: cookie crumbs become one field for HTTP/1.1 semantics.
   if (req.header.size() > 1) {
     std::string cookies = req.header.joined("cookie");
@@ -427,7 +436,8 @@ void h2_connection::start(stream& st) {
   if (auto cl = req.header.get("content-length")) {
     req.content_length = std::strtoll(std::string(*cl).c_str(), nullptr, 10);
   } else {
-    req.content_length = st.in.ended ? 0 : -1;
+    // END_STREAM with the head: no body. The body may also have arrived whole already.
+    req.content_length = st.in.ended && st.in.unread() == 0 ? 0 : -1;
   }
   st.running = true;
   ++running_;
@@ -447,6 +457,9 @@ asio::awaitable<void> h2_connection::run_stream(stream& st) {
   auto& opts = c_.opts_;
   if (st.too_large) {
     co_await write_text(w, 431, "Request Header Fields Too Large\n");
+  } else if (st.bad) {
+    st.log.error = "Host differs from :authority";
+    co_await write_text(w, 400, "Bad Request\n");
   } else if (opts.max_body_bytes > 0 && st.req.content_length > 0 &&
              static_cast<std::uint64_t>(st.req.content_length) > opts.max_body_bytes) {
     co_await write_text(w, 413, "Content Too Large\n");

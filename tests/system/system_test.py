@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -550,6 +551,31 @@ def tls_listener_sni_alpn_and_min_version():
     assert "expired.pem: expired certificate" in r.stderr, r.stderr
 
 
+@test
+def tls_session_resumption_with_tickets():
+    """A second connection resumes the first one's TLS session from its ticket (TLS 1.3 and
+    1.2): no full handshake, and the request still goes through."""
+    certs = test_certs()
+    p, port, _ = tls_listener(certs)
+    try:
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            ctx = ssl.create_default_context(cafile=os.path.join(certs, "ca.pem"))
+            ctx.minimum_version = ctx.maximum_version = version
+            session, reused = None, []
+            for i in range(2):
+                raw = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+                with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s:
+                    s.sendall(f"GET /r{i} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                              .encode())
+                    data = read_to_eof(s)  # TLS 1.3 tickets arrive after the handshake
+                    assert f"GET /r{i} HTTP/1.1".encode() in data, data
+                    reused.append(s.session_reused)
+                    session = s.session
+            assert reused == [False, True], (version, reused)
+    finally:
+        p.stop()
+
+
 def read_response(s):
     """One HTTP/1.1 response with a Content-Length from socket-like `s`: (head, body)."""
     data = b""
@@ -742,6 +768,7 @@ try:
               gib_up_and_down_at_flat_memory, ten_thousand_requests_with_aborts_leak_nothing,
               access_log_lines_and_499, access_log_batches_stay_whole_and_flush_at_shutdown,
               https_upstream_verified_and_failures_named, tls_listener_sni_alpn_and_min_version,
+              tls_session_resumption_with_tickets,
               sighup_reloads_certificates_without_dropping_connections,
               mtls_listener_requires_and_logs_the_client_certificate,
               config_routes_and_header_edits,

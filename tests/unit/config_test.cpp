@@ -684,5 +684,59 @@ TEST(ConfigSummary, CountsWithPlurals) {
   EXPECT_EQ(summary(cfg), "ok: 3 listeners, 2 upstreams, 1 route, auto workers");
 }
 
+TEST(ConfigLoad, Http2Settings) {
+  auto cfg = must_load(R"(
+listeners:
+  - address: "127.0.0.1:8080"
+    http2: {h2c: true, max_concurrent_streams: 8, initial_window_size: 64k,
+            connection_window_size: 4MiB, max_header_list_size: 32k}
+  - address: "127.0.0.1:8081"
+upstreams:
+  - {name: a, url: "http://127.0.0.1:9000", http2: always, max_concurrent_streams: 10}
+  - {name: b, url: "https://127.0.0.1:9443"}
+  - {name: c, url: "https://127.0.0.1:9444", http2: never}
+routes: [{upstream: a}]
+)");
+  const auto& h = cfg.listeners[0].http2;
+  EXPECT_TRUE(h.enabled);
+  EXPECT_TRUE(h.h2c);
+  EXPECT_EQ(h.max_concurrent_streams, 8u);
+  EXPECT_EQ(h.initial_window_size, 64u * 1024);
+  EXPECT_EQ(h.connection_window_size, 4u * 1024 * 1024);
+  EXPECT_EQ(h.max_header_list_size, 32u * 1024);
+  EXPECT_FALSE(cfg.listeners[1].http2.h2c);  // prior knowledge is opt-in
+  EXPECT_EQ(cfg.listeners[1].http2.max_concurrent_streams, 100u);
+  EXPECT_EQ(cfg.upstreams[0].http2, upstream_http2::always);
+  EXPECT_EQ(cfg.upstreams[0].max_concurrent_streams, 10u);
+  EXPECT_EQ(cfg.upstreams[1].http2, upstream_http2::automatic);  // the default
+  EXPECT_EQ(cfg.upstreams[2].http2, upstream_http2::never);
+}
+
+TEST(ConfigLoad, RejectsBadHttp2Settings) {
+  std::string f = std::string(TRAFFICCOP_SOURCE_DIR) + "/README.md";  // any readable file
+  EXPECT_EQ(errors_of(R"(
+listeners:
+  - {address: "127.0.0.1:8080", http2: {max_concurrent_streams: 0, initial_window_size: 100,
+                                         connection_window_size: 4GiB, push: true}}
+  - address: "127.0.0.1:8443"
+    tls: {certificates: [{cert_file: ")" +
+                      f + R"(", key_file: ")" + f + R"("}]}
+    http2: {h2c: true}
+upstreams: [{name: a, url: "http://127.0.0.1:9000", http2: sometimes, max_concurrent_streams: 0}]
+routes: [{upstream: a}]
+)"),
+            (errors{
+                "listeners[0].http2.max_concurrent_streams: must be greater than 0",
+                "listeners[0].http2.initial_window_size: 100 is not between 16384 and 2147483647 "
+                "bytes",
+                "listeners[0].http2.connection_window_size: 4294967296 is not between 65535 and "
+                "2147483647 bytes",
+                "listeners[0].http2.push: unknown key",
+                "listeners[1].http2.h2c: applies to plain listeners only (this one has tls)",
+                "upstreams[0].http2: \"sometimes\" is not one of auto, always, never",
+                "upstreams[0].max_concurrent_streams: must be greater than 0",
+            }));
+}
+
 }  // namespace
 }  // namespace trafficcop::config
