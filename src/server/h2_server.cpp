@@ -344,6 +344,7 @@ asio::awaitable<void> h2_connection::run() {
     ok = feed(pending);
     c_.consume(pending.size());
   }
+  reading_ = ok;  // before the writer starts: it stops once nothing is read any more
   asio::co_spawn(ex, write_loop(), [](std::exception_ptr) {});
   if (ok) co_await read_loop(c_.opts_.idle_timeout);
   // The reader is done: the peer left, the session ended, or the connection failed.

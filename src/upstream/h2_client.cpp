@@ -215,6 +215,7 @@ bool h2_client::init() {
 void h2_client::start() {
   auto ex = sock_.get_executor();
   auto self = shared_from_this();
+  reading_ = true;  // before the writer starts: it stops once nothing is read any more
   asio::co_spawn(
       ex,
       [self]() -> asio::awaitable<void> {
