@@ -192,6 +192,27 @@ malformed("8.3.1/7", "RFC 9113 §8.3", "two :scheme", twice(":scheme"))
 malformed("8.3.1/8", "RFC 9113 §8.3", "two :path", twice(":path"))
 malformed("8.3.1/9", "RFC 9113 §8.3", "two :authority", twice(":authority"))
 
+@case("8.3.1/10", "RFC 9113 §8.3.1", "host field naming another authority than :authority",
+      "malformed (SHOULD): RST_STREAM(PROTOCOL_ERROR) or a 400 response (docs/http2.md: 400)")
+def _(ctx):
+    c = ctx.conn()
+    c.request(1, extra=[("host", "other.example:1")])
+    try:
+        return expect_stream_error(c, 1, PROTOCOL_ERROR)
+    except Fail as e:
+        r = c.responses[1]
+        if r.headers is not None and r.status == "400":
+            return ":status 400"
+        raise Fail(f"{e}") from None
+
+
+@case("8.3.1/11", "RFC 9113 §8.3.1", "host field equal to :authority", "response")
+def _(ctx):
+    c = ctx.conn()
+    c.request(1, extra=[("host", ctx.t.authority)])
+    return f":status {expect_response(c, 1).status}"
+
+
 # --- §8.5 CONNECT, §8.4 server push -------------------------------------------------------------
 
 malformed("8.5/1", "RFC 9113 §8.5", "CONNECT with :scheme and :path",

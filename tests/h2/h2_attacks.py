@@ -31,8 +31,13 @@ from h2servers import RssWatch, Servers, add_target_args  # noqa: E402
 RESET_LIMIT = 200          # client-reset streams per 10 s before GOAWAY(ENHANCE_YOUR_CALM)
 CONTINUATION_LIMIT = 8     # CONTINUATION frames per header block
 EMPTY_FRAME_LIMIT = 100    # empty DATA frames per connection
-ACK_FLOOD_FRAMES = 4_000_000  # cap on SETTINGS / PING frames sent by a flood
-FLOOD_SECONDS = 30.0       # cap on the time a flood may take to be stopped
+# A SETTINGS / PING flood sends at most this much without reading, then reads. It must fill
+# the server's socket buffers with acks and then some (a server that writes acks between
+# reads, e.g. per TLS record, detects the flood only after several MB), and stay below what
+# the server drains while lingering to deliver its GOAWAY (trafficcop: 16 MiB / 1 s): a
+# GOAWAY cannot reach a client whose receive window stays shut.
+ACK_FLOOD_BYTES = 12 << 20
+FLOOD_SECONDS = 20.0       # cap on the time a flood may take, and on the wait for its GOAWAY
 DEFAULT_HEADER_LIST = 16384  # limits.max_header_bytes, when the server does not advertise one
 
 
@@ -86,7 +91,7 @@ def fast_drain(c, deadline, want=(GOAWAY,)):
 
 def flood(c, frame, max_frames, seconds):
     """Sends frame over and over without reading. Returns (frames sent, why it stopped)."""
-    per_write = 1000
+    per_write = min(1000, max_frames)
     chunk = frame * per_write
     sent = 0
     end = time.monotonic() + seconds
@@ -219,7 +224,7 @@ def ack_flood(frame, name):
         c = Conn(t, timeout=args.timeout, rcvbuf=4096)
         c.handshake()
         t0 = time.monotonic()
-        sent, why = flood(c, frame, ACK_FLOOD_FRAMES, FLOOD_SECONDS)
+        sent, why = flood(c, frame, ACK_FLOOD_BYTES // len(frame), FLOOD_SECONDS)
         what = f"{sent} {name} sent in {time.monotonic() - t0:.1f} s ({why})"
         return goaway_after_flood(c, ENHANCE_YOUR_CALM, what)
     return run
