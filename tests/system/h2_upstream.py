@@ -7,97 +7,48 @@ TLS: ALPN picks h2 or http/1.1 (`protocols` limits what is offered and accepted)
 
 Every request is recorded: protocol, method, path, every header line in received order (for
 HTTP/2 the pseudo-headers too), body length and sha256, trailers, whether the peer reset it.
-By default the answer is that record as JSON. The path (anywhere in it, so a proxy's base path
-does not matter) or the query selects other behaviour; query keys override path ones:
+By default the answer is that record as JSON; the path or the query asks for other behaviour
+(upstream_behaviour.py: sizes, statuses, delays, gates, trailers, echo, refusals, GOAWAY).
 
-  /bytes/N      ?bytes=N     N bytes of pattern(N) (deterministic; see pattern())
-  /status/N     ?status=N    that status (204, 304 and HEAD answers carry no body)
-  /delay/MS     ?delay=MS    wait MS ms before the response head
-  /trailers     ?trailers=1  response trailers x-trailer-one: 1, x-body-sha256: <sha of body>
-  /echo         ?echo=1      the request body back
-  /hop          ?hop=1       (HTTP/1.1) hop-by-hop response fields: Connection: X-Hop-Resp,
-                             X-Hop-Resp, Keep-Alive, Proxy-Connection
-  /gate/NAME    ?gate=NAME   before the head, wait until the test calls open_gate(NAME)
-                ?pause=NAME  send the head and the first chunk, then wait for the gate
-                ?chunk=N     body write size (default 16384); ?drip=MS sleep between chunks
-                ?cl=0        no Content-Length (HTTP/1.1: chunked)
-  /ws + Upgrade              (HTTP/1.1) 101 Switching Protocols, then echoes raw bytes
+A gate or delay ends early if the peer leaves (h1: connection closed; h2: stream reset, record
+"reset_code"). An h2 stream beyond max_concurrent_streams is refused (REFUSED_STREAM; after the
+peer acked our SETTINGS python-h2 makes it a connection error: the connection's "error").
+Connections are recorded too (.conns()): opened/closed times, protocol, most h2 streams open at
+once ("max_streams"), refused streams, the peer's GOAWAY [code, last id, time], ours
+("goaway_sent") and the ack of the PING after it ("goaway_acked"), our SETTINGS' ack time.
 
 HTTP/2 flow control is honoured both ways: body bytes are sent only within the peer's stream
 and connection windows (waiting for WINDOW_UPDATE), and received DATA is acknowledged as
 consumed.
 
-As a program: `h2_upstream.py [--port N] [--tls CERT KEY] [--protocols h1,h2] [--log]` (port 0,
-the default, picks a free one) prints its port on the first line of stdout and serves until SIGTERM/SIGINT; `--log` prints each record as a JSON
-line. As a module: `Upstream(...)` runs it on a thread of this process (see the class).
+As a program: `h2_upstream.py [--port N] [--tls CERT KEY] [--protocols h1,h2] [--log]` (port 0:
+any) prints its port on the first line of stdout and serves until SIGTERM/SIGINT; `--log` prints
+each record as a JSON line. As a module: `Upstream(...)` runs it on a thread of this process
+(see the class).
 """
 import asyncio
 import hashlib
 import json
-import random
-import re
 import signal
 import ssl
 import sys
 import threading
 import time
-import urllib.parse
 
 import h2.config
 import h2.connection
 import h2.events
+import h2.errors
 import h2.exceptions
 import h2.settings
+from hyperframe.frame import GoAwayFrame
+
+from upstream_behaviour import Body as _Body, Stop as _Stop, behaviour as _behaviour
+from upstream_behaviour import response_body as _response_body
+from upstream_behaviour import pattern, pattern_sha256  # noqa: F401 - the tests import them here
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 WAIT_LIMIT = 30.0  # no wait inside the server (gate, window, body) lasts longer than this
-_BLOCK = random.Random(20240229).randbytes(65521)  # prime length: no alignment with chunks
-
-
-def pattern(n):
-    """The body of /bytes/N: _BLOCK repeated, cut to n bytes."""
-    reps = n // len(_BLOCK) + 1
-    return (_BLOCK * reps)[:n]
-
-
-def pattern_sha256(n):
-    return hashlib.sha256(pattern(n)).hexdigest()
-
-
-def _behaviour(path):
-    """The behaviour dict of a request target (see the module doc)."""
-    b = {}
-    p, _, q = path.partition("?")
-    for key, rx in (("bytes", r"/bytes/(\d+)"), ("status", r"/status/(\d+)"),
-                    ("delay", r"/delay/(\d+)"), ("gate", r"/gate/([\w.-]+)")):
-        m = re.search(rx, p)
-        if m:
-            b[key] = m.group(1)
-    for key in ("trailers", "echo", "hop", "ws"):
-        if re.search(rf"/{key}(/|$)", p):
-            b[key] = "1"
-    for k, v in urllib.parse.parse_qsl(q, keep_blank_values=True):
-        b[k] = v
-    return b
-
-
-class _Stop(Exception):
-    """The peer went away (connection closed or stream reset) while we were answering."""
-
-
-class _Body:
-    """Running length + sha256 of a request body (and the bytes, for /echo)."""
-
-    def __init__(self, keep):
-        self.len, self.h, self.keep, self.data = 0, hashlib.sha256(), keep, bytearray()
-
-    def add(self, data):
-        self.len += len(data)
-        self.h.update(data)
-        if self.keep:
-            self.data += data
-
-
 class Upstream:
     """The server on its own thread and event loop.
 
@@ -105,8 +56,9 @@ class Upstream:
              max_concurrent_streams=1000)
     .port, .records() (copies), .wait_records(pred, what), .find(test_id),
     .open_gate(name), .refused (connections refused for a protocol not in `protocols`),
-    .connections (count accepted), .stop().  A record's "id_header" is the value of the
-    request's x-test-id field, which tests use to find it.
+    .connections (count accepted), .conns() and .wait_conns(pred, what) (connection records by
+    id), .stop().  A record's "id_header" is the value of the request's x-test-id field, which
+    tests use to find it; its "conn" the id of the connection it came on.
     """
 
     def __init__(self, tls=None, protocols=("h1", "h2"), initial_window=65535,
@@ -121,6 +73,8 @@ class Upstream:
         self._cond = threading.Condition(self._lock)
         self._records = []
         self._gates = {}
+        self._conns = {}
+        self._refuse_seen = set()
         self.refused = []
         self.connections = 0
         self._conn_seq = 0
@@ -179,7 +133,8 @@ class Upstream:
                    "proto": proto, "tls": conn["tls"], "alpn": conn["alpn"],
                    "peer": conn["peer"], "method": method, "path": path, "version": version,
                    "headers": headers, "body_len": 0, "body_sha256": hashlib.sha256().hexdigest(),
-                   "trailers": [], "complete": False, "reset": False, "responded": None,
+                   "trailers": [], "complete": False, "reset": False, "reset_code": None,
+                   "refused": False, "responded": None,
                    "id_header": next((v for n, v in headers if n.lower() == "x-test-id"), None)}
             self._records.append(rec)
             self._cond.notify_all()
@@ -200,12 +155,30 @@ class Upstream:
         """Records whose x-test-id is `test_id` (copies)."""
         return [r for r in self.records() if r["id_header"] == test_id]
 
+    def conns(self):
+        """Connection records by id (copies)."""
+        with self._lock:
+            return {k: dict(c) for k, c in self._conns.items()}
+
+    def _conn_update(self, conn, **kw):
+        with self._lock:
+            conn.update(kw)
+            self._cond.notify_all()
+
     def wait_records(self, pred, what, timeout=20.0):
         """Waits until pred(records) is true; returns its value. Raises TimeoutError."""
+        return self._wait(lambda: pred([dict(r) for r in self._records]), what, timeout)
+
+    def wait_conns(self, pred, what, timeout=20.0):
+        """Waits until pred(conns()) is true; returns its value. Raises TimeoutError."""
+        return self._wait(lambda: pred({k: dict(c) for k, c in self._conns.items()}), what,
+                          timeout)
+
+    def _wait(self, test, what, timeout):
         end = time.time() + timeout
         with self._lock:
             while True:
-                v = pred([dict(r) for r in self._records])
+                v = test()
                 if v:
                     return v
                 left = end - time.time()
@@ -224,6 +197,31 @@ class Upstream:
     async def _wait_gate(self, name):
         await asyncio.wait_for(self._gate(name).wait(), WAIT_LIMIT)
 
+    async def _hold(self, b, gone):
+        """The gate, then the delay, of behaviour `b`; raises _Stop if the asyncio.Event `gone`
+        (the peer left) is set first."""
+        waits = []
+        if b.get("gate"):
+            waits.append(lambda: self._wait_gate(b["gate"]))
+        if b.get("delay"):
+            waits.append(lambda: asyncio.sleep(int(b["delay"]) / 1000))
+        for w in waits:
+            task, stop = asyncio.ensure_future(w()), asyncio.ensure_future(gone.wait())
+            try:
+                await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stop.cancel()
+            if not task.done():
+                task.cancel()
+                raise _Stop("the peer left")
+            task.result()
+
+    def _refuse_first(self, name):
+        with self._lock:
+            first = name not in self._refuse_seen
+            self._refuse_seen.add(name)
+            return first
+
     # --- connections --------------------------------------------------------------------
 
     async def _serve(self, reader, writer):
@@ -232,7 +230,12 @@ class Upstream:
         peer = writer.get_extra_info("peername")
         conn = {"id": self._conn_seq, "tls": sslobj is not None,
                 "alpn": sslobj.selected_alpn_protocol() if sslobj else None,
-                "peer": f"{peer[0]}:{peer[1]}"}
+                "peer": f"{peer[0]}:{peer[1]}", "proto": None, "opened": time.time(),
+                "closed": None, "max_streams": 0, "refused": 0, "goaway": None,
+                "goaway_sent": None, "goaway_acked": None, "settings_acked": None,
+                "error": None}
+        with self._lock:
+            self._conns[conn["id"]] = conn
         self.connections += 1
         try:
             if sslobj is not None:
@@ -250,6 +253,7 @@ class Upstream:
             if want not in self.protocols:
                 self.refused.append({"conn": conn["id"], "wanted": want, "alpn": conn["alpn"]})
                 return
+            self._conn_update(conn, proto=want)
             if h2c:
                 await _H2Conn(self, conn, reader, writer, first).run()
             else:
@@ -258,6 +262,7 @@ class Upstream:
             pass
         finally:
             writer.close()
+            self._conn_update(conn, closed=time.time())
 
 
 class _H1Conn:
@@ -368,11 +373,29 @@ class _H1Conn:
         await self.respond(rec, b, method, body, keep)
         return keep
 
+    async def _watch_eof(self, gone):
+        try:
+            while True:
+                data = await self.r.read(1 << 16)
+                if not data:
+                    break
+                self.buf += data
+        except (ConnectionError, OSError):
+            pass
+        gone.set()
+
     async def respond(self, rec, b, method, body, keep):
-        if b.get("gate"):
-            await self.up._wait_gate(b["gate"])
-        if b.get("delay"):
-            await asyncio.sleep(int(b["delay"]) / 1000)
+        if b.get("gate") or b.get("delay"):
+            gone = asyncio.Event()
+            watch = asyncio.ensure_future(self._watch_eof(gone))
+            try:
+                await self.up._hold(b, gone)
+            except _Stop:
+                self.up._update(rec, reset=True)
+                raise
+            finally:
+                watch.cancel()  # and wait for it: the next read must not race its read
+                await asyncio.gather(watch, return_exceptions=True)
         status = int(b.get("status", 200))
         data, ctype = self.up_body(rec, b, body)
         no_body = method == "HEAD" or status in (204, 304) or status < 200
@@ -418,21 +441,12 @@ class _H1Conn:
                 await asyncio.sleep(int(b["drip"]) / 1000)
 
 
-def _response_body(up, rec, b, body):
-    if b.get("bytes"):
-        return pattern(int(b["bytes"])), "application/octet-stream"
-    if b.get("echo"):
-        return bytes(body.data), "application/octet-stream"
-    with up._lock:
-        text = json.dumps(rec, indent=1)
-    return (text + "\n").encode(), "application/json"
-
-
 class _Stream:
     def __init__(self, rec, behaviour):
         self.rec, self.b = rec, behaviour
         self.body = _Body(keep=bool(behaviour.get("echo")))
         self.ended = asyncio.Event()
+        self.gone_ev = asyncio.Event()
         self.gone = False
         self.task = None
 
@@ -447,6 +461,7 @@ class _H2Conn:
         self.streams = {}
         self.window = asyncio.Event()
         self.closed = False
+        self.goaway_last = None  # the last stream id of the GOAWAY we sent
 
     def flush(self):
         data = self.h2.data_to_send()
@@ -469,7 +484,8 @@ class _H2Conn:
                 if data:
                     try:
                         events = self.h2.receive_data(data)
-                    except h2.exceptions.ProtocolError:
+                    except h2.exceptions.ProtocolError as e:
+                        self.up._conn_update(self.conn, error=f"{type(e).__name__}: {e}")
                         self.flush()
                         return
                     for ev in events:
@@ -483,6 +499,7 @@ class _H2Conn:
             for st in self.streams.values():
                 st.gone = True
                 st.ended.set()
+                st.gone_ev.set()
                 if st.task and not st.task.done():
                     st.task.cancel()
             self.window_changed()
@@ -496,6 +513,17 @@ class _H2Conn:
                                       headers, stream=ev.stream_id)
             st = _Stream(rec, _behaviour(get.get(":path") or "/"))
             self.streams[ev.stream_id] = st
+            n = self.h2.open_inbound_streams  # this one included
+            if (n > self.up.max_concurrent_streams
+                    or (st.b.get("refuse") and self.up._refuse_first(st.b["refuse"]))
+                    or (self.goaway_last is not None and ev.stream_id > self.goaway_last)):
+                self.h2.reset_stream(ev.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+                st.gone = True
+                self.up._update(rec, refused=True)
+                self.up._conn_update(self.conn, refused=self.conn["refused"] + 1)
+                return
+            if n > self.conn["max_streams"]:
+                self.up._conn_update(self.conn, max_streams=n)
             st.task = asyncio.ensure_future(self.answer(ev.stream_id, st))
         elif isinstance(ev, E.DataReceived):
             st = self.streams.get(ev.stream_id)
@@ -518,16 +546,35 @@ class _H2Conn:
                 st.ended.set()
         elif isinstance(ev, E.StreamReset):
             st = self.streams.get(ev.stream_id)
-            if st:
+            if st and not st.rec["refused"]:
                 st.gone = True
-                self.up._update(st.rec, reset=True)
+                self.up._update(st.rec, reset=True, reset_code=int(ev.error_code))
                 st.ended.set()
+                st.gone_ev.set()
                 self.window_changed()
         elif isinstance(ev, (E.WindowUpdated, E.RemoteSettingsChanged)):
             self.window_changed()
+        elif isinstance(ev, E.SettingsAcknowledged):
+            if self.conn["settings_acked"] is None:
+                self.up._conn_update(self.conn, settings_acked=time.time())
+        elif isinstance(ev, E.PingAckReceived):
+            if ev.ping_data == b"goaway\0\0":
+                self.up._conn_update(self.conn, goaway_acked=time.time())
         elif isinstance(ev, E.ConnectionTerminated):
+            self.up._conn_update(self.conn, goaway=[int(ev.error_code), ev.last_stream_id,
+                                                    time.time()])
             self.closed = True
             self.window_changed()
+
+    def send_goaway(self, last):
+        """GOAWAY(NO_ERROR, `last`) written past python-h2 (which would stop sending on this
+        connection), then a PING whose ack says the peer has read the GOAWAY."""
+        self.flush()
+        self.goaway_last = last
+        self.w.write(GoAwayFrame(0, last_stream_id=last, error_code=0).serialize())
+        self.up._conn_update(self.conn, goaway_sent=[last, time.time()])
+        self.h2.ping(b"goaway\0\0")
+        self.flush()
 
     async def answer(self, sid, st):
         try:
@@ -535,10 +582,9 @@ class _H2Conn:
             if st.gone:
                 return
             b = st.b
-            if b.get("gate"):
-                await self.up._wait_gate(b["gate"])
-            if b.get("delay"):
-                await asyncio.sleep(int(b["delay"]) / 1000)
+            if b.get("goaway"):
+                self.send_goaway(self.h2.highest_inbound_stream_id)
+            await self.up._hold(b, st.gone_ev)
             if st.gone:
                 return
             status = int(b.get("status", 200))
