@@ -4,7 +4,15 @@ TLS with ALPN h2. Many streams on one connection; request bodies sent within the
 control windows, response DATA acknowledged as it arrives; request and response trailers.
 Headers are sent exactly as given (no validation or normalisation), so a test can also send
 what a client must not. Every wait has a deadline.
+
+What the server did to the connection is kept for the tests: its SETTINGS (`settings`), a GOAWAY
+(`goaway`, `goaway_at`), when it closed (`closed_at`), PING acks (`pings_acked`), and a `log` of
+those frames and of RST_STREAMs with their times. With `keep_after_goaway`, a GOAWAY(NO_ERROR)
+does not end the connection here (python-h2 would refuse every later frame): streams up to its
+last stream id may still complete, and new ones may be opened to see what the server does.
 """
+import collections
+import contextlib
 import hashlib
 import select
 import socket
@@ -15,6 +23,7 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.exceptions
+import h2.settings
 
 TIMEOUT = 20.0
 
@@ -48,7 +57,13 @@ class Stream:
 
 
 class H2Client:
-    def __init__(self, port, ca=None, server_name="127.0.0.1", timeout=TIMEOUT):
+    def __init__(self, port, ca=None, server_name="127.0.0.1", timeout=TIMEOUT,
+                 keep_after_goaway=False):
+        self.keep_after_goaway = keep_after_goaway
+        self.settings, self.log, self.pings_acked = {}, [], 0
+        self.goaway_at = self.closed_at = None
+        self.corked = False
+        self.opened_at = time.time()
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         if ca:
             ctx = ssl.create_default_context(cafile=ca)
@@ -83,20 +98,45 @@ class H2Client:
         self.close()
 
     def _flush(self):
+        if self.corked:
+            return
         data = self.h2.data_to_send()
         if data:
             self.s.sendall(data)
 
-    def request(self, headers, body=b"", end=True, trailers=None, split=False):
+    @contextlib.contextmanager
+    def cork(self):
+        """What is queued inside goes out in one write at the end (e.g. many requests the
+        server then reads at once)."""
+        self.corked = True
+        try:
+            yield self
+        finally:
+            self.corked = False
+            self._flush()
+
+    def request(self, headers, body=b"", end=True, trailers=None, split=False, force=False):
         """Opens a stream with `headers` (a list of (name, value), pseudo-headers first as
         given); queues `body`; ends the stream when `end` (with `trailers` if any). HEADERS and
-        the first DATA go out in one write unless `split`. Returns the stream id; call
-        pump()/wait() to move bytes."""
+        the first DATA go out in one write unless `split`; `force` opens it even beyond the
+        server's SETTINGS_MAX_CONCURRENT_STREAMS. Returns the stream id; call pump()/wait() to
+        move bytes."""
         sid = self.h2.get_next_available_stream_id()
         st = self.streams[sid] = Stream(sid)
         only_headers = end and not body and not trailers
-        self.h2.send_headers(sid, [(n.encode(), v.encode()) for n, v in headers],
-                             end_stream=only_headers)
+        limits = self.h2.remote_settings._settings  # python-h2 checks the peer's limit here
+        code = h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS
+        saved = limits.get(code)
+        if force:
+            limits[code] = collections.deque([2 ** 31 - 1])
+        try:
+            self.h2.send_headers(sid, [(n.encode(), v.encode()) for n, v in headers],
+                                 end_stream=only_headers)
+        finally:
+            if force and saved is not None:
+                limits[code] = saved
+            elif force:
+                del limits[code]
         st.out_done = only_headers
         if split or only_headers:
             self._flush()
@@ -113,6 +153,14 @@ class H2Client:
     def reset_stream(self, sid, code=8):
         self.h2.reset_stream(sid, code)
         self._flush()
+
+    def ping(self):
+        """Sends a PING; its ack (`pings_acked` grows) says the server read all sent before."""
+        self.h2.ping(b"%08d" % (self.pings_acked % 10 ** 8))
+        self._flush()
+
+    def _note(self, what):
+        self.log.append((round(time.time() - self.opened_at, 3), what))
 
     def _send_pending(self):
         for st in self.streams.values():
@@ -159,11 +207,25 @@ class H2Client:
             st.trailers = dec(ev.headers)
         elif isinstance(ev, E.StreamEnded) and st:
             st.ended = True
-        elif isinstance(ev, E.StreamReset) and st:
-            st.reset = int(ev.error_code)
+        elif isinstance(ev, E.StreamReset):
+            self._note(f"RST_STREAM({ev.stream_id}, {int(ev.error_code)})")
+            if st:
+                st.reset = int(ev.error_code)
+        elif isinstance(ev, E.RemoteSettingsChanged):
+            self.settings.update({int(k): v.new_value for k, v in ev.changed_settings.items()})
+            self._note(f"SETTINGS {self.settings}")
+        elif isinstance(ev, E.PingAckReceived):
+            self.pings_acked += 1
         elif isinstance(ev, E.ConnectionTerminated):
             self.goaway = (int(ev.error_code), ev.last_stream_id)
-            self.closed = True
+            self.goaway_at = time.time()
+            self._note(f"GOAWAY({int(ev.error_code)}, last {ev.last_stream_id})")
+            if self.keep_after_goaway and int(ev.error_code) == 0:
+                # python-h2 closes its state machine on any GOAWAY; the server may still
+                # finish streams up to the last id (RFC 9113 §6.8).
+                self.h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
+            else:
+                self.closed = True
 
     def pump(self, until, what, timeout=TIMEOUT):
         """Moves bytes both ways until `until()` is true; raises TimeoutError (or
@@ -188,6 +250,9 @@ class H2Client:
             except (ConnectionResetError, ssl.SSLError):
                 data = b""
             if not data:
+                if not self.closed:
+                    self.closed_at = time.time()
+                    self._note("EOF")
                 self.closed = True
                 continue
             try:
