@@ -3,6 +3,8 @@
 // the stream's body reader and response writer, and the abuse limits of docs/http2.md.
 #include "server/h2_server.hpp"
 
+#include <algorithm>
+#include <array>
 #include <memory>
 #include <unordered_map>
 
@@ -21,9 +23,9 @@ namespace {
 
 using clock = std::chrono::steady_clock;
 
-constexpr std::size_t max_empty_frames = 100;  // DATA without payload nor END_STREAM
-constexpr std::size_t max_resets = 200;        // client-reset streams per reset_window
-constexpr std::chrono::seconds reset_window{10};
+constexpr std::size_t max_empty_frames = 100;     // DATA without payload nor END_STREAM, per window
+constexpr std::size_t max_resets = 200;           // client-reset streams per reset_window
+constexpr std::chrono::seconds reset_window{10};  // also the empty-frame window
 
 struct stream {
   stream(h2_connection& s, std::int32_t i, const asio::any_io_executor& ex)
@@ -97,6 +99,8 @@ class h2_connection final : public h2::session {
                            std::size_t, void*);
   static int on_stream_close(nghttp2_session*, std::int32_t, std::uint32_t, void*);
   static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
+  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd*, void*);
+  bool count_empty_frame();
   bool count_reset();
 
   connection& c_;
@@ -105,6 +109,11 @@ class h2_connection final : public h2::session {
   std::vector<std::int32_t> to_start_;  // complete request heads, started after the feed
   std::size_t running_ = 0;
   std::size_t empty_frames_ = 0;
+  clock::time_point empty_since_{};
+  std::int32_t max_stream_id_ = 0;          // the highest client stream id seen in a HEADERS frame
+  std::array<std::int32_t, 256> opened_{};  // the last stream ids opened, a ring
+  std::size_t opened_count_ = 0;
+  bool goaway_sent_ = false;  // the final GOAWAY of a drain
   std::size_t resets_ = 0;
   clock::time_point reset_since_{};
   bool draining_ = false;
@@ -310,6 +319,7 @@ bool h2_connection::init() {
   nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
   nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
   nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+  nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
   nghttp2_option* opt = nullptr;
   nghttp2_option_new(&opt);
   nghttp2_option_set_no_auto_window_update(opt, 1);  // windows open as handlers read
@@ -357,10 +367,13 @@ asio::awaitable<void> h2_connection::run() {
 }
 
 void h2_connection::drain() {
+  // RFC 9113 §6.8: first a GOAWAY naming the highest stream id, so that requests the client
+  // is sending right now are still taken; one round trip later (the PING's answer) the final
+  // GOAWAY with the last stream processed.
   if (draining_ || closed()) return;
   draining_ = true;
-  nghttp2_submit_goaway(ng_, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(ng_),
-                        NGHTTP2_NO_ERROR, nullptr, 0);
+  nghttp2_submit_shutdown_notice(ng_);
+  nghttp2_submit_ping(ng_, NGHTTP2_FLAG_NONE, nullptr);
   want_write();
 }
 
@@ -518,6 +531,40 @@ void h2_connection::release(stream& st) {
   if (streams_.empty()) idle_changed();
 }
 
+bool h2_connection::count_empty_frame() {
+  // Per window, not per connection: a long-lived connection (gRPC) may send a few over hours.
+  auto now = clock::now();
+  if (now - empty_since_ > reset_window) {
+    empty_since_ = now;
+    empty_frames_ = 0;
+  }
+  return ++empty_frames_ > max_empty_frames;
+}
+
+int h2_connection::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
+  // RFC 9113 §5.1.1: a new stream's id must exceed every id the client used before; nghttp2
+  // ignores such a HEADERS instead of ending the connection.
+  auto* self = static_cast<h2_connection*>(user);
+  if (hd->type != NGHTTP2_HEADERS || hd->stream_id <= 0) return 0;
+  // A HEADERS below the highest id is either late (trailers on a stream closed meanwhile,
+  // which is ignored) or a stream that was never opened: only the latter ends the connection.
+  // The last 256 opened ids tell them apart; for older ids nothing is known, nghttp2 ignores.
+  auto& ring = self->opened_;
+  std::int32_t id = hd->stream_id;
+  if (id > self->max_stream_id_) {
+    self->max_stream_id_ = id;
+    ring[self->opened_count_++ % ring.size()] = id;
+    return 0;
+  }
+  if ((id & 1) == 0 || nghttp2_session_find_stream(self->ng_, id) != nullptr) return 0;
+  std::size_t n = std::min(self->opened_count_, ring.size());
+  std::int32_t oldest = ring[(self->opened_count_ - n) % ring.size()];
+  bool forgotten = self->opened_count_ > ring.size() && id < oldest;  // the ring wrapped
+  if (forgotten || std::find(ring.begin(), ring.begin() + n, id) != ring.begin() + n) return 0;
+  self->terminate(NGHTTP2_PROTOCOL_ERROR);
+  return 0;
+}
+
 bool h2_connection::count_reset() {
   auto now = clock::now();
   if (now - reset_since_ > reset_window) {
@@ -579,6 +626,14 @@ int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void*
     case NGHTTP2_RST_STREAM:
       if (self->count_reset()) self->terminate(NGHTTP2_ENHANCE_YOUR_CALM);  // rapid reset
       return 0;
+    case NGHTTP2_PING:
+      if ((f->hd.flags & NGHTTP2_FLAG_ACK) && self->draining_ && !self->goaway_sent_) {
+        self->goaway_sent_ = true;  // the round trip after the shutdown notice is over
+        nghttp2_submit_goaway(self->ng_, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(self->ng_), NGHTTP2_NO_ERROR,
+                              nullptr, 0);
+      }
+      return 0;
     case NGHTTP2_DATA:
     case NGHTTP2_HEADERS:
       break;
@@ -588,8 +643,7 @@ int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void*
   stream* st = self->find(f->hd.stream_id);
   if (!st) return 0;
   bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-  if (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 && !end &&
-      ++self->empty_frames_ > max_empty_frames) {
+  if (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 && !end && self->count_empty_frame()) {
     self->terminate(NGHTTP2_ENHANCE_YOUR_CALM);
     return 0;
   }
@@ -599,8 +653,7 @@ int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void*
   }
   if (f->hd.type == NGHTTP2_HEADERS && !st->headers_done) {
     st->headers_done = true;
-    if (self->draining_) return 0;  // after our GOAWAY: nghttp2 refuses it
-    self->to_start_.push_back(st->id);
+    self->to_start_.push_back(st->id);  // after the final GOAWAY nghttp2 refuses new ones
   }
   return 0;
 }
