@@ -5,11 +5,12 @@ control windows, response DATA acknowledged as it arrives; request and response 
 Headers are sent exactly as given (no validation or normalisation), so a test can also send
 what a client must not. Every wait has a deadline.
 
-What the server did to the connection is kept for the tests: its SETTINGS (`settings`), a GOAWAY
-(`goaway`, `goaway_at`), when it closed (`closed_at`), PING acks (`pings_acked`), and a `log` of
-those frames and of RST_STREAMs with their times. With `keep_after_goaway`, a GOAWAY(NO_ERROR)
-does not end the connection here (python-h2 would refuse every later frame): streams up to its
-last stream id may still complete, and new ones may be opened to see what the server does.
+What the server did to the connection is kept for the tests: its SETTINGS (`settings`),
+GOAWAYs (`goaways`; the last: `goaway`, `goaway_at`), when it closed (`closed_at`), PING acks
+(`pings_acked`), and a `log` of those frames and of RST_STREAMs with their times. With
+`keep_after_goaway`, a GOAWAY(NO_ERROR) does not end the connection here (python-h2 would refuse
+every later frame): streams up to its last stream id may still complete, and new ones may be
+opened to see what the server does.
 """
 import collections
 import contextlib
@@ -24,6 +25,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 import h2.settings
+import hyperframe.frame
 
 TIMEOUT = 20.0
 
@@ -62,6 +64,7 @@ class H2Client:
         self.keep_after_goaway = keep_after_goaway
         self.settings, self.log, self.pings_acked = {}, [], 0
         self.goaway_at = self.closed_at = None
+        self.goaways = []  # every GOAWAY: (error code, last stream id)
         self.corked = False
         self.opened_at = time.time()
         s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -79,6 +82,8 @@ class H2Client:
                                         validate_outbound_headers=False,
                                         normalize_outbound_headers=False)
         self.h2 = h2.connection.H2Connection(cfg)
+        if keep_after_goaway:
+            self._keep_open_on_goaway()
         self.h2.initiate_connection()
         self.streams = {}
         self.goaway = None  # (error code, last stream id) of a GOAWAY from the server
@@ -96,6 +101,22 @@ class H2Client:
 
     def __exit__(self, *exc):
         self.close()
+
+    def _keep_open_on_goaway(self):
+        # python-h2 closes its state machine on any GOAWAY, refusing the frames that follow
+        # (DATA of streams up to the last id: RFC 9113 §6.8), and drops what it had queued to
+        # send (the ack of a PING that came just before: a two-step drain waits for it).
+        table = self.h2._frame_dispatch_table
+        receive = table[hyperframe.frame.GoAwayFrame]
+
+        def on_goaway(frame):
+            state, queued = self.h2.state_machine.state, bytes(self.h2._data_to_send)
+            out = receive(frame)
+            if frame.error_code == 0:
+                self.h2.state_machine.state = state
+                self.h2._data_to_send = bytearray(queued) + self.h2._data_to_send
+            return out
+        table[hyperframe.frame.GoAwayFrame] = on_goaway
 
     def _flush(self):
         if self.corked:
@@ -218,13 +239,10 @@ class H2Client:
             self.pings_acked += 1
         elif isinstance(ev, E.ConnectionTerminated):
             self.goaway = (int(ev.error_code), ev.last_stream_id)
+            self.goaways.append(self.goaway)
             self.goaway_at = time.time()
             self._note(f"GOAWAY({int(ev.error_code)}, last {ev.last_stream_id})")
-            if self.keep_after_goaway and int(ev.error_code) == 0:
-                # python-h2 closes its state machine on any GOAWAY; the server may still
-                # finish streams up to the last id (RFC 9113 §6.8).
-                self.h2.state_machine.state = h2.connection.ConnectionState.CLIENT_OPEN
-            else:
+            if not (self.keep_after_goaway and int(ev.error_code) == 0):
                 self.closed = True
 
     def pump(self, until, what, timeout=TIMEOUT):
