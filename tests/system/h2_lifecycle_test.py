@@ -8,8 +8,9 @@ saw and on what the h2 client (h2_client.H2Client, h2c by prior knowledge) got.
                            3 gated streams on one connection the reset one is cancelled
                            upstream (h1: its connection closed; h2: RST_STREAM(CANCEL), the
                            connection stays up), the others complete whole; access log 499
-  drain-goaway/{h1,h2}     SIGTERM: GOAWAY(NO_ERROR) covering the in-flight stream, which
-                           completes; a stream opened after the GOAWAY is not served; exit 0
+  drain-goaway/{h1,h2}     SIGTERM: GOAWAY(NO_ERROR) notice, then the final one covering the
+                           in-flight stream, which completes; a stream opened after the final
+                           GOAWAY is not served; exit 0
   idle/no-streams          timeouts.idle: a connection without streams gets GOAWAY(NO_ERROR)
                            and EOF after ~1 s, also after a completed exchange
   idle/slow-stream         ... but not while a stream waits for its head or its body
@@ -52,6 +53,7 @@ DL = harness.DEADLINE
 TMP = tempfile.mkdtemp(prefix="tc-h2life-")
 BODY = (64 if QUICK else 256) << 10  # response body of the gated streams
 PROTOCOL_ERROR, REFUSED_STREAM, CANCEL = 1, 7, 8
+NOTICE = 2 ** 31 - 1  # the last stream id of a shutdown notice GOAWAY
 MAX_CONCURRENT_STREAMS, INITIAL_WINDOW_SIZE, MAX_HEADER_LIST_SIZE = 3, 4, 6
 _ids = itertools.count(1)
 
@@ -203,11 +205,12 @@ def check_rst_cancels_one(kind):
 # --- 2. graceful shutdown ------------------------------------------------------------------
 
 def check_drain_goaway(kind):
-    """SIGTERM with a gated stream in flight (timeouts.drain 5s). Client: GOAWAY(NO_ERROR) whose
-    last stream id covers it; a stream opened after the GOAWAY (the server read it: a PING after
-    it was acked) gets no response (ignored, or REFUSED_STREAM) and the upstream never sees it;
-    the in-flight stream then completes with its whole body, the server closes the connection
-    and the process exits 0 before the drain timeout."""
+    """SIGTERM with a gated stream in flight (timeouts.drain 5s). Client: GOAWAY(NO_ERROR, 2^31-1)
+    then, a round trip later, the final GOAWAY(NO_ERROR) whose last stream id covers the
+    in-flight stream (RFC 9113 §6.8, docs/http2.md); a stream opened after the final one (the
+    server read it: a PING after it was acked) gets no response (ignored, or REFUSED_STREAM)
+    and the upstream never sees it; the in-flight stream then completes with its whole body,
+    the server closes the connection and the process exits 0 before the drain timeout."""
     with contextlib.ExitStack() as es:
         up = upstream(es, protocols=(kind,))
         tc = start(es, [("up", up, f"http2: {'always' if kind == 'h2' else 'never'}")],
@@ -218,8 +221,9 @@ def check_drain_goaway(kind):
         pump_for(c, arrived(up, [tid]), "the request at the upstream")
         t0 = time.time()
         tc.p.send_signal(signal.SIGTERM)
-        pump_for(c, lambda: c.goaway, "GOAWAY after SIGTERM")
-        assert c.goaway[0] == 0 and c.goaway[1] >= sid, f"GOAWAY {c.goaway}; frames {c.log}"
+        pump_for(c, lambda: c.goaway and c.goaway[1] < NOTICE, "the final GOAWAY after SIGTERM")
+        assert c.goaways[0] == (0, NOTICE) and len(c.goaways) == 2 and c.goaway[0] == 0 \
+            and c.goaway[1] >= sid, f"GOAWAYs {c.goaways}; frames {c.log}"
         sid2 = c.request(hs("/up/late", late))
         c.ping()
         pump_for(c, lambda: c.pings_acked, "the PING ack after the late stream")
