@@ -63,7 +63,8 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
       : h2::session(c->sock, c->tls.get(), std::max(idle, std::chrono::milliseconds(30'000))),
         c_(std::move(c)),
         max_streams_(max_streams),
-        idle_(idle) {}
+        idle_(idle),
+        settings_ev_(sock_.get_executor()) {}
   ~h2_client() override {
     if (ng_) {
       nghttp2_session_del(ng_);
@@ -79,6 +80,16 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
     return streams_.size() < std::min<std::uint32_t>(max_streams_, remote);
   }
   bool alive() const noexcept { return !closed() && !goaway_; }
+  asio::awaitable<bool> wait_settings(std::chrono::milliseconds timeout) {
+    auto deadline = clock::now() + timeout;
+    while (!settings_seen_ && alive()) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
+      if (left.count() <= 0) break;
+      co_await settings_ev_.wait(left);
+    }
+    if (!settings_seen_) close_socket();  // not an HTTP/2 server, or a stuck one: give up
+    co_return settings_seen_&& alive();
+  }
   const std::string& peer() const noexcept { return c_->peer; }
 
   asio::awaitable<round_trip_result> round_trip(outbound_request& req, bool& retry);
@@ -113,6 +124,8 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
   std::chrono::milliseconds idle_;
   std::unordered_map<std::int32_t, std::shared_ptr<cstream>> streams_;
   bool goaway_ = false;
+  bool settings_seen_ = false;  // the upstream's first SETTINGS arrived
+  h2::event settings_ev_;
 };
 
 namespace {
@@ -221,6 +234,12 @@ void h2_client::start() {
       [self]() -> asio::awaitable<void> {
         co_await self->read_loop(self->idle_);
         self->fail_all();
+        self->settings_ev_.notify();
+        while (self->writing_) co_await self->done_ev_.wait();  // the GOAWAY goes out first
+        error_code ignored;
+        self->sock_.close(ignored);  // now, not when the last response lets go of it
+        auto& ctx = asio::query(self->sock_.get_executor(), asio::execution::context);
+        asio::use_service<h2_pool>(ctx).remove(self.get());
       },
       asio::detached);
   asio::co_spawn(
@@ -394,6 +413,12 @@ int h2_client::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* use
   auto* self = static_cast<h2_client*>(user);
   if (f->hd.type == NGHTTP2_GOAWAY) {
     self->goaway_ = true;  // in-flight streams finish; new ones go to another connection
+    self->settings_ev_.notify();
+    return 0;
+  }
+  if (f->hd.type == NGHTTP2_SETTINGS && (f->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+    self->settings_seen_ = true;
+    self->settings_ev_.notify();
     return 0;
   }
   if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) return 0;
@@ -462,16 +487,50 @@ asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request&
 
 bool h2_available(const h2_client& h) noexcept { return h.available(); }
 
+asio::awaitable<bool> h2_wait_settings(h2_client& h, std::chrono::milliseconds timeout) {
+  return h.wait_settings(timeout);
+}
+
 asio::execution_context::id h2_pool::id;
 
-std::shared_ptr<h2_client> h2_pool::find(std::string_view key) {
+std::shared_ptr<h2_client> h2_pool::find(std::string_view key, const h2_client* not_this) {
   auto it = clients_.find(std::string(key));
   if (it == clients_.end()) return nullptr;
   auto& v = it->second;
   std::erase_if(v, [](const std::shared_ptr<h2_client>& h) { return !h->alive(); });
   for (auto& h : v)
-    if (h->available()) return h;
+    if (h.get() != not_this && h->available()) return h;
   return nullptr;
+}
+
+void h2_pool::remove(const h2_client* h) {
+  for (auto& [key, v] : clients_)
+    std::erase_if(v, [h](const std::shared_ptr<h2_client>& x) { return x.get() == h; });
+}
+
+std::size_t h2_pool::connecting(const std::string& key) const {
+  auto it = pending_.find(key);
+  return it == pending_.end() ? 0 : it->second.connects;
+}
+
+asio::awaitable<void> h2_pool::wait_connect(const std::string& key) {
+  auto& p = pending_[key];
+  if (!p.done) {
+    p.done = std::make_unique<asio::steady_timer>(co_await asio::this_coro::executor);
+    p.done->expires_at(asio::steady_timer::time_point::max());
+  }
+  // Bounded by the connect itself (connect and handshake timeouts): its guard wakes us.
+  co_await p.done->async_wait(asio::as_tuple(asio::use_awaitable));
+}
+
+h2_pool::connect_guard::connect_guard(h2_pool& p, std::string key) : p_(p), key_(std::move(key)) {
+  ++p_.pending_[key_].connects;
+}
+
+h2_pool::connect_guard::~connect_guard() {
+  auto& p = p_.pending_[key_];
+  --p.connects;
+  if (p.done) p.done->cancel();  // waiters look again: the new connection, or their own
 }
 
 void h2_pool::add(const std::string& key, std::shared_ptr<h2_client> h) {
@@ -492,6 +551,7 @@ std::optional<bool> h2_pool::speaks_h2(std::string_view key) const {
 }
 
 void h2_pool::shutdown() {
+  pending_.clear();
   for (auto& [key, v] : clients_)
     for (auto& h : v) h->close_socket();
   clients_.clear();

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <boost/asio/execution_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "trafficcop/transport.hpp"
 #include "upstream/pool.hpp"
@@ -27,13 +28,18 @@ namespace trafficcop::upstream {
 class h2_client;
 
 /// Opens the HTTP/2 session on `c` (TLS done, or plain TCP for prior knowledge). Null if
-/// nghttp2 cannot make a session.
+/// nghttp2 cannot make a session. The session closes its socket when it ends (GOAWAY, idle,
+/// the peer's close) and then leaves the worker's h2_pool.
 std::shared_ptr<h2_client> make_h2_client(conn_ptr c, std::uint32_t max_streams,
                                           std::chrono::milliseconds idle_timeout);
 
 /// Sends `req` as a stream of `h`. `retry` is set when the stream was refused before the
 /// upstream processed it (GOAWAY, REFUSED_STREAM): the request may go on another connection.
 asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request& req, bool& retry);
+
+/// Waits (up to `timeout`) for the upstream's first SETTINGS: until then its stream limit is
+/// not known, and streams sent beyond it would be refused. False if it did not come.
+asio::awaitable<bool> h2_wait_settings(h2_client& h, std::chrono::milliseconds timeout);
 
 /// True while `h` may take one more stream now.
 bool h2_available(const h2_client& h) noexcept;
@@ -44,9 +50,27 @@ class h2_pool : public asio::execution_context::service {
   static asio::execution_context::id id;
   explicit h2_pool(asio::execution_context& ctx) : service(ctx) {}
 
-  /// A client for `key` with room for one more stream, or null.
-  std::shared_ptr<h2_client> find(std::string_view key);
+  /// A client for `key` with room for one more stream, other than `not_this`, or null.
+  std::shared_ptr<h2_client> find(std::string_view key, const h2_client* not_this = nullptr);
   void add(const std::string& key, std::shared_ptr<h2_client> h);
+  void remove(const h2_client* h);
+
+  /// Requests that find no room while a connection for their key is being made wait for it
+  /// instead of each making one (a burst on a cold pool would open one per request).
+  /// connecting() counts the connects under way; a connect_guard marks one for its lifetime.
+  std::size_t connecting(const std::string& key) const;
+  asio::awaitable<void> wait_connect(const std::string& key);
+  class connect_guard {
+   public:
+    connect_guard(h2_pool& p, std::string key);
+    ~connect_guard();
+    connect_guard(const connect_guard&) = delete;
+    connect_guard& operator=(const connect_guard&) = delete;
+
+   private:
+    h2_pool& p_;
+    std::string key_;
+  };
   /// How many clients are kept for `key` (tests).
   std::size_t count(std::string_view key);
 
@@ -56,8 +80,13 @@ class h2_pool : public asio::execution_context::service {
 
  private:
   void shutdown() override;
+  struct pending {
+    std::size_t connects = 0;
+    std::unique_ptr<asio::steady_timer> done;  // waiters park on it; cancelled per connect
+  };
   std::unordered_map<std::string, std::vector<std::shared_ptr<h2_client>>> clients_;
   std::unordered_map<std::string, bool> alpn_;
+  std::unordered_map<std::string, pending> pending_;
 };
 
 }  // namespace trafficcop::upstream

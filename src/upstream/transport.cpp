@@ -335,14 +335,21 @@ class transport_impl final : public transport {
     std::string key;
     append_key(key, req);
     bool tls = req.scheme == "https";
-    if (o_.http2 == http2_mode::automatic && pool.speaks_h2(key) == false) co_return std::nullopt;
-    for (int attempt = 0; attempt < 3; ++attempt) {
+    const upstream::h2_client* refused_by = nullptr;  // a refused stream goes elsewhere
+    for (int attempt = 0; attempt < 3;) {
+      // auto: an upstream that chose HTTP/1.1 in ALPN is not asked again.
+      if (o_.http2 == http2_mode::automatic && pool.speaks_h2(key) == false) co_return std::nullopt;
       if (cancelled(co_await asio::this_coro::cancellation_state))
         co_return round_trip_result{
             nullptr, proxy_error{make_error_code(errc::client_gone), error_source::downstream,
                                  "client went away"}};
-      auto h = pool.find(key);
+      auto h = pool.find(key, refused_by);
+      if (!h && pool.connecting(key) > 0) {
+        co_await pool.wait_connect(key);  // a connection is on its way: share it
+        continue;
+      }
       if (!h) {
+        upstream::h2_pool::connect_guard connecting(pool, key);
         auto r = co_await connect(req);
         if (!r.c) co_return round_trip_result{nullptr, std::move(r.err)};
         conn_ptr c = std::move(r.c);
@@ -371,11 +378,20 @@ class transport_impl final : public transport {
         if (!h)
           co_return round_trip_result{
               nullptr, upstream_error(errc::upstream_protocol_error, "HTTP/2 session setup")};
+        // Its stream limit comes with its SETTINGS: requests waiting for this connection
+        // must not all be sent before it is known (the excess would be refused).
+        if (!co_await upstream::h2_wait_settings(*h, o_.connect_timeout))
+          co_return round_trip_result{nullptr,
+                                      upstream_error(errc::upstream_connect_timeout,
+                                                     "HTTP/2: no SETTINGS from " + req.host + ":" +
+                                                         std::to_string(req.port))};
         pool.add(key, h);
       }
       bool retry = false;
       auto res = co_await upstream::h2_round_trip(*h, req, retry);
       if (res.response || !retry) co_return std::move(res);
+      refused_by = h.get();
+      ++attempt;
     }
     co_return round_trip_result{
         nullptr, upstream_error(errc::upstream_closed, "HTTP/2 streams refused by the upstream")};
