@@ -4,10 +4,10 @@
 # (sourced for its helpers): 1 worker per proxy on CPU 0, h2load and the backend on CPU 1,
 # proxy CPU time from /proc.
 #
-#   bench/h2.sh             full run: 2 rounds of 10 s rows (about 4 minutes)
-#   bench/h2.sh --quick     1 round of 3 s rows, no warm-up (about 1 minute)
+#   bench/h2.sh             full run: 2 rounds of 10 s rows (about 3 minutes; --rounds 3: 5)
+#   bench/h2.sh --quick     1 round of 3 s rows, no warm-up (under a minute)
 #   bench/h2.sh --profile   no table: where trafficcop's and nginx's CPU goes in the h2-tls and
-#                           h2-handshake rows (perf, perf with call graphs, strace; ~3 minutes)
+#                           h2-handshake rows (perf, perf with call graphs, strace; ~2 minutes)
 #   options: --duration S  --rounds N  --rsa (RSA 2048 certificate; default ECDSA P-256)
 #            --hs-rate N (new connections per second offered in h2-handshake; default 500)
 #            --no-install  --bin-dir DIR (trafficcop and trafficcop-echo; default build-release/bin)
