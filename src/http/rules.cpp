@@ -301,7 +301,7 @@ bool is_printable_ascii(std::string_view s) noexcept {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
-void remove_forbidden_trailers(header_map& trailer) {
+bool is_forbidden_trailer(std::string_view name) noexcept {
   static constexpr std::string_view forbidden[] = {"content-length",
                                                    "host",
                                                    "authorization",
@@ -323,12 +323,15 @@ void remove_forbidden_trailers(header_map& trailer) {
                                                    "retry-after",
                                                    "vary",
                                                    "warning"};
-  remove_hop_by_hop(trailer);
-  trailer.erase_if([](const header_map::field& f) {
-    for (auto name : forbidden)
-      if (iequals(f.name, name)) return true;
-    return false;
-  });
+  if (is_hop_by_hop(name)) return true;
+  for (auto f : forbidden)
+    if (iequals(name, f)) return true;
+  return false;
+}
+
+void remove_forbidden_trailers(header_map& trailer) {
+  remove_hop_by_hop(trailer);  // also what Connection lists
+  trailer.erase_if([](const header_map::field& f) { return is_forbidden_trailer(f.name); });
 }
 
 }  // namespace trafficcop::http

@@ -23,6 +23,8 @@ void remove_hop_by_hop(header_map& h);
 /// RFC 9110 §6.5.1: removes from a trailer section the hop-by-hop fields and those that must
 /// not be sent as trailers (framing, routing, authentication, content metadata, controls).
 void remove_forbidden_trailers(header_map& trailer);
+/// True for a field name remove_forbidden_trailers removes (Connection's list aside).
+bool is_forbidden_trailer(std::string_view name) noexcept;
 
 /// Spec 11: true if any TE line of `in` lists the token "trailers".
 bool te_has_trailers(const header_map& in);

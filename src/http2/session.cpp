@@ -77,23 +77,37 @@ bool connection_specific(std::string_view name) noexcept {
 
 }  // namespace
 
-void add_fields(nv_list& nv, const header_map& h, std::deque<std::string>& lower) {
+nv_list& nv_list::scratch() noexcept {
+  thread_local nv_list l;
+  l.clear();
+  return l;
+}
+
+void nv_list::add_fields(const header_map& h, bool trailer) {
   // Connection-specific fields never cross into HTTP/2, nor do the fields the Connection
   // field names; TE only as "trailers".
-  std::string listed = h.joined("connection");
+  std::string_view listed;
+  std::string joined;
+  if (auto c = h.get("connection")) {
+    joined = h.joined("connection");  // rare: only from handlers that set it
+    listed = joined;
+  }
+  std::size_t need = names_.size();
+  for (const auto& f : h) need += f.name.size();
+  names_.reserve(need);  // the views below stay valid: no reallocation after this
   bool te_sent = false;
   for (const auto& f : h) {
     if (iequals(f.name, "te")) {
-      if (!te_sent && http::te_has_trailers(h)) nv.add("te", "trailers");
+      if (!te_sent && !trailer && http::te_has_trailers(h)) add("te", "trailers");
       te_sent = true;
       continue;
     }
     if (connection_specific(f.name) || iequals(f.name, "host")) continue;  // :authority
     if (!listed.empty() && header_map_list_has(listed, f.name)) continue;
-    std::string& n = lower.emplace_back(f.name);
-    for (char& c : n)
-      if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    nv.add(n, f.value);
+    if (trailer && http::is_forbidden_trailer(f.name)) continue;
+    std::size_t at = names_.size();
+    for (char c : f.name) names_ += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    add(std::string_view(names_).substr(at, f.name.size()), f.value);
   }
 }
 
@@ -129,6 +143,7 @@ void session::consume(std::int32_t stream_id, std::size_t n) {
 
 void session::terminate(std::uint32_t code) {
   if (ng_ && !closed_) nghttp2_session_terminate_session(ng_, code);
+  if (code != NGHTTP2_NO_ERROR) failed_ = true;
   want_write();
 }
 
@@ -159,11 +174,8 @@ ssize_t session::read_data(nghttp2_session* ng, std::int32_t stream_id, std::uin
   if (out.queued() == 0 && out.ended) {
     *flags |= NGHTTP2_DATA_FLAG_EOF;
     if (out.trailer && !out.trailer->empty()) {
-      nv_list nv;
-      std::deque<std::string> lower;
-      header_map t = *out.trailer;
-      http::remove_forbidden_trailers(t);
-      add_fields(nv, t, lower);
+      auto& nv = nv_list::scratch();
+      nv.add_fields(*out.trailer, true);
       if (nv.size() > 0 && nghttp2_submit_trailer(ng, stream_id, nv.data(), nv.size()) == 0)
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
@@ -188,6 +200,7 @@ bool session::feed(std::string_view in) {
     else if (rv == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
       code = NGHTTP2_PROTOCOL_ERROR;
     nghttp2_session_terminate_session(ng_, code);
+    failed_ = true;
     want_write();
     return false;
   }
@@ -215,11 +228,14 @@ void session::on_idle() {
 asio::awaitable<void> session::read_loop(std::chrono::milliseconds idle) {
   reading_ = true;
   idle_ = idle;
-  if (!rbuf_) rbuf_ = std::make_unique_for_overwrite<char[]>(read_size);
+  if (!rbuf_ && read_buf_.size() == 0) {
+    rbuf_ = std::make_unique_for_overwrite<char[]>(read_size);
+    read_buf_ = asio::buffer(rbuf_.get(), read_size);
+  }
   idle_changed();
   while (!finished()) {
-    auto [ec, n] = co_await io::read_some(sock_, tls_, asio::buffer(rbuf_.get(), read_size));
-    if (n > 0 && !feed({rbuf_.get(), n})) break;
+    auto [ec, n] = co_await io::read_some(sock_, tls_, read_buf_);
+    if (n > 0 && !feed({static_cast<const char*>(read_buf_.data()), n})) break;
     if (ec) {
       if (ec != asio::error::operation_aborted) peer_left_ = true;
       if (!read_wd_.expired()) close_socket();  // the peer left (or an I/O error)

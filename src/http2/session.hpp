@@ -77,22 +77,27 @@ struct outbound {
 inline constexpr std::size_t outbound_high = 256 * 1024;
 
 /// Field lines for nghttp2_submit_*: views into strings that live until the call returns
-/// (nghttp2 copies them, no NO_COPY flags).
+/// (nghttp2 copies them, no NO_COPY flags). One per thread, reused (scratch()): its storage
+/// stays, so a head costs no allocation; fill it and submit without awaiting in between.
 class nv_list {
  public:
+  static nv_list& scratch() noexcept;  // cleared
   void add(std::string_view name, std::string_view value);
+  /// Adds `h`'s fields as HTTP/2 allows them (RFC 9113 §8.2.2): names lower-cased (kept in
+  /// this list's arena), connection-specific fields and TE other than "trailers" left out;
+  /// with `trailer`, also the fields a trailer section must not carry (RFC 9110 §6.5.1).
+  void add_fields(const header_map& h, bool trailer = false);
   nghttp2_nv* data() noexcept { return nv_.data(); }
   std::size_t size() const noexcept { return nv_.size(); }
-  void clear() noexcept { nv_.clear(); }
+  void clear() noexcept {
+    nv_.clear();
+    names_.clear();
+  }
 
  private:
   std::vector<nghttp2_nv> nv_;
+  std::string names_;  // lower-cased names; reserved whole before the views are taken
 };
-
-/// Adds `h`'s fields to `nv` as HTTP/2 allows them (RFC 9113 §8.2.2): names lower-cased,
-/// connection-specific fields and TE other than "trailers" left out. `lower` keeps the
-/// lower-cased names alive until the submit call.
-void add_fields(nv_list& nv, const header_map& h, std::deque<std::string>& lower);
 
 /// A session's transport and its two loops. Subclasses make the nghttp2 session (server or
 /// client callbacks) and own the streams.
@@ -145,6 +150,9 @@ class session {
   bool reading_ = false;
   bool writing_ = false;
   bool peer_left_ = false;  // the read side saw EOF or an error
+  bool failed_ = false;     // we ended the session with an error GOAWAY
+  /// Where reads land; the owner may lend a buffer it has (else one is made).
+  asio::mutable_buffer read_buf_;
 
  private:
   static ssize_t read_data(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buf,

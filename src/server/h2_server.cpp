@@ -347,6 +347,8 @@ bool h2_connection::init() {
 asio::awaitable<void> h2_connection::run() {
   if (!init()) co_return;
   c_.idle_ = false;
+  // The connection's request buffer is idle from now on: reads land there.
+  read_buf_ = asio::buffer(c_.s_->buf.get(), c_.s_->buf_size);
   auto ex = co_await asio::this_coro::executor;
   // The preface and whatever followed it may already be in the connection's buffer.
   bool ok = true;
@@ -362,8 +364,10 @@ asio::awaitable<void> h2_connection::run() {
   fail_all(make_error_code(errc::client_gone));
   while (running_ > 0) co_await done_ev_.wait();
   // A GOAWAY we sent (an error, a flood, drain) must reach a client that is still sending.
-  // A flooding client may still be sending: up to a second of it is read and dropped.
-  if (c_.sock_.is_open() && !peer_left_) co_await c_.linger(16 * 1024 * 1024);
+  // After an error GOAWAY the client may still be sending (a flood): up to a second of it is
+  // read and dropped so that the GOAWAY is not destroyed by a reset. A session that ended
+  // normally closes at once.
+  if (failed_ && c_.sock_.is_open() && !peer_left_) co_await c_.linger(16 * 1024 * 1024);
 }
 
 void h2_connection::drain() {
@@ -396,12 +400,11 @@ void h2_connection::fail_all(error_code ec) {
 
 void h2_connection::submit_head(stream& st, int status, const header_map& h, bool end) {
   if (st.closed || closed()) return;
-  h2::nv_list nv;
-  std::deque<std::string> lower;
+  auto& nv = h2::nv_list::scratch();
   char code[4];
   std::snprintf(code, sizeof code, "%03d", status % 1000);
   nv.add(":status", std::string_view(code, 3));
-  h2::add_fields(nv, h, lower);
+  nv.add_fields(h);
   if (status < 200) {
     nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, st.id, nullptr, nv.data(), nv.size(), nullptr);
   } else {

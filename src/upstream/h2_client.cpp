@@ -267,20 +267,22 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req, 
   auto ex = co_await asio::this_coro::executor;
   auto st = std::make_shared<cstream>(ex);
   // The request head: pseudo-fields from the request line and Host (RFC 9113 §8.3.1).
-  h2::nv_list nv;
-  std::deque<std::string> lower;
-  std::string authority;
-  if (auto h = req.header.get("host"))
-    authority.assign(*h);
-  else
-    authority = req.host + ":" + std::to_string(req.port);
-  std::string path = req.target.empty() ? "/" : req.target;
+  auto& nv = h2::nv_list::scratch();
+  std::string built;  // only without a Host field (an embedder's request)
+  std::string_view authority;
+  if (auto h = req.header.get("host")) {
+    authority = *h;
+  } else {
+    built = req.host + ":" + std::to_string(req.port);
+    authority = built;
+  }
+  std::string_view path = req.target.empty() ? std::string_view("/") : req.target;
   nv.add(":method", req.method);
   nv.add(":scheme", req.scheme);
   nv.add(":authority", authority);
   nv.add(":path", path);
   req.header.erase("content-length");  // framing is the transport's (RFC 9113 §8.1.1)
-  h2::add_fields(nv, req.header, lower);
+  nv.add_fields(req.header);
   std::string length;
   if (req.content_length > 0) {
     length = std::to_string(req.content_length);
