@@ -55,7 +55,40 @@ struct stream {
   bool continue_sent = false;
   bool head_sent = false;
   std::uint64_t received = 0;
+
+  /// Ready for stream `i`: everything cleared, storage (strings, maps, buffers) kept.
+  void reset(std::int32_t i) {
+    id = i;
+    req.method.clear();
+    req.target.clear();
+    req.header.clear();
+    req.host.clear();
+    req.trailer.clear();
+    req.content_length = 0;
+    req.body = nullptr;
+    res_header.clear();
+    res_trailer.clear();
+    log.upstream_addr.clear();
+    log.upstream_status = 0;
+    log.upstream_latency = std::chrono::microseconds(-1);
+    log.error.clear();
+    in.buf.clear();
+    in.off = 0;
+    in.ended = false;
+    in.failed = {};
+    out.buf.clear();
+    out.off = 0;
+    out.ended = out.deferred = false;
+    out.trailer = nullptr;
+    header_bytes = 0;
+    too_large = bad = headers_done = running = finished = closed = gone = false;
+    continue_sent = head_sent = false;
+    received = 0;
+  }
 };
+
+/// Streams of one connection kept for the next ones (see stream::reset), at most this many.
+constexpr std::size_t spare_streams = 32;
 
 }  // namespace
 
@@ -77,7 +110,8 @@ class h2_connection final : public h2::session {
  private:
   bool init();
   stream* find(std::int32_t id) const noexcept {
-    return static_cast<stream*>(nghttp2_session_get_stream_user_data(ng_, id));
+    auto* st = static_cast<stream*>(nghttp2_session_get_stream_user_data(ng_, id));
+    return st && st->id == id ? st : nullptr;
   }
   void start(stream& st);
   void after_feed() override;
@@ -105,7 +139,13 @@ class h2_connection final : public h2::session {
 
   connection& c_;
   const listener_http2& cfg_;
-  std::unordered_map<std::int32_t, std::unique_ptr<stream>> streams_;
+  std::vector<std::unique_ptr<stream>> streams_;  // open or running; at most a few hundred
+  std::vector<std::unique_ptr<stream>> spare_;    // released, for reuse
+  stream* by_id(std::int32_t id) const noexcept {
+    for (auto& s : streams_)
+      if (s->id == id) return s.get();
+    return nullptr;
+  }
   std::vector<std::int32_t> to_start_;  // complete request heads, started after the feed
   std::size_t running_ = 0;
   std::size_t empty_frames_ = 0;
@@ -388,7 +428,7 @@ void h2_connection::force_close() {
 }
 
 void h2_connection::fail_all(error_code ec) {
-  for (auto& [id, st] : streams_) {
+  for (auto& st : streams_) {
     if (st->gone) continue;
     st->gone = true;
     if (!st->in.ended && !st->in.failed) st->in.failed = ec;
@@ -508,8 +548,8 @@ asio::awaitable<void> h2_connection::run_stream(stream& st) {
 void h2_connection::after_feed() {
   // Handlers start here, not inside nghttp2's callbacks: co_spawn may run them inline.
   for (std::size_t i = 0; i < to_start_.size(); ++i) {
-    auto it = streams_.find(to_start_[i]);
-    if (it != streams_.end() && !it->second->closed && !it->second->running) start(*it->second);
+    stream* st = by_id(to_start_[i]);
+    if (st && !st->closed && !st->running) start(*st);
   }
   to_start_.clear();
 }
@@ -530,7 +570,15 @@ void h2_connection::stream_done(stream& st) {
 void h2_connection::release(stream& st) {
   // Bytes received but never read still count against the connection window.
   if (st.in.unread() > 0 && !closed()) nghttp2_session_consume_connection(ng_, st.in.unread());
-  streams_.erase(st.id);
+  nghttp2_session_set_stream_user_data(ng_, st.id, nullptr);  // if nghttp2 still keeps it
+  for (std::size_t i = 0; i < streams_.size(); ++i) {
+    if (streams_[i].get() != &st) continue;
+    auto p = std::move(streams_[i]);
+    streams_[i] = std::move(streams_.back());
+    streams_.pop_back();
+    if (spare_.size() < spare_streams) spare_.push_back(std::move(p));
+    break;
+  }
   if (streams_.empty()) idle_changed();
 }
 
@@ -580,9 +628,16 @@ bool h2_connection::count_reset() {
 int h2_connection::on_begin_headers(nghttp2_session* ng, const nghttp2_frame* f, void* user) {
   auto* self = static_cast<h2_connection*>(user);
   if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  auto st = std::make_unique<stream>(*self, f->hd.stream_id, self->sock_.get_executor());
+  std::unique_ptr<stream> st;
+  if (!self->spare_.empty()) {
+    st = std::move(self->spare_.back());
+    self->spare_.pop_back();
+    st->reset(f->hd.stream_id);
+  } else {
+    st = std::make_unique<stream>(*self, f->hd.stream_id, self->sock_.get_executor());
+  }
   nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st.get());
-  self->streams_[f->hd.stream_id] = std::move(st);
+  self->streams_.push_back(std::move(st));
   if (self->streams_.size() == 1) self->idle_changed();
   return 0;
 }
