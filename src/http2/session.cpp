@@ -169,6 +169,7 @@ ssize_t session::read_data(nghttp2_session* ng, std::int32_t stream_id, std::uin
   std::size_t n = std::min(length, out.queued());
   std::memcpy(buf, out.buf.data() + out.off, n);
   out.off += n;
+  out.taken += n;
   compact(out.buf, out.off);
   if (n > 0 && out.room && out.queued() <= outbound_high) out.room->notify();
   if (out.queued() == 0 && out.ended) {

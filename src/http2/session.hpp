@@ -69,7 +69,8 @@ struct outbound {
   bool ended = false;                   // no more bytes will be queued
   bool deferred = false;                // the provider said DEFERRED: resume_data() when bytes come
   const header_map* trailer = nullptr;  // sent as HEADERS after the data, if non-empty
-  event* room = nullptr;  // notified when the provider took bytes (a producer may wait)
+  event* room = nullptr;    // notified when the provider took bytes (a producer may wait)
+  std::uint64_t taken = 0;  // bytes the provider has taken so far: progress
   std::size_t queued() const noexcept { return buf.size() - off; }
 };
 

@@ -80,6 +80,7 @@ struct stream {
     out.off = 0;
     out.ended = out.deferred = false;
     out.trailer = nullptr;
+    out.taken = 0;
     header_bytes = 0;
     too_large = bad = headers_done = running = finished = closed = gone = false;
     continue_sent = head_sent = false;
@@ -315,6 +316,7 @@ class h2_writer final : public response_writer {
     bool end = !has_body_ || (last && st_.out.queued() == 0 && st_.res_trailer.empty() &&
                               !(declared_ && remaining_ > 0));
     st_.out.trailer = &st_.res_trailer;
+    if (end) st_.out.ended = true;  // the stream's end goes with the head: not a reset later
     st_.conn.submit_head(st_, status_, h, end);
   }
 
@@ -543,6 +545,18 @@ asio::awaitable<void> h2_connection::run_stream(stream& st) {
   w.finish();
   st.finished = true;
   st.req.body = nullptr;
+  // The response may still wait for the client's window (up to the queue bound): that wait is
+  // bounded like a write's, else a client that never opens it holds the stream for ever.
+  auto idle = c_.opts_.idle_timeout;
+  while (!st.closed && !st.gone && st.out.queued() > 0) {
+    auto taken = st.out.taken;
+    bool woke = co_await st.room.wait(idle);
+    if (!woke && st.out.taken == taken && !st.closed && !st.gone) {
+      if (st.log.error.empty()) st.log.error = "write to client: flow-control window stalled";
+      reset(st, NGHTTP2_CANCEL);
+      break;
+    }
+  }
 }
 
 void h2_connection::after_feed() {

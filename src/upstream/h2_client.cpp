@@ -3,6 +3,7 @@
 // request-body pump, the response body reader, and the per-worker pool of such connections.
 #include "upstream/h2_client.hpp"
 
+#include <algorithm>
 #include <array>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -17,6 +18,7 @@ namespace trafficcop::upstream {
 namespace {
 
 using clock = std::chrono::steady_clock;
+constexpr std::uint32_t stream_window = 256 * 1024;  // what an upstream may send ahead per stream
 
 bool cancelled(const asio::cancellation_state& cs) noexcept {
   return cs.cancelled() != asio::cancellation_type::none;
@@ -93,6 +95,18 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
   const std::string& peer() const noexcept { return c_->peer; }
 
   asio::awaitable<round_trip_result> round_trip(outbound_request& req, bool& retry);
+  /// Nobody will read `st` any more: what it received but was not read goes back to the
+  /// connection window (closed or not: else each abandoned stream shrinks the window for
+  /// good, until the connection wedges), and an open stream is reset.
+  void abandon(cstream& st) {
+    st.abandoned = true;
+    if (st.in.unread() > 0) {
+      consume(st.id, st.in.unread());
+      st.in.buf.clear();
+      st.in.off = 0;
+    }
+    if (!st.closed) reset(st, NGHTTP2_CANCEL);
+  }
   void reset(cstream& st, std::uint32_t code) {
     if (!st.closed && !closed()) nghttp2_submit_rst_stream(ng_, NGHTTP2_FLAG_NONE, st.id, code);
     want_write();
@@ -149,12 +163,8 @@ class h2_response final : public upstream_response, public body_reader {
     }
   }
   ~h2_response() override {
-    st_->abandoned = true;
     if (st_->pumping) st_->pump_cancel.emit(asio::cancellation_type::terminal);  // see release()
-    if (!st_->closed) {
-      if (st_->in.unread() > 0) h_->consume(st_->id, st_->in.unread());
-      h_->reset(*st_, NGHTTP2_CANCEL);  // the body was not read to its end
-    }
+    h_->abandon(*st_);
   }
 
   body_reader& body() override { return *this; }
@@ -216,12 +226,18 @@ bool h2_client::init() {
   if (rv != 0) return false;
   nghttp2_settings_entry iv[] = {
       {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 256 * 1024},
+      {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, stream_window},
       {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
        static_cast<std::uint32_t>(max_response_header_bytes)},
   };
   nghttp2_submit_settings(ng_, NGHTTP2_FLAG_NONE, iv, std::size(iv));
-  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0, 4 * 1024 * 1024);
+  // The connection window must not be what stops streams: a few slow downstream clients, each
+  // leaving a stream window unread, would otherwise stall every other stream on this
+  // connection. Memory stays bounded by the stream windows.
+  std::uint64_t conn_window = std::uint64_t{max_streams_} * stream_window;
+  conn_window = std::clamp<std::uint64_t>(conn_window, 4u << 20, 0x7fffffffu);
+  nghttp2_session_set_local_window_size(ng_, NGHTTP2_FLAG_NONE, 0,
+                                        static_cast<std::int32_t>(conn_window));
   return true;
 }
 
@@ -267,6 +283,7 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req, 
   auto ex = co_await asio::this_coro::executor;
   auto st = std::make_shared<cstream>(ex);
   // The request head: pseudo-fields from the request line and Host (RFC 9113 §8.3.1).
+  req.header.erase("content-length");  // framing is the transport's (RFC 9113 §8.1.1)
   auto& nv = h2::nv_list::scratch();
   std::string built;  // only without a Host field (an embedder's request)
   std::string_view authority;
@@ -281,8 +298,7 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req, 
   nv.add(":scheme", req.scheme);
   nv.add(":authority", authority);
   nv.add(":path", path);
-  req.header.erase("content-length");  // framing is the transport's (RFC 9113 §8.1.1)
-  nv.add_fields(req.header);
+  nv.add_fields(req.header);  // after the erase above: views into req.header stay put
   std::string length;
   if (req.content_length > 0) {
     length = std::to_string(req.content_length);
@@ -350,9 +366,8 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req, 
     co_await st->ev_read.wait(left);
   }
   if (err) {
-    reset(*st, NGHTTP2_CANCEL);
+    abandon(*st);
     co_await stop_pump(*st);
-    st->abandoned = true;
     co_return round_trip_result{nullptr, std::move(*err)};
   }
   co_return round_trip_result{
@@ -369,13 +384,15 @@ asio::awaitable<void> h2_client::pump(std::shared_ptr<h2_client> self, std::shar
       if (cancelled(co_await asio::this_coro::cancellation_state)) co_return;
     }
     if (st->closed) co_return;
+    // From the first read on, a refused stream cannot be replayed: bytes read here and then
+    // dropped (the stream closed meanwhile) would be missing from the retry.
+    st->body_started = true;
     auto r = co_await body->read(asio::buffer(buf));
     if (cancelled(co_await asio::this_coro::cancellation_state) || st->closed) co_return;
     if (r.ec) {
       self->reset(*st, NGHTTP2_CANCEL);  // the client's body failed: so does this request
       co_return;
     }
-    st->body_started = true;
     if (r.n == 0) {
       st->out.trailer = trailer;
       st->out.ended = true;

@@ -611,6 +611,7 @@ class _H2Conn:
                 self.h2.end_stream(sid)
             self.flush()
             await self.w.drain()
+            self.up._update(st.rec, sent_all=True)  # the whole response is on the wire
         except (_Stop, h2.exceptions.StreamClosedError, ConnectionError, asyncio.TimeoutError):
             pass
         except h2.exceptions.ProtocolError:
