@@ -301,6 +301,16 @@ bool is_printable_ascii(std::string_view s) noexcept {
   return std::all_of(s.begin(), s.end(), [](char c) { return c >= 0x20 && c <= 0x7e; });
 }
 
+std::optional<std::uint64_t> parse_content_length(std::string_view v) noexcept {
+  if (v.empty() || v.size() > 19) return std::nullopt;
+  std::uint64_t n = 0;
+  for (char ch : v) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    n = n * 10 + static_cast<std::uint64_t>(ch - '0');
+  }
+  return n;
+}
+
 bool is_forbidden_trailer(std::string_view name) noexcept {
   static constexpr std::string_view forbidden[] = {"content-length",
                                                    "host",

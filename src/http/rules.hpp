@@ -3,6 +3,7 @@
 // Each function cites the item of shared/spec/reverse-proxy-behaviour.md it implements.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,10 @@ void remove_hop_by_hop(header_map& h);
 /// RFC 9110 §6.5.1: removes from a trailer section the hop-by-hop fields and those that must
 /// not be sent as trailers (framing, routing, authentication, content metadata, controls).
 void remove_forbidden_trailers(header_map& trailer);
+/// A Content-Length value (RFC 9110 §8.6: 1*DIGIT), at most 19 digits so it fits; nullopt if
+/// it is anything else.
+std::optional<std::uint64_t> parse_content_length(std::string_view v) noexcept;
+
 /// True for a field name remove_forbidden_trailers removes (Connection's list aside).
 bool is_forbidden_trailer(std::string_view name) noexcept;
 

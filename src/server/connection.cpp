@@ -315,14 +315,9 @@ class writer final : public response_writer, public splice_endpoint {
   }
 
   bool parse_length(std::string_view v) {
-    if (v.empty() || v.size() > 19) return false;
-    std::uint64_t n = 0;
-    for (char ch : v) {
-      if (ch < '0' || ch > '9') return false;
-      n = n * 10 + static_cast<std::uint64_t>(ch - '0');
-    }
-    remaining_ = n;
-    return true;
+    auto n = http::parse_content_length(v);
+    if (n) remaining_ = *n;
+    return n.has_value();
   }
 
   asio::awaitable<error_code> send(connection::buffers bufs) {

@@ -321,14 +321,9 @@ class h2_writer final : public response_writer {
   }
 
   bool parse_length(std::string_view v) {
-    if (v.empty() || v.size() > 19) return false;
-    std::uint64_t n = 0;
-    for (char ch : v) {
-      if (ch < '0' || ch > '9') return false;
-      n = n * 10 + static_cast<std::uint64_t>(ch - '0');
-    }
-    remaining_ = n;
-    return true;
+    auto n = http::parse_content_length(v);
+    if (n) remaining_ = *n;
+    return n.has_value();
   }
 
   stream& st_;
@@ -493,7 +488,8 @@ void h2_connection::start(stream& st) {
   else
     c_.w_.make_request_id(req.id);
   if (auto cl = req.header.get("content-length")) {
-    req.content_length = std::strtoll(std::string(*cl).c_str(), nullptr, 10);
+    // nghttp2 has checked it is digits (else the stream was reset as malformed).
+    req.content_length = static_cast<std::int64_t>(http::parse_content_length(*cl).value_or(0));
   } else {
     // END_STREAM with the head: no body. The body may also have arrived whole already.
     req.content_length = st.in.ended && st.in.unread() == 0 ? 0 : -1;

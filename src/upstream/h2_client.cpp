@@ -12,6 +12,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "core/log.hpp"
+#include "http/rules.hpp"
 #include "http2/session.hpp"
 
 namespace trafficcop::upstream {
@@ -155,12 +156,9 @@ class h2_response final : public upstream_response, public body_reader {
     header = std::move(st_->header);
     peer = h_->peer();
     content_length = -1;
-    if (auto cl = header.get("content-length")) {
-      std::int64_t n = 0;
-      bool ok = !cl->empty() && cl->size() < 19;
-      for (char c : *cl) ok = ok && c >= '0' && c <= '9' && ((n = n * 10 + (c - '0')), true);
-      if (ok) content_length = n;
-    }
+    if (auto cl = header.get("content-length"))
+      if (auto n = http::parse_content_length(*cl); n && *n <= INT64_MAX)
+        content_length = static_cast<std::int64_t>(*n);
   }
   ~h2_response() override {
     if (st_->pumping) st_->pump_cancel.emit(asio::cancellation_type::terminal);  // see release()
@@ -504,8 +502,6 @@ asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request&
   return h.round_trip(req, retry);
 }
 
-bool h2_available(const h2_client& h) noexcept { return h.available(); }
-
 asio::awaitable<bool> h2_wait_settings(h2_client& h, std::chrono::milliseconds timeout) {
   return h.wait_settings(timeout);
 }
@@ -513,7 +509,7 @@ asio::awaitable<bool> h2_wait_settings(h2_client& h, std::chrono::milliseconds t
 asio::execution_context::id h2_pool::id;
 
 std::shared_ptr<h2_client> h2_pool::find(std::string_view key, const h2_client* not_this) {
-  auto it = clients_.find(std::string(key));
+  auto it = clients_.find(key);
   if (it == clients_.end()) return nullptr;
   auto& v = it->second;
   std::erase_if(v, [](const std::shared_ptr<h2_client>& h) { return !h->alive(); });
@@ -556,15 +552,8 @@ void h2_pool::add(const std::string& key, std::shared_ptr<h2_client> h) {
   clients_[key].push_back(std::move(h));
 }
 
-std::size_t h2_pool::count(std::string_view key) {
-  auto it = clients_.find(std::string(key));
-  if (it == clients_.end()) return 0;
-  std::erase_if(it->second, [](const std::shared_ptr<h2_client>& h) { return !h->alive(); });
-  return it->second.size();
-}
-
 std::optional<bool> h2_pool::speaks_h2(std::string_view key) const {
-  auto it = alpn_.find(std::string(key));
+  auto it = alpn_.find(key);
   if (it == alpn_.end()) return std::nullopt;
   return it->second;
 }

@@ -41,9 +41,6 @@ asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request&
 /// not known, and streams sent beyond it would be refused. False if it did not come.
 asio::awaitable<bool> h2_wait_settings(h2_client& h, std::chrono::milliseconds timeout);
 
-/// True while `h` may take one more stream now.
-bool h2_available(const h2_client& h) noexcept;
-
 class h2_pool : public asio::execution_context::service {
  public:
   using key_type = h2_pool;
@@ -71,8 +68,6 @@ class h2_pool : public asio::execution_context::service {
     h2_pool& p_;
     std::string key_;
   };
-  /// How many clients are kept for `key` (tests).
-  std::size_t count(std::string_view key);
 
   /// What ALPN said the last time for `key`: the upstream speaks h2 (true) or not (false).
   std::optional<bool> speaks_h2(std::string_view key) const;
@@ -84,9 +79,18 @@ class h2_pool : public asio::execution_context::service {
     std::size_t connects = 0;
     std::unique_ptr<asio::steady_timer> done;  // waiters park on it; cancelled per connect
   };
-  std::unordered_map<std::string, std::vector<std::shared_ptr<h2_client>>> clients_;
-  std::unordered_map<std::string, bool> alpn_;
-  std::unordered_map<std::string, pending> pending_;
+  // Looked up by string_view (transparent hash): no key string is made per request.
+  struct key_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept {
+      return std::hash<std::string_view>{}(s);
+    }
+  };
+  template <class V>
+  using by_key = std::unordered_map<std::string, V, key_hash, std::equal_to<>>;
+  by_key<std::vector<std::shared_ptr<h2_client>>> clients_;
+  by_key<bool> alpn_;
+  by_key<pending> pending_;
 };
 
 }  // namespace trafficcop::upstream
