@@ -13,11 +13,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "http/rules.hpp"
 #include "http1/parser.hpp"
 
 namespace trafficcop::fuzz {
@@ -78,6 +80,23 @@ inline void start_of(message& m, http1::response_parser& p) {
   m.start = std::to_string(p.status()) + " " + p.reason();
 }
 
+/// An oracle independent of the parse: the framing Beast will split the bytes by must be the
+/// one the accepted fields say. A Transfer-Encoding that passed the proxy's check means chunked
+/// (nothing else is accepted), and a Content-Length that passed is the length ("chunked,
+/// chunked" once passed the check and was framed as no body at all: issue 14.1).
+template <class Parser>
+void check_framing(Parser& p) {
+  bool te = false;
+  std::optional<std::uint64_t> cl;
+  for (const auto& f : p.fields()) {
+    if (iequals(f.name, "transfer-encoding")) te = true;
+    if (iequals(f.name, "content-length")) cl = http::parse_content_length(f.value);
+  }
+  check(p.chunked() == te, "Transfer-Encoding accepted but not framed as chunked");
+  // A message with no body to read (HEAD, 204, 304, "Content-Length: 0") is done already.
+  if (!te && cl && !p.is_done()) check(p.length() == cl, "Content-Length not the framing");
+}
+
 /// Parses up to max_messages messages of `all`; `make(i)` makes the i-th parser. With `eof`,
 /// the end of the input is the end of the connection (put_eof).
 template <class Make>
@@ -118,7 +137,7 @@ std::vector<message> parse(std::string_view all, feed f, Make make, bool eof) {
       start_of(m, *p);
       m.version = p->version();
       m.header = dump(p->fields());
-      (void)p->length();
+      check_framing(*p);
       // Each round consumes a byte, or delivers one, or ends: 2 * size rounds at most.
       for (std::size_t rounds = 0; !p->is_done(); ++rounds) {
         check(rounds <= 2 * all.size() + 2, "put_body makes no progress");

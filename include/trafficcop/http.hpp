@@ -131,12 +131,26 @@ class byte_stream {
   virtual void close() = 0;
 };
 
+/// What the server does with a request header field whose name holds '_' ("Transfer_Encoding"):
+/// backends that fold '_' into '-' (CGI, many frameworks) would read it as another field.
+enum class underscore_fields {
+  drop,    // remove the field before any handler sees it (nginx's default)
+  keep,    // pass it on (nginx's underscores_in_headers on)
+  reject,  // answer 400
+};
+
 /// An inbound request, as parsed and validated by the server. Handlers must treat it as
 /// read-only (spec 5): the proxy copies what it sends upstream.
 struct request {
   std::string method;
-  /// The request-target exactly as received: origin-form "/a%2Fb?x=1", or absolute-form.
+  /// The request-target in origin-form ("/a%2Fb?x=1"), its path normalised by the server
+  /// (RFC 3986: dot segments removed, escaped unreserved bytes decoded, "%2F" kept as it is):
+  /// what routers match and what the proxy sends upstream. An absolute-form target arrives
+  /// here in origin-form, its authority in `host`.
   std::string target;
+  /// The origin-form target before its path was normalised: the bytes the client sent
+  /// (reverse_proxy_options::raw_target forwards these instead).
+  std::string raw_target;
   /// 10 or 11 for HTTP/1.x.
   int version = 11;
   header_map header;

@@ -43,6 +43,10 @@ struct reverse_proxy_options {
   /// host:port (spec 8, the default here).
   bool keep_host = false;
   forwarded_mode forwarded = forwarded_mode::append;
+  /// Send the request-target's path as the client sent it (request::raw_target) instead of
+  /// the normalised one that routes matched (request::target). Only for upstreams that need
+  /// the exact bytes: "/a/../b" then reaches them as it is.
+  bool raw_target = false;
 
   /// Called last on the outbound request; `in` is read-only. Default: nothing.
   std::function<void(const request& in, outbound_request& out)> rewrite{};

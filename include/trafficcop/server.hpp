@@ -68,6 +68,8 @@ struct server_options {
   std::size_t max_headers = 100;             // → 431
   std::size_t max_uri_bytes = 8 * 1024;      // → 414
   std::uint64_t max_body_bytes = 0;          // 0 = unlimited; → 413
+  /// Request fields named with '_' (request trailers too): dropped unless told otherwise.
+  underscore_fields headers_with_underscores = underscore_fields::drop;
   /// Open client connections per worker; at the limit the worker stops accepting until one
   /// closes (the kernel's backlog holds the rest), so descriptors and memory stay bounded.
   std::size_t max_connections = 10'000;

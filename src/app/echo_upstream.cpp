@@ -61,7 +61,7 @@ tc::asio::awaitable<void> echo(tc::response_writer& w, tc::request& in) {
     body += r.n;
   }
   std::string out = "trafficcop-echo: this is what the upstream received\n\n";
-  out += in.method + " " + in.target + " " +
+  out += in.method + " " + in.raw_target + " " +
          (in.version == 20   ? "HTTP/2.0"
           : in.version == 10 ? "HTTP/1.0"
                              : "HTTP/1.1") +
@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
   tc::server_options o;
   o.listen = {listen};
   o.workers = 1;
+  o.headers_with_underscores = tc::underscore_fields::keep;  // show everything it was sent
   o.http2.resize(1);
   o.http2[0].h2c = h2c;
   if (!cert.empty()) o.tls = {tc::listener_tls{{{cert, key}}}};

@@ -114,6 +114,7 @@ handler proxy_for(const config::config& cfg, const config::route& r, const confi
   o.transport = std::move(t);
   o.keep_host = r.host_header.value_or(cfg.host_header) == config::host_policy::keep;
   o.forwarded = to_mode(cfg.forwarded);
+  o.raw_target = r.upstream_target.value_or(cfg.upstream_target) == config::target_policy::raw;
   o.response_timeout = u.response_timeout;
   // Unset: flush when the upstream pauses (a demanding user expects nginx's behaviour: bytes
   // do not wait for more bytes), see docs/config.md.
@@ -178,6 +179,17 @@ server_options to_server_options(const config::config& cfg) {
   o.max_headers = cfg.limits.max_headers;
   o.max_uri_bytes = cfg.limits.max_uri_bytes;
   o.max_body_bytes = cfg.limits.max_body_bytes;
+  switch (cfg.headers_with_underscores) {
+    case config::underscore_policy::drop:
+      o.headers_with_underscores = underscore_fields::drop;
+      break;
+    case config::underscore_policy::keep:
+      o.headers_with_underscores = underscore_fields::keep;
+      break;
+    case config::underscore_policy::reject:
+      o.headers_with_underscores = underscore_fields::reject;
+      break;
+  }
   o.max_connections = cfg.limits.max_connections;
   o.read_header_timeout = cfg.timeouts.read_header;
   o.idle_timeout = cfg.timeouts.idle;

@@ -214,6 +214,12 @@ constexpr std::pair<std::string_view, upstream_http2> upstream_http2_modes[] = {
     {"auto", upstream_http2::automatic},
     {"always", upstream_http2::always},
     {"never", upstream_http2::never}};
+constexpr std::pair<std::string_view, target_policy> target_policies[] = {
+    {"normalized", target_policy::normalized}, {"raw", target_policy::raw}};
+constexpr std::pair<std::string_view, underscore_policy> underscore_policies[] = {
+    {"drop", underscore_policy::drop},
+    {"keep", underscore_policy::keep},
+    {"reject", underscore_policy::reject}};
 constexpr std::pair<std::string_view, log_format> log_formats[] = {
     {"json", log_format::json}, {"combined", log_format::combined}};
 
@@ -255,6 +261,9 @@ class loader {
   bool read(const node& n, const std::string& path, host_policy& out);
   bool read(const node& n, const std::string& path, std::optional<host_policy>& out);
   bool read(const node& n, const std::string& path, forwarded_policy& out);
+  bool read(const node& n, const std::string& path, target_policy& out);
+  bool read(const node& n, const std::string& path, std::optional<target_policy>& out);
+  bool read(const node& n, const std::string& path, underscore_policy& out);
   bool read(const node& n, const std::string& path, log_format& out);
   bool read(const node& n, const std::string& path, upstream_http2& out);
   bool read(const node& n, const std::string& path, bool& out);
@@ -496,6 +505,18 @@ bool loader::read(const node& n, const std::string& path, std::optional<host_pol
 bool loader::read(const node& n, const std::string& path, forwarded_policy& out) {
   return read_enum(n, path, out, forwarded_policies);
 }
+bool loader::read(const node& n, const std::string& path, target_policy& out) {
+  return read_enum(n, path, out, target_policies);
+}
+bool loader::read(const node& n, const std::string& path, std::optional<target_policy>& out) {
+  target_policy p{};
+  if (!read(n, path, p)) return false;
+  out = p;
+  return true;
+}
+bool loader::read(const node& n, const std::string& path, underscore_policy& out) {
+  return read_enum(n, path, out, underscore_policies);
+}
 bool loader::read(const node& n, const std::string& path, upstream_http2& out) {
   return read_enum(n, path, out, upstream_http2_modes);
 }
@@ -515,6 +536,8 @@ void loader::read_root(const node& root) {
                   {"workers", into(cfg_.workers)},
                   {"host_header", into(cfg_.host_header)},
                   {"forwarded", into(cfg_.forwarded)},
+                  {"upstream_target", into(cfg_.upstream_target)},
+                  {"headers_with_underscores", into(cfg_.headers_with_underscores)},
                   {"flush_interval", into(cfg_.flush_interval)},
                   {"listeners", list(&loader::read_listener)},
                   {"upstreams", list(&loader::read_upstream)},
@@ -689,6 +712,7 @@ void loader::read_route_fields(const node& n, const std::string& path, route& r)
                   {"path_prefix", prefix},
                   {"upstream", [&](auto& v, auto& at) { read_non_empty(v, at, r.upstream); }, true},
                   {"host_header", into(r.host_header)},
+                  {"upstream_target", into(r.upstream_target)},
                   {"flush_interval", into(r.flush_interval)},
                   {"request_headers", edits(r.request_headers)},
                   {"response_headers", edits(r.response_headers)},

@@ -27,6 +27,13 @@ std::optional<std::uint64_t> parse_size(std::string_view text);
 enum class host_policy { rewrite, keep };
 enum class forwarded_policy { append, replace, off };
 enum class log_format { json, combined };
+/// What the upstream receives as the request-target's path.
+enum class target_policy {
+  normalized,  // dot segments resolved, escaped unreserved bytes decoded (what routes match)
+  raw,         // the bytes the client sent
+};
+/// Request fields named with '_': see trafficcop::underscore_fields.
+enum class underscore_policy { drop, keep, reject };
 
 struct header_edits {
   /// Replace (or create) these fields: name → value, in file order.
@@ -100,8 +107,9 @@ struct upstream {
 struct route {
   std::string host;  // exact Host match (port ignored, case-insensitive); "" = any
   std::string path_prefix = "/";
-  std::string upstream;                    // name of an upstreams[] entry
-  std::optional<host_policy> host_header;  // overrides the global setting
+  std::string upstream;                          // name of an upstreams[] entry
+  std::optional<host_policy> host_header;        // overrides the global setting
+  std::optional<target_policy> upstream_target;  // overrides the global setting
   header_edits request_headers;
   header_edits response_headers;
   std::optional<duration> flush_interval;  // -1ms = flush every write
@@ -138,6 +146,8 @@ struct config {
   struct access_log access_log;
   host_policy host_header = host_policy::rewrite;
   forwarded_policy forwarded = forwarded_policy::append;
+  target_policy upstream_target = target_policy::normalized;
+  underscore_policy headers_with_underscores = underscore_policy::drop;
   std::optional<duration> flush_interval;  // default for routes
 };
 

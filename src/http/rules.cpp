@@ -2,6 +2,8 @@
 // Header and URL rules of a proxy hop, after Go's net/http/httputil reverseproxy.go and net/url.
 #include "http/rules.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <array>
 #include <cstddef>
@@ -169,6 +171,20 @@ void remove_hop_by_hop(header_map& h) {
   });
 }
 
+te_kind classify_transfer_encoding(std::string_view value) noexcept {
+  std::size_t codings = 0, chunked = 0;
+  bool chunked_last = false;
+  any_list_element(value, [&](std::string_view coding) {
+    ++codings;
+    chunked_last = iequals(coding, "chunked");
+    if (chunked_last) ++chunked;
+    return false;
+  });
+  if (chunked > 1 || (chunked == 1 && !chunked_last)) return te_kind::malformed;
+  if (chunked == 1 && codings == 1) return te_kind::chunked;
+  return te_kind::unsupported;
+}
+
 bool te_has_trailers(const header_map& in) { return in.has_token("TE", "trailers"); }
 
 std::string join_path(std::string_view base, std::string_view in) {
@@ -263,6 +279,149 @@ void apply_forwarded(header_map& out, std::string_view client_addr, std::string_
   // Spec 16, 56: spoofed inbound values are replaced.
   out.set("X-Forwarded-Host", in_host);
   out.set("X-Forwarded-Proto", tls ? "https" : "http");
+}
+
+namespace {
+
+constexpr bool is_unreserved(char c) noexcept {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_' || c == '~';
+}
+
+constexpr bool is_sub_delim(char c) noexcept {
+  return std::string_view("!$&'()*+,;=").find(c) != std::string_view::npos;
+}
+
+bool is_dot_segment(std::string_view s) noexcept { return s == "." || s == ".."; }
+
+// An encoded slash or backslash, or a raw backslash, at seg[i]: its length, else 0.
+std::size_t separator_at(std::string_view seg, std::size_t i) noexcept {
+  if (seg[i] == '\\') return 1;
+  if (seg[i] != '%' || i + 2 >= seg.size()) return 0;
+  const auto e = seg.substr(i + 1, 2);
+  return iequals(e, "2f") || iequals(e, "5c") ? 3 : 0;
+}
+
+// A segment that a backend decoding "%2F"/"%5C", or taking '\' for '/', would split into
+// pieces of which one is a dot segment: "..%2Fadmin" is "../admin" to such a backend.
+bool hides_dot_segment(std::string_view seg) noexcept {
+  std::size_t start = 0;
+  bool split = false;
+  for (std::size_t i = 0; i < seg.size();) {
+    const auto sep = separator_at(seg, i);
+    if (sep == 0) {
+      ++i;
+      continue;
+    }
+    if (is_dot_segment(seg.substr(start, i - start))) return true;
+    split = true;
+    i += sep;
+    start = i;
+  }
+  return split && is_dot_segment(seg.substr(start));
+}
+
+// RFC 3986 §5.2.4 over a path that starts with '/', segment by segment.
+void remove_dot_segments(std::string_view in, std::string& out) {
+  out.clear();
+  in.remove_prefix(1);
+  for (;;) {
+    const auto slash = in.find('/');
+    const bool last = slash == std::string_view::npos;
+    const auto seg = in.substr(0, slash);
+    if (seg == "..") {
+      const auto cut = out.rfind('/');
+      out.resize(cut == std::string::npos ? 0 : cut);
+    }
+    if (is_dot_segment(seg)) {
+      if (last) out += '/';
+    } else {
+      out += '/';
+      out.append(seg);
+    }
+    if (last) break;
+    in.remove_prefix(slash + 1);
+  }
+  if (out.empty()) out += '/';
+}
+
+}  // namespace
+
+bool normalize_target(std::string& target) {
+  if (target.empty() || target.front() != '/') return true;
+  const auto q = target.find('?');
+  const std::string_view path = std::string_view(target).substr(0, q);
+  // Nearly every path has neither an escape nor a dot segment: leave those as they are.
+  if (path.find('%') == std::string_view::npos && path.find("/.") == std::string_view::npos &&
+      path.find('\\') == std::string_view::npos)
+    return true;
+  std::string decoded;
+  decoded.reserve(path.size());
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    if (path[i] != '%') {
+      decoded += path[i];
+      continue;
+    }
+    if (i + 2 >= path.size() || !is_hex(path[i + 1]) || !is_hex(path[i + 2])) return false;
+    const char c = static_cast<char>(hex_value(path[i + 1]) * 16 + hex_value(path[i + 2]));
+    if (is_unreserved(c))
+      decoded += c;
+    else
+      decoded.append(path.substr(i, 3));
+    i += 2;
+  }
+  for (std::string_view rest = decoded; !rest.empty();) {
+    const auto slash = rest.find('/');
+    if (hides_dot_segment(rest.substr(0, slash))) return false;
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+  }
+  std::string out;
+  remove_dot_segments(decoded, out);
+  if (q != std::string::npos) out.append(target, q);
+  target = std::move(out);
+  return true;
+}
+
+bool is_valid_host(std::string_view host) noexcept {
+  std::string_view name = host, port;
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return false;
+    const auto literal = host.substr(1, close - 1);
+    char buf[INET6_ADDRSTRLEN] = {};
+    unsigned char addr[16];
+    if (literal.empty() || literal.size() >= sizeof buf) return false;
+    std::copy(literal.begin(), literal.end(), buf);
+    if (::inet_pton(AF_INET6, buf, addr) != 1) return false;
+    const auto rest = host.substr(close + 1);
+    if (!rest.empty() && rest.front() != ':') return false;
+    name = {};
+    if (!rest.empty()) port = rest.substr(1);
+  } else {
+    const auto colon = host.find(':');
+    if (colon != std::string_view::npos) {
+      name = host.substr(0, colon);
+      port = host.substr(colon + 1);
+    }
+    if (name.empty()) return false;
+    for (std::size_t i = 0; i < name.size(); ++i) {
+      const char c = name[i];
+      if (is_unreserved(c) || is_sub_delim(c)) continue;
+      if (c == '%' && i + 2 < name.size() && is_hex(name[i + 1]) && is_hex(name[i + 2])) {
+        i += 2;
+        continue;
+      }
+      return false;
+    }
+  }
+  if (port.size() > 5) return false;
+  std::uint32_t n = 0;
+  for (const char c : port) {
+    if (c < '0' || c > '9') return false;
+    n = n * 10 + static_cast<std::uint32_t>(c - '0');
+  }
+  return n <= 65535;
 }
 
 bool is_token(std::string_view s) noexcept {

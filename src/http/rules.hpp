@@ -28,6 +28,14 @@ void remove_forbidden_trailers(header_map& trailer);
 /// it is anything else.
 std::optional<std::uint64_t> parse_content_length(std::string_view v) noexcept;
 
+/// What a proxy can do with a Transfer-Encoding value (RFC 9112 §6.1, spec 53, 60).
+enum class te_kind {
+  chunked,      // exactly one "chunked", and it is the only coding: re-framable
+  unsupported,  // codings other than chunked, none of them misplaced: 501
+  malformed,    // chunked not last, or applied more than once ("chunked, chunked"): 400
+};
+te_kind classify_transfer_encoding(std::string_view value) noexcept;
+
 /// True for a field name remove_forbidden_trailers removes (Connection's list aside).
 bool is_forbidden_trailer(std::string_view name) noexcept;
 
@@ -62,6 +70,20 @@ enum class forwarded_mode {
 /// set to `in_host` and X-Forwarded-Proto to "https"/"http". XFF ends as one line.
 void apply_forwarded(header_map& out, std::string_view client_addr, std::string_view in_host,
                      bool tls, forwarded_mode mode);
+
+/// Normalises the path of an origin-form request-target in place (RFC 3986 §6.2.2): percent-
+/// encoded unreserved bytes are decoded ("%2e" → ".", "%41" → "A"), then dot segments are
+/// removed (§5.2.4: "/a/./b/../c" → "/a/c"). Other escapes stay as received, so "%2F" is never
+/// a separator. The query is untouched. Returns false, leaving `target` unspecified, for a
+/// path that is not a path (a bad escape) or that backends would read another way: a segment
+/// which, split at an encoded slash or at a backslash, holds a dot segment ("..%2F", "..\").
+/// A target that does not start with '/' ("*") is left alone.
+bool normalize_target(std::string& target);
+
+/// RFC 9112 §3.2, RFC 3986 §3.2.2: a Host value or an absolute-form authority, uri-host
+/// [":" port]: a reg-name (unreserved, pct-encoded, sub-delims), an IPv4 address or a bracketed
+/// IPv6 literal, then an optional port of at most 5 digits up to 65535. Empty is invalid.
+bool is_valid_host(std::string_view host) noexcept;
 
 /// RFC 9110 §5.1 token (field names, methods, upgrade protocol names).
 bool is_token(std::string_view s) noexcept;

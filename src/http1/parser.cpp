@@ -128,47 +128,53 @@ void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b,
     return;
   }
   header_map& into = in_trailer_ ? trailer_ : *fields_;
-  if (fields_->size() + trailer_.size() >= limits_.max_headers) {
+  if (fields_->size() + trailer_.size() + dropped_ >= limits_.max_headers) {
     ec = errc::header_too_large;
     return;
   }
-  if (f == bh::field::transfer_encoding && !in_trailer_) {
-    // RFC 9112 §6.1: chunked must be the final coding, and only chunked is re-framable by a
-    // proxy; anything else is 501 (spec 53), chunked-not-last is 400 (spec 60).
-    std::string_view v = value;
-    bool chunked_last = false, chunked_seen = false, other = false;
-    while (!v.empty()) {
-      auto comma = v.find(',');
-      auto tok = v.substr(0, comma);
-      while (!tok.empty() && (tok.front() == ' ' || tok.front() == '\t')) tok.remove_prefix(1);
-      while (!tok.empty() && (tok.back() == ' ' || tok.back() == '\t')) tok.remove_suffix(1);
-      if (!tok.empty()) {
-        bool is_chunked = iequals(tok, "chunked");
-        if (chunked_seen) chunked_last = false;  // something after chunked
-        if (is_chunked)
-          chunked_seen = chunked_last = true;
-        else
-          other = true;
-      }
-      if (comma == std::string_view::npos) break;
-      v.remove_prefix(comma + 1);
-    }
-    if (te_seen_ || (chunked_seen && !chunked_last)) {
+  if (IsRequest && limits_.underscores != underscore_fields::keep &&
+      name.find('_') != std::string_view::npos) {
+    if (limits_.underscores == underscore_fields::reject) {
       ec = errc::bad_request;
       return;
     }
-    if (!chunked_seen || other) {
-      ec = errc::unsupported_transfer_encoding;
+    ++dropped_;  // still a line of the head: it counts against max_headers
+    return;
+  }
+  if (f == bh::field::transfer_encoding && !in_trailer_) {
+    // RFC 9112 §6.1: chunked must be the final coding, applied once, and only chunked is
+    // re-framable by a proxy; anything else is 501 (spec 53), chunked-not-last is 400 (spec 60).
+    // Chunked applied twice ("chunked, chunked") is 400 too: Beast frames a message as chunked
+    // only when its one chunked is last, so it would read such a body as absent (a request)
+    // or close-delimited (a response) and the chunk bytes would become the next message.
+    if (te_seen_) {
+      ec = errc::bad_request;
       return;
     }
-    te_seen_ = true;
+    switch (http::classify_transfer_encoding(value)) {
+      case http::te_kind::chunked:
+        te_seen_ = true;
+        break;
+      case http::te_kind::unsupported:
+        ec = errc::unsupported_transfer_encoding;
+        return;
+      case http::te_kind::malformed:
+        ec = errc::bad_request;
+        return;
+    }
   }
   into.add(name, value);
 }
 
 template <bool IsRequest>
-void parser_base<IsRequest>::on_header_impl(error_code&) {
+void parser_base<IsRequest>::on_header_impl(error_code& ec) {
   in_trailer_ = true;
+  // One framing decision: a Transfer-Encoding we accepted must be what Beast frames by, or
+  // the body boundary we check is not the one the bytes are split at.
+  if (te_seen_ != this->chunked()) {
+    ec = errc::bad_request;
+    return;
+  }
   // Beast has checked a Content-Length against the limit; past the head, body_left_ counts:
   // Beast takes a chunk's size off its budget again each time it retries an incomplete chunk
   // line, and a whole unread close-delimited input each time put_body is called.
@@ -249,6 +255,7 @@ void request_parser::on_response_impl(int, bsv, int, error_code& ec) {
 
 void request_parser::on_header_impl(error_code& ec) {
   parser_base::on_header_impl(ec);
+  if (ec) return;
   // RFC 9112 §3.2: a 1.1 request without Host, or with more than one, gets 400 (spec 50).
   std::size_t hosts = 0;
   for (const auto& f : *fields_)

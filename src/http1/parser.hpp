@@ -30,6 +30,8 @@ struct parser_limits {
   std::size_t max_headers = 100;             // field lines; → 431
   std::size_t max_uri_bytes = 8 * 1024;      // → 414
   std::uint64_t max_body_bytes = 0;          // 0 = unlimited; → 413
+  /// Requests only; a response's fields are passed as they are.
+  underscore_fields underscores = underscore_fields::keep;
 };
 
 /// Moves body bytes out of `in` into `out`: how much of each was used.
@@ -76,6 +78,7 @@ class parser_base : public boost::beast::http::basic_parser<IsRequest> {
   int version_ = 11;
   bool in_trailer_ = false;
   bool te_seen_ = false;
+  std::size_t dropped_ = 0;      // field lines dropped (underscores)
   std::size_t head_used_ = 0;    // head bytes Beast consumed before the head was complete
   std::size_t lf_scanned_ = 0;   // head bytes checked for a bare LF
   std::size_t stalled_ = 0;      // put_body calls Beast again once `in` has this many bytes

@@ -168,8 +168,9 @@ class proxy {
       return proxy_error{make_error_code(errc::bad_upstream_url), error_source::internal,
                          "invalid upstream URL"};
     }
-    std::string_view in_path = in.path();
-    std::string_view in_query = in.raw_query();
+    std::string_view target = o_.raw_target && !in.raw_target.empty() ? in.raw_target : in.target;
+    std::string_view in_path = target.substr(0, target.find('?'));
+    std::string_view in_query = target.substr(std::min(target.size(), in_path.size() + 1));
     out.target = http::join_path(url_ ? url_->path : std::string_view{}, in_path);
     std::string query = http::merge_query(url_ ? url_->query : std::string_view{}, in_query);
     if (auto clean = http::sanitize_query(query)) query = std::move(*clean);  // spec 4

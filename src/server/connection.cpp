@@ -560,9 +560,10 @@ asio::awaitable<bool> connection::wants_http2() {
 }
 
 asio::awaitable<error_code> connection::read_head(request& req) {
-  parser_.emplace(http1::parser_limits{opts_.max_header_bytes, opts_.max_headers,
-                                       opts_.max_uri_bytes, opts_.max_body_bytes},
-                  req);  // method, target and fields land in req directly
+  parser_.emplace(
+      http1::parser_limits{opts_.max_header_bytes, opts_.max_headers, opts_.max_uri_bytes,
+                           opts_.max_body_bytes, opts_.headers_with_underscores},
+      req);  // method, target and fields land in req directly
   idle_ = true;
   // The head must be complete read_header_timeout after its first byte, however slowly it
   // trickles in (slowloris): one deadline for the whole head, not one per read.
@@ -614,21 +615,31 @@ asio::awaitable<error_code> connection::read_head(request& req) {
 }
 
 error_code connection::normalize_target(request& req) {
+  // RFC 9112 §3.2: a Host that is not uri-host [":" port] (or is empty) is a 400, before it
+  // can reach X-Forwarded-Host, a route or the upstream's Host.
+  if (req.header.contains("host") && !http::is_valid_host(req.host)) return errc::bad_request;
   // RFC 9112 §3.2.2: in absolute-form ("GET http://h/p") the target's authority is the host
   // and any Host field is ignored; handlers and routers then see origin-form like any other.
   std::string& t = req.target;
-  if (t.empty() || t.front() == '/' || t == "*") return {};
-  auto sep = t.find("://");
-  if (sep == std::string::npos) return errc::bad_request;
-  auto auth = sep + 3;
-  auto path = t.find_first_of("/?", auth);
-  std::string authority =
-      t.substr(auth, path == std::string::npos ? std::string::npos : path - auth);
-  if (authority.empty() || authority.find('@') != std::string::npos) return errc::bad_request;
-  std::string origin = path == std::string::npos ? "/" : t.substr(path);
-  if (origin.front() == '?') origin.insert(0, "/");
-  req.host = std::move(authority);
-  t = std::move(origin);
+  if (!t.empty() && t.front() != '/' && t != "*") {
+    auto sep = t.find("://");
+    if (sep == std::string::npos) return errc::bad_request;
+    std::string_view scheme = std::string_view(t).substr(0, sep);
+    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return errc::bad_request;
+    auto auth = sep + 3;
+    auto path = t.find_first_of("/?", auth);
+    std::string authority =
+        t.substr(auth, path == std::string::npos ? std::string::npos : path - auth);
+    if (!http::is_valid_host(authority)) return errc::bad_request;
+    std::string origin = path == std::string::npos ? "/" : t.substr(path);
+    if (origin.front() == '?') origin.insert(0, "/");
+    req.host = std::move(authority);
+    t = std::move(origin);
+  }
+  req.raw_target.assign(t);
+  // Routes match, and the upstream gets, the path with its dot segments resolved, so that
+  // "/public/../internal" cannot reach a route that "/public" alone was meant to expose.
+  if (!http::normalize_target(t)) return errc::bad_request;
   return {};
 }
 

@@ -46,7 +46,7 @@ struct stream {
   asio::cancellation_signal cancel;
   std::size_t header_bytes = 0;
   bool too_large = false;
-  bool bad = false;           // malformed beyond what nghttp2 checks: answered 400
+  const char* bad = nullptr;  // malformed beyond what nghttp2 checks (why): answered 400
   bool headers_done = false;  // the request head is complete; later HEADERS are trailers
   bool running = false;       // the handler coroutine has not returned
   bool finished = false;      // the handler returned: unread body bytes are dropped
@@ -82,7 +82,8 @@ struct stream {
     out.trailer = nullptr;
     out.taken = 0;
     header_bytes = 0;
-    too_large = bad = headers_done = running = finished = closed = gone = false;
+    bad = nullptr;
+    too_large = headers_done = running = finished = closed = gone = false;
     continue_sent = head_sent = false;
     received = 0;
   }
@@ -471,8 +472,13 @@ void h2_connection::start(stream& st) {
     if (req.host.empty())
       req.host.assign(*h);
     else if (!iequals(*h, req.host) || req.header.joined("host").size() != h->size())
-      st.bad = true;
+      st.bad = "Host differs from :authority";
   }
+  // As on HTTP/1.1: a valid uri-host [":" port], and routes see the normalised path.
+  if (!st.bad && !req.host.empty() && !http::is_valid_host(req.host)) st.bad = "invalid host";
+  if (!st.bad && req.host.empty() && req.header.contains("host")) st.bad = "empty Host";
+  req.raw_target.assign(req.target);
+  if (!st.bad && !http::normalize_target(req.target)) st.bad = "invalid path";
   // RFC 9113 §8.2.3: cookie crumbs become one field for HTTP/1.1 semantics.
   if (req.header.size() > 1) {
     std::string cookies = req.header.joined("cookie");
@@ -513,7 +519,7 @@ asio::awaitable<void> h2_connection::run_stream(stream& st) {
   if (st.too_large) {
     co_await write_text(w, 431, "Request Header Fields Too Large\n");
   } else if (st.bad) {
-    st.log.error = "Host differs from :authority";
+    st.log.error = st.bad;
     co_await write_text(w, 400, "Bad Request\n");
   } else if (opts.max_body_bytes > 0 && st.req.content_length > 0 &&
              static_cast<std::uint64_t>(st.req.content_length) > opts.max_body_bytes) {
@@ -669,15 +675,25 @@ int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* f, const std
   if (st->header_bytes > self->header_limit()) st->too_large = true;
   if (st->too_large) return 0;
   request& req = st->req;
-  if (st->headers_done) {
-    req.trailer.add(n, v);
-  } else if (!n.empty() && n.front() == ':') {
+  if (!st->headers_done && !n.empty() && n.front() == ':') {
     if (n == ":method")
       req.method.assign(v);
     else if (n == ":path")
       req.target.assign(v);
+    else if (n == ":authority" && v.empty())
+      st->bad = "empty :authority";
     else if (n == ":authority")
       req.host.assign(v);
+    return 0;
+  }
+  // As on HTTP/1.1 (http1::parser_limits::underscores), trailers included.
+  auto underscores = self->c_.opts_.headers_with_underscores;
+  if (underscores != underscore_fields::keep && n.find('_') != std::string_view::npos) {
+    if (underscores == underscore_fields::reject) st->bad = "field name with '_'";
+    return 0;
+  }
+  if (st->headers_done) {
+    req.trailer.add(n, v);
   } else {
     if (req.header.size() >= self->c_.opts_.max_headers) {
       st->too_large = true;

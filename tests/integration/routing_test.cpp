@@ -91,5 +91,38 @@ TEST_F(routing, RewriteHookAdditionsSurviveConnectionListing) {
   EXPECT_EQ(req.count("x-added"), 1u);
 }
 
+// The server normalises the path (RFC 3986 §6.2.2) before any handler sees it, and the proxy
+// sends that path upstream: dot segments cannot carry a request past what a route exposed
+// (issue 14.2).
+TEST_F(routing, DotSegmentsAreResolvedBeforeForwarding) {
+  start({.upstream = up.url("/base")});
+  EXPECT_EQ(upstream_target(*this, up, "/public/../internal/x"), "/base/internal/x");
+  EXPECT_EQ(upstream_target(*this, up, "/public/%2e%2e/internal/x?q=%2e%2e"),
+            "/base/internal/x?q=%2e%2e");
+  EXPECT_EQ(upstream_target(*this, up, "/public/%2E%2E/internal/x"), "/base/internal/x");
+  EXPECT_EQ(upstream_target(*this, up, "/a/./b/../../../c/"), "/base/c/");
+  EXPECT_EQ(upstream_target(*this, up, "/%7Euser/%41"), "/base/~user/A");
+  EXPECT_EQ(upstream_target(*this, up, "/files/a%2Fb/c%2f.d"), "/base/files/a%2Fb/c%2f.d");
+}
+
+TEST_F(routing, EncodedSlashNextToDotsIs400) {
+  // "..%2f" is a plain segment to us, "../" to a backend that decodes %2F: ambiguous.
+  start();
+  for (std::string_view target : {"/public/..%2finternal/x", "/public/%2e%2e%2Finternal",
+                                  "/public/x%2f..", "/public/..%5cinternal", "/p/%zz"}) {
+    client c(port);
+    auto res = c.request(get(target));
+    ASSERT_TRUE(res) << target;
+    EXPECT_EQ(res->status, 400) << target;
+    EXPECT_TRUE(c.closed()) << target;
+  }
+  EXPECT_EQ(up.connections(), 0u);
+}
+
+TEST_F(routing, RawTargetOptionForwardsTheBytesAsReceived) {
+  start({.upstream = up.url("/base"), .raw_target = true});
+  EXPECT_EQ(upstream_target(*this, up, "/public/%2e%2e/x?q=1"), "/base/public/%2e%2e/x?q=1");
+}
+
 }  // namespace
 }  // namespace testnet

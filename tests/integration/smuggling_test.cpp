@@ -165,5 +165,123 @@ TEST_F(smuggling, BodyOverLimitAnswerSurvivesTheClose) {
   EXPECT_EQ(up.connections(), 0u);
 }
 
+// Chunked applied twice: Beast frames such a message as bodiless (a request) or
+// close-delimited (a response), so without this check the chunk data became the next request
+// on the connection and was forwarded (issue 14.1).
+TEST_F(smuggling, ChunkedTwiceIsRejectedAndNothingIsSmuggled) {
+  start();
+  expect_rejected(*this,
+                  "POST /front HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+                  "30 /SMUGGLED HTTP/1.1\r\nHost: a\r\nContent-Length: 16\r\n\r\n"
+                  "AAAAAAAAA\r\n0\r\n\r\n",
+                  400);
+  EXPECT_TRUE(up.requests().empty());
+}
+
+TEST_F(smuggling, ChunkedTwiceSpellingsAreRejected) {
+  start();
+  for (std::string_view te : {"chunked,chunked", "CHUNKED , chunked", ", chunked, chunked",
+                              "chunked, identity, chunked"}) {
+    expect_rejected(*this,
+                    "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + std::string(te) +
+                        "\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                    400);
+  }
+}
+
+TEST_F(smuggling, SingleChunkedAmidEmptyElementsStillStreams) {
+  // RFC 9110 §5.6.1: empty list elements do not count; this is one chunked, and Beast must
+  // frame it as chunked for the body to reach the upstream whole.
+  start();
+  auto res = fetch(
+      "POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  ASSERT_TRUE(up.wait_requests(1));
+  EXPECT_EQ(up.requests().at(0).body, "hello");
+}
+
+TEST_F(smuggling, UpstreamChunkedTwiceIsA502WithoutRawFraming) {
+  // The response side of the same hole: read as close-delimited, the raw chunk framing used
+  // to reach the client as body bytes.
+  up.set_script([](upstream_conn& c) {
+    if (!c.read_request()) return;
+    c.send("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+    c.shutdown_write();
+  });
+  start();
+  auto res = fetch(get("/"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 502);
+  EXPECT_EQ(res->raw.find("5\r\nhello"), std::string::npos) << res->raw;
+  ASSERT_TRUE(up.wait_requests(1));
+}
+
+// RFC 9112 §3.2: Host is uri-host [":" port]; anything else is 400 before it can reach
+// X-Forwarded-Host or the upstream's Host (issue 14.3).
+TEST_F(smuggling, InvalidHostIs400) {
+  start({.keep_host = true});
+  for (std::string_view host : {"a b", "evil.example/x?y#z", "", "a@b:c:d", "a:b:c", "[::1",
+                                "[zz]:80", "x:123456", "x:99999", "a\\b"}) {
+    expect_rejected(*this, "GET / HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n", 400);
+  }
+}
+
+TEST_F(smuggling, InvalidAbsoluteFormAuthorityIs400) {
+  start({.keep_host = true});
+  expect_rejected(*this, "GET http://abs.example\\x/k3 HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+  expect_rejected(*this, "GET http://user@abs.example/k3 HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+  expect_rejected(*this, "GET ftp://abs.example/k3 HTTP/1.1\r\nHost: a\r\n\r\n", 400);
+}
+
+TEST_F(smuggling, ValidHostsReachTheUpstreamUnchanged) {
+  start({.keep_host = true});
+  std::vector<std::string> hosts = {
+      "example.com",   "Example.COM:8080",      "127.0.0.1:80",  "[::1]:8443",
+      "[2001:db8::1]", "xn--bcher-kva.example", "a-b_c.example", "host:"};
+  for (const auto& h : hosts) {
+    auto res = fetch("GET / HTTP/1.1\r\nHost: " + h + "\r\n\r\n");
+    ASSERT_TRUE(res) << h;
+    EXPECT_EQ(res->status, 200) << h;
+  }
+  ASSERT_TRUE(up.wait_requests(hosts.size()));
+  auto reqs = up.requests();
+  for (std::size_t i = 0; i < hosts.size(); ++i) {
+    EXPECT_EQ(reqs[i].header("host"), hosts[i]);
+    EXPECT_EQ(reqs[i].header("x-forwarded-host"), hosts[i]);
+  }
+}
+
+// Backends that fold '_' into '-' would read "Transfer_Encoding" as Transfer-Encoding and
+// frame the body differently from the proxy (issue 14.4).
+constexpr std::string_view underscore_request =
+    "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer_Encoding: chunked\r\n"
+    "X_Other: 1\r\n\r\nhello";
+
+TEST_F(smuggling, UnderscoreFieldsAreDroppedByDefault) {
+  start();
+  auto res = fetch(underscore_request);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  ASSERT_TRUE(up.wait_requests(1));
+  auto req = up.requests().at(0);
+  EXPECT_FALSE(req.header("transfer_encoding"));
+  EXPECT_FALSE(req.header("x_other"));
+  EXPECT_EQ(req.header("content-length"), "5");
+  EXPECT_EQ(req.body, "hello");
+}
+
+TEST_F(smuggling, UnderscoreFieldsKeptWhenAsked) {
+  start({}, {.headers_with_underscores = trafficcop::underscore_fields::keep});
+  ASSERT_TRUE(fetch(underscore_request));
+  ASSERT_TRUE(up.wait_requests(1));
+  EXPECT_EQ(up.requests().at(0).header("x_other"), "1");
+}
+
+TEST_F(smuggling, UnderscoreFieldsRejectedWhenAsked) {
+  start({}, {.headers_with_underscores = trafficcop::underscore_fields::reject});
+  expect_rejected(*this, underscore_request, 400);
+}
+
 }  // namespace
 }  // namespace testnet

@@ -738,5 +738,30 @@ routes: [{upstream: a}]
             }));
 }
 
+TEST(ConfigLoad, UpstreamTargetAndUnderscorePolicies) {
+  auto defaults = must_load(minimal);
+  EXPECT_EQ(defaults.upstream_target, target_policy::normalized);
+  EXPECT_EQ(defaults.headers_with_underscores, underscore_policy::drop);
+  EXPECT_EQ(defaults.routes.at(0).upstream_target, std::nullopt);
+  auto cfg = must_load(R"(
+upstream_target: raw
+headers_with_underscores: reject
+listeners: [{address: 127.0.0.1:8080}]
+upstreams: [{name: demo, url: http://127.0.0.1:9000}]
+routes: [{upstream: demo, upstream_target: normalized}]
+)");
+  EXPECT_EQ(cfg.upstream_target, target_policy::raw);
+  EXPECT_EQ(cfg.headers_with_underscores, underscore_policy::reject);
+  EXPECT_EQ(cfg.routes.at(0).upstream_target, target_policy::normalized);
+  EXPECT_EQ(errors_of(std::string(minimal) + "headers_with_underscores: allow\n"),
+            (errors{"headers_with_underscores: \"allow\" is not one of drop, keep, reject"}));
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: 127.0.0.1:8080}]
+upstreams: [{name: demo, url: http://127.0.0.1:9000}]
+routes: [{upstream: demo, upstream_target: exact}]
+)"),
+            (errors{"routes[0].upstream_target: \"exact\" is not one of normalized, raw"}));
+}
+
 }  // namespace
 }  // namespace trafficcop::config

@@ -520,6 +520,23 @@ INSTANTIATE_TEST_SUITE_P(
                     "POST / HTTP/1.1\r\n" + host +
                         "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
                     400},
+        // Issue 14.1: chunked applied twice in one line, whatever the spelling.
+        reject_case{"ChunkedTwiceInOneLine",
+                    "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked, chunked\r\n\r\n",
+                    400},
+        reject_case{"ChunkedTwiceNoSpace",
+                    "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: chunked,chunked\r\n\r\n",
+                    400},
+        reject_case{"ChunkedTwiceCaseAndSpace",
+                    "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: CHUNKED , chunked\r\n\r\n",
+                    400},
+        reject_case{"ChunkedTwiceAfterEmptyElement",
+                    "POST / HTTP/1.1\r\n" + host + "Transfer-Encoding: , chunked, chunked\r\n\r\n",
+                    400},
+        reject_case{"UnderscoreFieldRejected",
+                    "GET / HTTP/1.1\r\n" + host + "X_A: 1\r\n\r\n",
+                    400,
+                    {.underscores = underscore_fields::reject}},
         // spec 50, 60
         reject_case{"ObsFold", "GET / HTTP/1.1\r\n" + host + "X-A: b\r\n c\r\n\r\n", 400},
         reject_case{"ObsFoldTab", "GET / HTTP/1.1\r\n" + host + "X-A: b\r\n\tc\r\n\r\n", 400},
@@ -755,12 +772,35 @@ TEST(ResponseParser, MalformedResponsesFail) {
        {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
         "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
         "HTTP/1.1 2000 OK\r\n\r\n", "HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
-        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"}) {
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        // Issue 14.1: read as close-delimited, the chunk framing would become body bytes.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,chunked\r\n\r\n0\r\n\r\n"}) {
     SCOPED_TRACE(in);
     auto r = parse_every_split(in, responses());
     ASSERT_EQ(r.messages.size(), 1u);
     EXPECT_TRUE(r.messages[0].failed);
   }
+}
+
+TEST(RequestParser, UnderscoreFieldsDroppedButCounted) {
+  // Issue 14.4: dropped before any handler sees them; each still counts against max_headers.
+  const std::string in = "GET / HTTP/1.1\r\nHost: a\r\nX_A: 1\r\nX-B: 2\r\n\r\n";
+  auto r = parse_every_split(in, requests({.underscores = underscore_fields::drop}));
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_FALSE(r.messages[0].failed) << r.messages[0].error;
+  EXPECT_EQ(r.messages[0].header, (fields{{"Host", "a"}, {"X-B", "2"}}));
+  auto over =
+      parse_every_split(in, requests({.max_headers = 2, .underscores = underscore_fields::drop}));
+  ASSERT_EQ(over.messages.size(), 1u);
+  EXPECT_EQ(over.messages[0].error_status, 431);
+}
+
+TEST(ResponseParser, UnderscoreFieldsArePassed) {
+  const std::string in = "HTTP/1.1 204 No Content\r\nX_A: 1\r\n\r\n";
+  auto r = parse_every_split(in, responses());
+  ASSERT_EQ(r.messages.size(), 1u);
+  EXPECT_EQ(r.messages[0].header, (fields{{"X_A", "1"}}));
 }
 
 }  // namespace

@@ -593,5 +593,80 @@ TEST(Upgrade, NonAsciiUpgradeTypeFailsThePrintableCheck) {
   EXPECT_FALSE(is_printable_ascii(*t));
 }
 
+// --- issue 14.1: one Transfer-Encoding decision ----------------------------------------------
+
+TEST(ClassifyTransferEncoding, OnlyOneChunkedAloneIsReframable) {
+  EXPECT_EQ(classify_transfer_encoding("chunked"), te_kind::chunked);
+  EXPECT_EQ(classify_transfer_encoding(" Chunked "), te_kind::chunked);
+  EXPECT_EQ(classify_transfer_encoding(", chunked,"), te_kind::chunked);
+  EXPECT_EQ(classify_transfer_encoding("gzip"), te_kind::unsupported);
+  EXPECT_EQ(classify_transfer_encoding("gzip, chunked"), te_kind::unsupported);
+  EXPECT_EQ(classify_transfer_encoding(""), te_kind::unsupported);
+  EXPECT_EQ(classify_transfer_encoding("chunked, gzip"), te_kind::malformed);
+  EXPECT_EQ(classify_transfer_encoding("chunked, chunked"), te_kind::malformed);
+  EXPECT_EQ(classify_transfer_encoding("chunked,chunked"), te_kind::malformed);
+  EXPECT_EQ(classify_transfer_encoding("CHUNKED , chunked"), te_kind::malformed);
+  EXPECT_EQ(classify_transfer_encoding(", chunked, chunked"), te_kind::malformed);
+  EXPECT_EQ(classify_transfer_encoding("gzip, chunked, chunked"), te_kind::malformed);
+}
+
+// --- issue 14.2: path normalisation --------------------------------------------------------
+
+std::optional<std::string> normalized(std::string t) {
+  if (!normalize_target(t)) return std::nullopt;
+  return t;
+}
+
+TEST(NormalizeTarget, ResolvesDotSegmentsAndDecodesUnreserved) {
+  const std::pair<std::string, std::string> cases[] = {
+      {"/", "/"},
+      {"/a/b?x=/../y", "/a/b?x=/../y"},  // the query is not a path
+      {"/public/../internal/x", "/internal/x"},
+      {"/public/%2e%2e/internal/x", "/internal/x"},
+      {"/public/%2E%2E/internal/x", "/internal/x"},
+      {"/public/.%2e/internal/x", "/internal/x"},
+      {"/a/./b/.", "/a/b/"},
+      {"/a/b/..", "/a/"},
+      {"/..", "/"},
+      {"/../../etc/passwd", "/etc/passwd"},
+      {"/a//../b", "/a/b"},
+      {"/a/..//b", "//b"},
+      {"/.well-known/acme", "/.well-known/acme"},
+      {"/a/.../b", "/a/.../b"},
+      {"/%41%7e%2D%5f%2e", "/A~-_."},
+      {"/a%2Fb/%2f", "/a%2Fb/%2f"},  // escaped slashes stay escaped: never a separator
+      {"/a%20b%3F", "/a%20b%3F"},    // reserved and other bytes stay as received
+      {"/a/%2e%2e?q=%2e", "/?q=%2e"},
+      {"*", "*"},
+  };
+  for (const auto& [in, want] : cases) EXPECT_EQ(normalized(in), want) << in;
+}
+
+TEST(NormalizeTarget, RejectsBadEscapesAndHiddenDotSegments) {
+  for (std::string in :
+       {"/p/%zz", "/p/%2", "/p%", "/public/..%2finternal", "/public/..%2Fx",
+        "/public/%2e%2e%2finternal", "/x%2f..", "/x%2f.%2fy", "/..%5cx", "/x\\..\\y", "/..\\x"}) {
+    EXPECT_EQ(normalized(in), std::nullopt) << in;
+  }
+  // Not hidden dot segments: dots that are part of a longer name.
+  EXPECT_EQ(normalized("/a..%2fb"), "/a..%2fb");
+  EXPECT_EQ(normalized("/a\\b"), "/a\\b");
+}
+
+// --- issue 14.3: Host values ----------------------------------------------------------------
+
+TEST(IsValidHost, UriHostWithOptionalPort) {
+  for (std::string_view ok :
+       {"a", "example.com", "Example.COM:8080", "127.0.0.1", "[::1]", "[::1]:443",
+        "[2001:db8::1]:80", "a-b_c.example", "host:", "%41.example", "x:65535", "a!$&'()*+,;=b"}) {
+    EXPECT_TRUE(is_valid_host(ok)) << ok;
+  }
+  for (std::string_view bad :
+       {"", ":80", "a b", "evil.example/x?y#z", "a@b:c:d", "a:b:c", "[::1", "[::1]x", "[zz]", "[]",
+        "x:123456", "x:65536", "x:8o", "a\\b", "a%zz", "a\tb", "ex\x80mple"}) {
+    EXPECT_FALSE(is_valid_host(bad)) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace trafficcop::http
