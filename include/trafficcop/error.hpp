@@ -47,12 +47,24 @@ inline boost::system::error_code make_error_code(errc e) noexcept {
 /// Which side of the proxy a failure came from.
 enum class error_source { downstream, upstream, internal };
 
+/// What a failed upstream exchange says about whether the request reached the upstream's
+/// application, which is what decides a retry. Set by the transport where the failure is seen;
+/// the transport's dispatcher alone decides what is replayed (upstream/dispatch.hpp).
+enum class retry_class : unsigned char {
+  none,              // it may have been processed, or the failure is not the upstream's
+  connect_failure,   // no connection was made: nothing was sent
+  refused,           // HTTP/2: refused or beyond a GOAWAY before any body byte (RFC 9113 §8.7)
+  stale_connection,  // HTTP/1.1: a pooled connection the upstream had closed, no response byte;
+                     // the request may have been seen, so only an idempotent one is replayed
+};
+
 /// A failure of one proxied request, as handed to the error handler (spec 44).
 struct proxy_error {
   boost::system::error_code ec;
   error_source source = error_source::internal;
   /// A short human reason for logs: "connect: Connection refused", "response header timeout".
   std::string detail;
+  retry_class retry = retry_class::none;
 
   /// The status the default error handler answers with: 502 bad gateway for upstream failures,
   /// 504 for upstream timeouts (spec 57), 499 (logged only) when the client left, 4xx for bad

@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/cancellation_state.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -42,6 +43,19 @@ asio::awaitable<result> write_all(asio::ip::tcp::socket& sock, tls_stream* tls,
 /// framing (Content-Length, chunked) still tells a complete message from a cut one.
 inline error_code eof_if_truncated(error_code ec) {
   return ec == asio::ssl::error::stream_truncated ? error_code(asio::error::eof) : ec;
+}
+
+/// True once the coroutine's exchange was cancelled (the client left, spec 49). A cancellation
+/// emitted while no operation is pending (one has completed, the coroutine has not resumed
+/// yet) reaches no operation, only the coroutine's cancellation state; unless each wait checks
+/// it first, the exchange goes on waiting for an answer nobody will read, holding both
+/// connections.
+///
+/// Checked inline (`io::cancelled(co_await asio::this_coro::cancellation_state)`), not through
+/// a helper coroutine: each coroutine call is a frame allocation, and this check runs several
+/// times per request.
+inline bool cancelled(const asio::cancellation_state& cs) noexcept {
+  return cs.cancelled() != asio::cancellation_type::none;
 }
 
 }  // namespace trafficcop::io

@@ -13,6 +13,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "core/log.hpp"
+#include "core/stream_io.hpp"
 #include "http/rules.hpp"
 #include "http2/session.hpp"
 #include "server/connection.hpp"
@@ -163,10 +164,6 @@ class h2_connection final : public h2::session {
 
 namespace {
 
-bool cancelled(const asio::cancellation_state& cs) noexcept {
-  return cs.cancelled() != asio::cancellation_type::none;
-}
-
 // --- the request body, pulled by the handler ------------------------------------------------
 
 class h2_body final : public body_reader {
@@ -192,7 +189,7 @@ class h2_body final : public body_reader {
       if (in.ended) co_return read_result{};
       if (st_.gone) co_return read_result{make_error_code(errc::client_gone), 0};
       bool woke = co_await st_.ev.wait(st_.conn.conn().opts_.read_body_timeout);
-      if (cancelled(co_await asio::this_coro::cancellation_state))
+      if (io::cancelled(co_await asio::this_coro::cancellation_state))
         co_return read_result{asio::error::operation_aborted, 0};  // the reader gave up
       if (!woke && in.unread() == 0 && !in.ended && !in.failed && !st_.gone)
         co_return read_result{make_error_code(errc::read_body_timeout), 0};
@@ -255,7 +252,7 @@ class h2_writer final : public response_writer {
     while (out.queued() > h2::outbound_high) {
       if (st_.gone || aborted_) co_return asio::error::operation_aborted;
       bool woke = co_await st_.room.wait(st_.conn.conn().opts_.idle_timeout);
-      if (cancelled(co_await asio::this_coro::cancellation_state))
+      if (io::cancelled(co_await asio::this_coro::cancellation_state))
         co_return asio::error::operation_aborted;
       if (!woke && out.queued() > h2::outbound_high && !st_.gone) {
         // The client never opened its window: give the stream up (docs/http2.md).

@@ -12,6 +12,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include "core/log.hpp"
+#include "core/stream_io.hpp"
 #include "http/rules.hpp"
 #include "http2/session.hpp"
 
@@ -21,12 +22,8 @@ namespace {
 using clock = std::chrono::steady_clock;
 constexpr std::uint32_t stream_window = 256 * 1024;  // what an upstream may send ahead per stream
 
-bool cancelled(const asio::cancellation_state& cs) noexcept {
-  return cs.cancelled() != asio::cancellation_type::none;
-}
-
-proxy_error up_error(errc e, std::string detail) {
-  return proxy_error{make_error_code(e), error_source::upstream, std::move(detail)};
+proxy_error up_error(errc e, std::string detail, retry_class retry = retry_class::none) {
+  return proxy_error{make_error_code(e), error_source::upstream, std::move(detail), retry};
 }
 
 /// One request/response exchange. Shared by the connection (until nghttp2 closes the
@@ -95,7 +92,8 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
   }
   const std::string& peer() const noexcept { return c_->peer; }
 
-  asio::awaitable<round_trip_result> round_trip(outbound_request& req, bool& retry);
+  /// A stream refused before the upstream processed it fails with retry_class::refused.
+  asio::awaitable<round_trip_result> round_trip(outbound_request& req);
   /// Nobody will read `st` any more: what it received but was not read goes back to the
   /// connection window (closed or not: else each abandoned stream shrinks the window for
   /// good, until the connection wedges), and an open stream is reset.
@@ -188,7 +186,7 @@ class h2_response final : public upstream_response, public body_reader {
                                                   : errc::upstream_closed),
                               0};
       bool woke = co_await st_->ev_read.wait(timeout_);
-      if (cancelled(co_await asio::this_coro::cancellation_state))
+      if (io::cancelled(co_await asio::this_coro::cancellation_state))
         co_return read_result{asio::error::operation_aborted, 0};
       if (!woke && in.unread() == 0 && !in.ended && !st_->closed)
         co_return read_result{make_error_code(errc::upstream_timeout), 0};
@@ -271,12 +269,11 @@ void h2_client::fail_all() {
   streams_.clear();
 }
 
-asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req, bool& retry) {
-  retry = false;
+asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req) {
   if (!alive()) {
-    retry = true;
-    co_return round_trip_result{nullptr,
-                                up_error(errc::upstream_closed, "HTTP/2 connection closing")};
+    co_return round_trip_result{
+        nullptr,
+        up_error(errc::upstream_closed, "HTTP/2 connection closing", retry_class::refused)};
   }
   auto ex = co_await asio::this_coro::executor;
   auto st = std::make_shared<cstream>(ex);
@@ -307,11 +304,12 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req, 
   std::int32_t id = nghttp2_submit_request(ng_, nullptr, nv.data(), nv.size(),
                                            has_body ? &prov : nullptr, st.get());
   if (id < 0) {
-    retry = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE;
-    goaway_ = goaway_ || retry;
+    bool exhausted = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE;  // nothing was sent
+    goaway_ = goaway_ || exhausted;
     co_return round_trip_result{nullptr,
                                 up_error(errc::upstream_protocol_error,
-                                         std::string("HTTP/2 request: ") + nghttp2_strerror(id))};
+                                         std::string("HTTP/2 request: ") + nghttp2_strerror(id),
+                                         exhausted ? retry_class::refused : retry_class::none)};
   }
   st->id = id;
   streams_[id] = st;
@@ -339,16 +337,18 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req, 
     }
     if (err || st->head_done) break;
     if (st->closed) {
-      bool refused = st->close_code == NGHTTP2_REFUSED_STREAM;
-      retry = refused && !st->body_started;  // RFC 9113 §8.7: not processed, safe to retry
+      // RFC 9113 §8.7: a refused stream was not processed, safe to send again unless the
+      // pump already consumed some of the body.
+      bool refused = st->close_code == NGHTTP2_REFUSED_STREAM && !st->body_started;
       err = up_error(st->malformed || st->close_code == NGHTTP2_PROTOCOL_ERROR
                          ? errc::upstream_protocol_error
                          : errc::upstream_closed,
                      "HTTP/2 stream closed before the response head (" +
-                         std::string(nghttp2_http2_strerror(st->close_code)) + ")");
+                         std::string(nghttp2_http2_strerror(st->close_code)) + ")",
+                     refused ? retry_class::refused : retry_class::none);
       break;
     }
-    if (cancelled(co_await asio::this_coro::cancellation_state)) {
+    if (io::cancelled(co_await asio::this_coro::cancellation_state)) {
       err = proxy_error{make_error_code(errc::client_gone), error_source::downstream,
                         "client went away"};
       break;
@@ -379,14 +379,14 @@ asio::awaitable<void> h2_client::pump(std::shared_ptr<h2_client> self, std::shar
   for (;;) {
     while (st->out.queued() > h2::outbound_high && !st->closed) {
       co_await st->ev_room.wait();
-      if (cancelled(co_await asio::this_coro::cancellation_state)) co_return;
+      if (io::cancelled(co_await asio::this_coro::cancellation_state)) co_return;
     }
     if (st->closed) co_return;
     // From the first read on, a refused stream cannot be replayed: bytes read here and then
     // dropped (the stream closed meanwhile) would be missing from the retry.
     st->body_started = true;
     auto r = co_await body->read(asio::buffer(buf));
-    if (cancelled(co_await asio::this_coro::cancellation_state) || st->closed) co_return;
+    if (io::cancelled(co_await asio::this_coro::cancellation_state) || st->closed) co_return;
     if (r.ec) {
       self->reset(*st, NGHTTP2_CANCEL);  // the client's body failed: so does this request
       co_return;
@@ -498,8 +498,8 @@ std::shared_ptr<h2_client> make_h2_client(conn_ptr c, std::uint32_t max_streams,
   return h;
 }
 
-asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request& req, bool& retry) {
-  return h.round_trip(req, retry);
+asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request& req) {
+  return h.round_trip(req);
 }
 
 asio::awaitable<bool> h2_wait_settings(h2_client& h, std::chrono::milliseconds timeout) {

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,9 +34,10 @@ class h2_client;
 std::shared_ptr<h2_client> make_h2_client(conn_ptr c, std::uint32_t max_streams,
                                           std::chrono::milliseconds idle_timeout);
 
-/// Sends `req` as a stream of `h`. `retry` is set when the stream was refused before the
-/// upstream processed it (GOAWAY, REFUSED_STREAM): the request may go on another connection.
-asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request& req, bool& retry);
+/// Sends `req` as a stream of `h`. A stream refused before the upstream processed it (GOAWAY,
+/// REFUSED_STREAM, a closing connection) fails with retry_class::refused: the request may go
+/// on another connection.
+asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request& req);
 
 /// Waits (up to `timeout`) for the upstream's first SETTINGS: until then its stream limit is
 /// not known, and streams sent beyond it would be refused. False if it did not come.
@@ -92,5 +94,27 @@ class h2_pool : public asio::execution_context::service {
   by_key<bool> alpn_;
   by_key<pending> pending_;
 };
+
+class connector;
+struct h1_options;
+
+/// The pool policy of one HTTP/2 attempt (h2_pooling.cpp): a pooled connection of `key` with
+/// room for one more stream, other than `avoid`; else the connection another request is
+/// making; else a new one (TLS with ALPN per `mode`, then the upstream's SETTINGS awaited
+/// before it takes requests). `used` says which connection the attempt went on.
+struct h2_attempt {
+  /// Unset when ALPN (`automatic`) chose HTTP/1.1, now or before: the connection made, if
+  /// any, was given to the HTTP/1.1 pool.
+  std::optional<round_trip_result> result;
+  const h2_client* used = nullptr;
+};
+struct h2_policy {
+  http2_mode mode = http2_mode::automatic;
+  std::uint32_t max_concurrent_streams = 100;
+  std::chrono::milliseconds idle_timeout{90'000};
+};
+asio::awaitable<h2_attempt> h2_pooled_round_trip(outbound_request& req, const std::string& key,
+                                                 connector& connect, const h2_policy& policy,
+                                                 const h1_options& h1, const h2_client* avoid);
 
 }  // namespace trafficcop::upstream
