@@ -256,6 +256,37 @@ void BM_upgrade_type(benchmark::State& state, bool websocket) {
 BENCHMARK_CAPTURE(BM_upgrade_type, plain, false);
 BENCHMARK_CAPTURE(BM_upgrade_type, websocket, true);
 
+/// normalize_target (issue 14.2), run by the server on every request: a plain path (the fast
+/// path, a scan for '%', "/." and '\\'), and one with escapes and dot segments (decoded and
+/// rebuilt). The target is copied into a string reused across iterations, as the server's
+/// request object is.
+void BM_normalize_target(benchmark::State& state, std::string_view target) {
+  std::string t;
+  t.reserve(256);
+  for (auto _ : state) {
+    t.assign(target);
+    bool ok = http::normalize_target(t);
+    benchmark::DoNotOptimize(ok);
+    benchmark::DoNotOptimize(t.data());
+  }
+  count_items(state);
+}
+BENCHMARK_CAPTURE(BM_normalize_target, plain, "/products/widgets/blue-widget-3000?ref=home");
+BENCHMARK_CAPTURE(BM_normalize_target, dots_and_escapes,
+                  "/products/./widgets/%7Eblue/../blue-widget%2D3000?ref=home");
+
+/// is_valid_host (issue 14.3) on a name with a port and on an IPv6 literal.
+void BM_is_valid_host(benchmark::State& state, std::string_view host) {
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(host.data());
+    bool ok = http::is_valid_host(host);
+    benchmark::DoNotOptimize(ok);
+  }
+  count_items(state);
+}
+BENCHMARK_CAPTURE(BM_is_valid_host, name_port, "www.example.com:8443");
+BENCHMARK_CAPTURE(BM_is_valid_host, ipv6, "[2001:db8::1]:443");
+
 }  // namespace
 
 BENCHMARK_MAIN();
