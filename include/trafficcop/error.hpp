@@ -36,6 +36,8 @@ enum class errc {
   bad_upgrade_request,
   modify_response_failed,
   upgrade_needs_http1,  // an Upgrade request to an upstream reached only over HTTP/2 → 501
+  no_healthy_upstream,  // every endpoint is ejected or unhealthy → 503
+  circuit_open,         // a circuit breaker limit of the upstream is reached → 503
 };
 
 const boost::system::error_category& error_category() noexcept;
@@ -60,6 +62,11 @@ enum class retry_class : unsigned char {
 
 /// A failure of one proxied request, as handed to the error handler (spec 44).
 struct proxy_error {
+  proxy_error() = default;
+  proxy_error(boost::system::error_code code, error_source src, std::string why = {},
+              retry_class r = retry_class::none)
+      : ec(code), source(src), detail(std::move(why)), retry(r) {}
+
   boost::system::error_code ec;
   error_source source = error_source::internal;
   /// A short human reason for logs: "connect: Connection refused", "response header timeout".

@@ -226,6 +226,9 @@ class response_writer {
     int upstream_status = 0;
     std::chrono::microseconds upstream_latency{-1};
     std::string error;
+    /// Upstream attempts (0: none was made; more than 1 after retries, `upstream_addr` then
+    /// lists every endpoint tried).
+    std::uint32_t tries = 0;
   };
   virtual log_fields& log() = 0;
 

@@ -39,6 +39,12 @@ struct outbound_request {
   /// Called for every 1xx but 101 before the final response (spec 38). An error stops the
   /// exchange.
   std::function<asio::awaitable<error_code>(int status, const header_map& fields)> on_informational;
+  /// The inbound request this one was made from, if any: what a load balancer may hash on.
+  const request* inbound = nullptr;
+  /// True when `Host` names the upstream's own authority (the proxy's default, spec 8): a
+  /// transport that sends the request to another address (a load-balanced endpoint) sets
+  /// Host to that address's authority.
+  bool host_follows_endpoint = false;
 };
 
 /// A response head from upstream, with its body still on the wire. Destroying it releases the
@@ -70,8 +76,17 @@ class upstream_response {
 };
 
 struct round_trip_result {
+  round_trip_result() = default;
+  round_trip_result(std::unique_ptr<upstream_response> r, proxy_error e = {})
+      : response(std::move(r)), error(std::move(e)) {}
+
   std::unique_ptr<upstream_response> response;  // set on success
   proxy_error error;                            // set on failure
+  /// Attempts made: 1, more after retries to other endpoints.
+  std::uint32_t tries = 1;
+  /// With more than one try: every endpoint tried, in order, ", "-separated (nginx's
+  /// $upstream_addr); empty otherwise.
+  std::string tried;
 };
 
 class transport {

@@ -152,6 +152,7 @@ void access_log_sink::format(std::string& line, const request& in, const respons
       line += "null";
     else
       fmt::format_to(std::back_inserter(line), "{:.3f}", ms(lf.upstream_latency));
+    fmt::format_to(std::back_inserter(line), ",\"tries\":{}", lf.tries);
     line += ",\"error\":";
     json_string(line, error);
     if (!in.tls_client.empty()) {  // mTLS: who the verified client certificate names

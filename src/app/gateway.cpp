@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <map>
 
+#include "lb/cluster.hpp"
 #include "trafficcop/reverse_proxy.hpp"
+#include "upstream/dispatch.hpp"
 
 namespace trafficcop::app {
 namespace {
@@ -74,6 +76,72 @@ upstream_tls_options tls_options(const config::upstream_tls& t) {
   return {t.ca_file, t.server_name, t.insecure_skip_verify, t.cert_file, t.key_file};
 }
 
+lb::policy to_policy(config::lb_policy p) {
+  switch (p) {
+    case config::lb_policy::round_robin:
+      return lb::policy::round_robin;
+    case config::lb_policy::least_request:
+      return lb::policy::least_request;
+    case config::lb_policy::peak_ewma:
+      return lb::policy::peak_ewma;
+    case config::lb_policy::ring_hash:
+      return lb::policy::ring_hash;
+    case config::lb_policy::random:
+      return lb::policy::random;
+  }
+  return lb::policy::round_robin;
+}
+
+std::shared_ptr<lb::cluster> cluster_for(const config::upstream& u) {
+  lb::cluster_options c;
+  c.name = u.name;
+  for (const auto& e : u.endpoints) c.endpoints.push_back({e.host, e.port, e.weight});
+  c.lb = to_policy(u.load_balancing);
+  if (u.hash_on) {
+    c.hash.name = u.hash_on->name;
+    switch (u.hash_on->what) {
+      case config::hash_key::kind::client_ip:
+        c.hash.what = lb::hash_on::kind::client_ip;
+        break;
+      case config::hash_key::kind::path:
+        c.hash.what = lb::hash_on::kind::path;
+        break;
+      case config::hash_key::kind::header:
+        c.hash.what = lb::hash_on::kind::header;
+        break;
+      case config::hash_key::kind::cookie:
+        c.hash.what = lb::hash_on::kind::cookie;
+        break;
+    }
+  }
+  c.outlier.consecutive_failures = u.outlier.consecutive_failures;
+  c.outlier.ejection_time = u.outlier.ejection_time;
+  c.outlier.max_ejection_percent = u.outlier.max_ejection_percent;
+  c.panic_threshold = u.panic_threshold;
+  return std::make_shared<lb::cluster>(std::move(c));
+}
+
+upstream::retry_policy retry_for(const config::upstream& u) {
+  upstream::retry_policy r;
+  const auto& c = u.retries;
+  r.attempts = c.attempts;
+  auto on = [&](std::string_view what) {
+    return std::find(c.on.begin(), c.on.end(), what) != c.on.end();
+  };
+  r.on_connect_failure = on("connect_failure");
+  r.on_refused_stream = on("refused_stream");
+  r.on_reset_before_response = on("reset_before_response");
+  r.on_502 = on("502");
+  r.on_503 = on("503");
+  r.on_504 = on("504");
+  r.per_try_timeout = c.per_try_timeout;
+  r.budget_percent = c.budget_percent;
+  r.budget_min_per_second = c.budget_min_per_second;
+  r.backoff_base = c.backoff_base;
+  r.backoff_max = c.backoff_max;
+  return r;
+}
+
 std::shared_ptr<transport> transport_for(const config::upstream& u) {
   http1_transport_options o;
   o.connect_timeout = u.connect_timeout;
@@ -92,7 +160,9 @@ std::shared_ptr<transport> transport_for(const config::upstream& u) {
       break;
   }
   o.max_concurrent_streams = u.max_concurrent_streams;
-  return make_http1_transport(o);
+  upstream::breaker_options b{u.breaker.max_connections, u.breaker.max_pending,
+                              u.breaker.max_requests};
+  return upstream::make_cluster_transport(o, cluster_for(u), retry_for(u), b);
 }
 
 forwarded_mode to_mode(config::forwarded_policy p) {

@@ -220,6 +220,14 @@ constexpr std::pair<std::string_view, underscore_policy> underscore_policies[] =
     {"drop", underscore_policy::drop},
     {"keep", underscore_policy::keep},
     {"reject", underscore_policy::reject}};
+constexpr std::pair<std::string_view, lb_policy> lb_policies[] = {
+    {"round_robin", lb_policy::round_robin},
+    {"least_request", lb_policy::least_request},
+    {"peak_ewma", lb_policy::peak_ewma},
+    {"ring_hash", lb_policy::ring_hash},
+    {"random", lb_policy::random}};
+constexpr std::string_view retry_conditions[] = {
+    "connect_failure", "refused_stream", "reset_before_response", "502", "503", "504"};
 constexpr std::pair<std::string_view, log_format> log_formats[] = {
     {"json", log_format::json}, {"combined", log_format::combined}};
 
@@ -293,6 +301,13 @@ class loader {
   void read_listener(const node& n, const std::string& path);
   void read_upstream(const node& n, const std::string& path);
   void read_upstream_tls(const node& n, const std::string& path, upstream& u);
+  void read_endpoint(const node& n, const std::string& path, upstream& u);
+  void read_balancing(const node& n, const std::string& path, upstream& u);
+  void read_outlier(const node& n, const std::string& path, outlier_detection& o);
+  void read_retries(const node& n, const std::string& path, struct retries& r);
+  void read_breaker(const node& n, const std::string& path, circuit_breaker& b);
+  void check_endpoints(const std::string& path, upstream& u, bool has_url);
+  bool read_percent(const node& n, const std::string& path, std::uint32_t& out);
   void read_listener_tls(const node& n, const std::string& path, listener_tls& t);
   void read_listener_http2(const node& n, const std::string& path, listener_http2& h);
   void read_route(const node& n, const std::string& path);
@@ -634,15 +649,32 @@ void loader::read_upstream(const node& n, const std::string& path) {
     if (!upstream_names_.insert(u.name).second)
       fail(at, "duplicate upstream name " + quote(u.name));
   };
+  bool has_url = false;
   auto url = [&](const node& v, const std::string& at) {
+    has_url = true;
     if (!read(v, at, u.url)) return;
-    if (auto err = parse_url(u.url, u)) fail(at, *err);
+    if (auto err = parse_url(u.url, u)) return fail(at, *err);
+    u.endpoints.push_back({u.url, u.host, u.port, 1});
+  };
+  auto endpoints = [&](const node& v, const std::string& at) {
+    read_list(v, at, [&](const node& e, const std::string& eat) { read_endpoint(e, eat, u); });
+  };
+  auto percent = [&](std::uint32_t& out) {
+    return [this, &out](const node& v, const std::string& at) { read_percent(v, at, out); };
   };
   read_fields(
       n, path,
       {
           {"name", name, true},
-          {"url", url, true},
+          {"url", url},
+          {"endpoints", endpoints},
+          {"load_balancing",
+           [&](auto& v, auto& at) { read_enum(v, at, u.load_balancing, lb_policies); }},
+          {"hash_on", [&](auto& v, auto& at) { read_balancing(v, at, u); }},
+          {"outlier_detection", [&](auto& v, auto& at) { read_outlier(v, at, u.outlier); }},
+          {"panic_threshold", percent(u.panic_threshold)},
+          {"retries", [&](auto& v, auto& at) { read_retries(v, at, u.retries); }},
+          {"circuit_breaker", [&](auto& v, auto& at) { read_breaker(v, at, u.breaker); }},
           {"connect_timeout", into(u.connect_timeout)},
           {"response_timeout", into(u.response_timeout)},
           {"idle_timeout", into(u.idle_timeout)},
@@ -656,6 +688,138 @@ void loader::read_upstream(const node& n, const std::string& path) {
                  !t.cert_file.empty() || !t.key_file.empty();
   if (tls_set && u.scheme == "http")
     fail(child(path, "tls"), "applies to https:// upstreams only (url is http://)");
+  check_endpoints(path, u, has_url);
+}
+
+void loader::read_endpoint(const node& n, const std::string& path, upstream& u) {
+  endpoint e;
+  auto url = [&](const node& v, const std::string& at) {
+    if (!read(v, at, e.url)) return false;
+    upstream parsed;
+    if (auto err = parse_url(e.url, parsed)) {
+      fail(at, *err);
+      return false;
+    }
+    e.host = parsed.host;
+    e.port = parsed.port;
+    // The first endpoint gives the upstream its scheme and base path; the others must agree.
+    if (u.endpoints.empty()) {
+      u.url = e.url;
+      u.scheme = parsed.scheme;
+      u.host = parsed.host;
+      u.port = parsed.port;
+      u.base_path = parsed.base_path;
+      u.base_query = parsed.base_query;
+    } else if (parsed.scheme != u.scheme || parsed.base_path != u.base_path ||
+               parsed.base_query != u.base_query) {
+      fail(at, quote(e.url) + " differs from the first endpoint in scheme or base path (" +
+                   quote(u.url) + "): every endpoint of an upstream serves the same URLs");
+      return false;
+    }
+    return true;
+  };
+  bool ok = false;
+  if (n.IsScalar()) {
+    ok = url(n, path);
+  } else {
+    read_fields(n, path,
+                {{"url", [&](auto& v, auto& at) { ok = url(v, at); }, true},
+                 {"weight", [&](auto& v, auto& at) {
+                    if (read(v, at, e.weight) && (e.weight == 0 || e.weight > 10000))
+                      fail(at, "weight must be between 1 and 10000");
+                  }}});
+  }
+  if (ok) u.endpoints.push_back(std::move(e));
+}
+
+void loader::check_endpoints(const std::string& path, upstream& u, bool has_url) {
+  bool listed = has_url ? u.endpoints.size() > 1 : !u.endpoints.empty();
+  if (has_url && listed)
+    fail(path, "url and endpoints exclude each other (url is an upstream of one endpoint)");
+  else if (!has_url && u.endpoints.empty())
+    fail(child(path, "url"), "required key is missing (or endpoints: a list of URLs)");
+  if (u.hash_on && u.load_balancing != lb_policy::ring_hash)
+    fail(child(path, "hash_on"), "applies to load_balancing: ring_hash only");
+  if (u.load_balancing == lb_policy::ring_hash && !u.hash_on) u.hash_on = hash_key{};
+}
+
+void loader::read_balancing(const node& n, const std::string& path, upstream& u) {
+  std::string s;
+  if (!read(n, path, s)) return;
+  hash_key k;
+  auto named = [&](std::string_view prefix, hash_key::kind what) {
+    if (!s.starts_with(prefix)) return false;
+    k.what = what;
+    k.name = s.substr(prefix.size());
+    return true;
+  };
+  if (s == "client_ip") {
+    k.what = hash_key::kind::client_ip;
+  } else if (s == "path") {
+    k.what = hash_key::kind::path;
+  } else if (named("header:", hash_key::kind::header) || named("cookie:", hash_key::kind::cookie)) {
+    if (!is_token(k.name)) return fail(path, quote(s) + ": the name after ':' must be a token");
+  } else {
+    return fail(path, quote(s) + " is not one of client_ip, path, header:NAME, cookie:NAME");
+  }
+  u.hash_on = std::move(k);
+}
+
+bool loader::read_percent(const node& n, const std::string& path, std::uint32_t& out) {
+  std::uint32_t v = 0;
+  if (!read(n, path, v)) return false;
+  if (v > 100) {
+    fail(path, std::to_string(v) + " is not a percentage (0-100)");
+    return false;
+  }
+  out = v;
+  return true;
+}
+
+void loader::read_outlier(const node& n, const std::string& path, outlier_detection& o) {
+  read_fields(n, path,
+              {{"consecutive_failures", into(o.consecutive_failures)},
+               {"ejection_time", into(o.ejection_time)},
+               {"max_ejection_percent",
+                [&](auto& v, auto& at) { read_percent(v, at, o.max_ejection_percent); }}});
+}
+
+void loader::read_retries(const node& n, const std::string& path, struct retries& r) {
+  auto on = [&](const node& v, const std::string& at) {
+    r.on.clear();
+    read_list(v, at, [&](const node& c, const std::string& cat) {
+      std::string s;
+      if (!read(c, cat, s)) return;
+      if (std::find(std::begin(retry_conditions), std::end(retry_conditions), s) ==
+          std::end(retry_conditions))
+        return fail(cat, quote(s) +
+                             " is not one of connect_failure, refused_stream, "
+                             "reset_before_response, 502, 503, 504");
+      r.on.push_back(std::move(s));
+    });
+  };
+  auto budget = [&](const node& v, const std::string& at) {
+    read_fields(v, at,
+                {{"percent", [&](auto& x, auto& xat) { read_percent(x, xat, r.budget_percent); }},
+                 {"min_per_second", into(r.budget_min_per_second)}});
+  };
+  auto backoff = [&](const node& v, const std::string& at) {
+    read_fields(v, at, {{"base", into(r.backoff_base)}, {"max", into(r.backoff_max)}});
+    if (r.backoff_max < r.backoff_base) fail(at, "max must not be less than base");
+  };
+  read_fields(n, path,
+              {{"attempts", into(r.attempts)},
+               {"on", on},
+               {"per_try_timeout", into(r.per_try_timeout)},
+               {"budget", budget},
+               {"backoff", backoff}});
+}
+
+void loader::read_breaker(const node& n, const std::string& path, circuit_breaker& b) {
+  read_fields(n, path,
+              {{"max_connections", into(b.max_connections)},
+               {"max_pending", into(b.max_pending)},
+               {"max_requests", into(b.max_requests)}});
 }
 
 void loader::read_upstream_tls(const node& n, const std::string& path, upstream& u) {

@@ -87,9 +87,49 @@ struct upstream_tls {
   std::string key_file;
 };
 
+/// One address of an upstream, from `url:` or an `endpoints:` entry.
+struct endpoint {
+  std::string url;
+  std::string host;  // without brackets
+  std::uint16_t port = 80;
+  std::uint32_t weight = 1;
+};
+
+enum class lb_policy { round_robin, least_request, peak_ewma, ring_hash, random };
+
+/// ring_hash's key: client_ip | path | header:NAME | cookie:NAME.
+struct hash_key {
+  enum class kind { client_ip, path, header, cookie } what = kind::client_ip;
+  std::string name;
+};
+
+/// Passive health (on by default): see docs/config.md#upstreamsoutlier_detection.
+struct outlier_detection {
+  std::uint32_t consecutive_failures = 5;  // 0 = off
+  duration ejection_time{30000};           // doubled on each repeat, capped at 5 min
+  std::uint32_t max_ejection_percent = 50;
+};
+
+struct retries {
+  std::uint32_t attempts = 1;  // extra tries after the first; 0 = none
+  /// connect_failure, refused_stream, reset_before_response, 502, 503, 504.
+  std::vector<std::string> on = {"connect_failure", "refused_stream"};
+  duration per_try_timeout{0};  // 0 = the upstream's response_timeout
+  std::uint32_t budget_percent = 20;
+  std::uint32_t budget_min_per_second = 3;
+  duration backoff_base{25};
+  duration backoff_max{250};
+};
+
+struct circuit_breaker {
+  std::uint32_t max_connections = 1024;  // 0 = no limit
+  std::uint32_t max_pending = 256;
+  std::uint32_t max_requests = 1024;
+};
+
 struct upstream {
   std::string name;
-  std::string url;          // http(s)://host[:port][/base/path][?query]
+  std::string url;          // http(s)://host[:port][/base/path][?query] (the first endpoint's)
   std::string scheme;       // filled by the loader from url: "http" or "https"
   std::string host;         // from url, without brackets
   std::uint16_t port = 80;  // from url (default by scheme)
@@ -102,6 +142,13 @@ struct upstream {
   upstream_tls tls;                  // used when scheme is https
   upstream_http2 http2 = upstream_http2::automatic;
   std::uint32_t max_concurrent_streams = 100;  // per h2 connection (and the peer's limit)
+  std::vector<endpoint> endpoints;             // from url or endpoints; never empty once loaded
+  lb_policy load_balancing = lb_policy::round_robin;
+  std::optional<hash_key> hash_on;  // ring_hash only (default client_ip)
+  outlier_detection outlier;
+  std::uint32_t panic_threshold = 0;  // percent; 0 = off
+  struct retries retries;
+  circuit_breaker breaker;
 };
 
 struct route {

@@ -50,6 +50,10 @@ class category final : public boost::system::error_category {
         return "modify_response failed";
       case errc::upgrade_needs_http1:
         return "protocol upgrade needs HTTP/1.1 to the upstream (http2: always)";
+      case errc::no_healthy_upstream:
+        return "no healthy upstream";
+      case errc::circuit_open:
+        return "upstream circuit breaker open";
     }
     return "unknown trafficcop error";
   }
@@ -79,6 +83,9 @@ int proxy_error::status() const noexcept {
         return 408;
       case errc::client_gone:
         return 499;
+      case errc::no_healthy_upstream:
+      case errc::circuit_open:
+        return 503;
       case errc::upstream_timeout:
       case errc::upstream_connect_timeout:
         return 504;

@@ -80,6 +80,8 @@ class outbound_lease {
     o.trailer = nullptr;
     o.response_timeout = std::chrono::milliseconds(0);
     o.on_informational = nullptr;
+    o.inbound = nullptr;
+    o.host_follows_endpoint = false;
   }
   ~outbound_lease() { recycler<outbound_request, 256>::give(std::move(p_)); }
   outbound_lease(const outbound_lease&) = delete;
@@ -122,6 +124,8 @@ class proxy {
     auto rt = co_await o_.transport->round_trip(out);
     auto& lf = w.log();
     lf.upstream_latency = std::chrono::duration_cast<std::chrono::microseconds>(clock::now() - t0);
+    lf.tries = rt.tries;
+    if (!rt.tried.empty()) lf.upstream_addr = std::move(rt.tried);
     if (!rt.response) {
       if (in.client_gone())
         rt.error = {make_error_code(errc::client_gone), error_source::downstream,
@@ -129,7 +133,7 @@ class proxy {
       co_return co_await fail(w, in, rt.error);
     }
     auto& res = *rt.response;
-    lf.upstream_addr = res.peer;
+    if (lf.upstream_addr.empty()) lf.upstream_addr = res.peer;
     lf.upstream_status = res.status;
     co_await respond(w, in, res, up_type);
     // HTTP/2 upstreams may still be reading the client's body (full duplex): stop that before
@@ -181,6 +185,8 @@ class proxy {
     out.header.erase("content-length");
     if (http::te_has_trailers(in.header)) out.header.add("Te", "trailers");  // spec 11
     http::apply_forwarded(out.header, in.remote_addr, in.host, in.tls, to_rules(o_.forwarded));
+    out.inbound = &in;
+    out.host_follows_endpoint = !o_.keep_host && url_;
     if (!o_.keep_host && url_)
       out.header.set("Host", authority_);
     else if (!in.host.empty())

@@ -143,6 +143,7 @@ class writer final : public response_writer, public splice_endpoint {
     trailer_.clear();
     out_.clear();
     log_.upstream_addr.clear();
+    log_.tries = 0;
     log_.upstream_status = 0;
     log_.upstream_latency = std::chrono::microseconds(-1);
     log_.error.clear();

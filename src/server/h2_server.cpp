@@ -70,6 +70,7 @@ struct stream {
     res_header.clear();
     res_trailer.clear();
     log.upstream_addr.clear();
+    log.tries = 0;
     log.upstream_status = 0;
     log.upstream_latency = std::chrono::microseconds(-1);
     log.error.clear();

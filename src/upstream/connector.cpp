@@ -9,6 +9,7 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/log.hpp"
+#include "upstream/dispatch.hpp"
 
 namespace trafficcop::upstream {
 
@@ -22,13 +23,36 @@ proxy_error upstream_error(errc e, std::string detail, retry_class retry) {
   return {make_error_code(e), error_source::upstream, std::move(detail), retry};
 }
 
-connector::connector(std::chrono::milliseconds connect_timeout, const upstream_tls_options& tls)
-    : timeout_(connect_timeout), tls_(tls) {
+connector::connector(std::chrono::milliseconds connect_timeout, const upstream_tls_options& tls,
+                     const breaker_options* limits, breaker_state* counts)
+    : timeout_(connect_timeout), tls_(tls), limits_(limits), counts_(counts) {
   if (tls.insecure_skip_verify)
     log::warn("upstream TLS: insecure_skip_verify is on: any certificate is accepted (tests only)");
 }
 
 asio::awaitable<connector::result> connector::connect(const outbound_request& req) {
+  if (!counts_) co_return co_await dial(req);
+  auto over = [](std::uint32_t n, std::uint32_t max) { return max != 0 && n >= max; };
+  if (over(counts_->connections.load(std::memory_order_relaxed), limits_->max_connections))
+    co_return result{nullptr,
+                     proxy_error{make_error_code(errc::circuit_open), error_source::upstream,
+                                 "circuit breaker: max_connections reached"}};
+  if (over(counts_->pending.fetch_add(1, std::memory_order_relaxed), limits_->max_pending)) {
+    counts_->pending.fetch_sub(1, std::memory_order_relaxed);
+    co_return result{nullptr,
+                     proxy_error{make_error_code(errc::circuit_open), error_source::upstream,
+                                 "circuit breaker: max_pending reached"}};
+  }
+  auto r = co_await dial(req);
+  counts_->pending.fetch_sub(1, std::memory_order_relaxed);
+  if (r.c) {
+    counts_->connections.fetch_add(1, std::memory_order_relaxed);
+    r.c->open_count = &counts_->connections;
+  }
+  co_return r;
+}
+
+asio::awaitable<connector::result> connector::dial(const outbound_request& req) {
   auto ex = co_await asio::this_coro::executor;
   tcp::socket sock(ex);
   tcp::resolver resolver(ex);

@@ -26,9 +26,16 @@ inline constexpr std::string_view alpn_h2_or_http1 = "\x02h2\x08http/1.1";
 /// A proxy_error of the upstream side.
 proxy_error upstream_error(errc e, std::string detail, retry_class retry = retry_class::none);
 
+struct breaker_options;
+struct breaker_state;
+
 class connector {
  public:
-  connector(std::chrono::milliseconds connect_timeout, const upstream_tls_options& tls);
+  /// With `limits` and `counts` (an upstream with circuit breakers), connect() fails with
+  /// errc::circuit_open at max_connections open or max_pending connects under way, and
+  /// counts the connections it makes until they close.
+  connector(std::chrono::milliseconds connect_timeout, const upstream_tls_options& tls,
+            const breaker_options* limits = nullptr, breaker_state* counts = nullptr);
 
   struct result {
     conn_ptr c;       // set on success
@@ -45,8 +52,12 @@ class connector {
   std::chrono::milliseconds connect_timeout() const noexcept { return timeout_; }
 
  private:
+  asio::awaitable<result> dial(const outbound_request& req);
+
   std::chrono::milliseconds timeout_;
   tls_client tls_;
+  const breaker_options* limits_;
+  breaker_state* counts_;
 };
 
 }  // namespace trafficcop::upstream

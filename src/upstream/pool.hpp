@@ -8,6 +8,7 @@
 // lingers.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -36,6 +37,11 @@ struct conn {
           boost::system::error_code ignored;
           sock.cancel(ignored);
         }) {}
+  ~conn() {
+    if (open_count) open_count->fetch_sub(1, std::memory_order_relaxed);
+  }
+  conn(const conn&) = delete;
+  conn& operator=(const conn&) = delete;
   asio::ip::tcp::socket sock;
   /// TLS on top of `sock` for https:// upstreams (upstream/tls.hpp); null on plain TCP.
   std::unique_ptr<io::tls_stream> tls;
@@ -54,6 +60,8 @@ struct conn {
   std::chrono::steady_clock::time_point expires;     // while idle
   std::chrono::steady_clock::time_point idle_since;  // when it was put back
   std::uint64_t requests = 0;
+  /// The upstream's count of open connections (circuit breaker), decremented on close.
+  std::atomic<std::uint32_t>* open_count = nullptr;
 
   std::string_view pending() const noexcept { return {buf.data() + begin, end - begin}; }
   void consume(std::size_t n) noexcept {

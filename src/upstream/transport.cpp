@@ -6,11 +6,17 @@
 //   connector.cpp    resolve, connect, TLS and ALPN
 //   h1_exchange.cpp  one HTTP/1.1 exchange on a connection; the response gives it back
 //   h2_pooling.cpp   which HTTP/2 connection a request goes on; h2_client.cpp: the streams
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <unordered_map>
 
 #include "core/stream_io.hpp"
 #include "trafficcop/transport.hpp"
 #include "upstream/connector.hpp"
+#include "upstream/dispatch.hpp"
 #include "upstream/h1_exchange.hpp"
 #include "upstream/h2_client.hpp"
 #include "upstream/pool.hpp"
@@ -20,6 +26,8 @@ namespace {
 
 using upstream::conn_ptr;
 using upstream::pool_service;
+
+std::atomic<std::uint64_t> next_transport_id{1};
 
 /// HTTP/2 attempts of one request: the first, and a stream refused elsewhere twice.
 constexpr int max_h2_attempts = 3;
@@ -61,13 +69,28 @@ bool may_replay(const proxy_error& e, const outbound_request& req, bool reused_c
 
 class transport_impl final : public transport {
  public:
-  explicit transport_impl(const http1_transport_options& o)
+  explicit transport_impl(const http1_transport_options& o,
+                          std::shared_ptr<lb::cluster> cluster = nullptr,
+                          const upstream::retry_policy& retry = {},
+                          const upstream::breaker_options& breakers = {})
       : o_(o),
-        connector_(o.connect_timeout, o.tls),
+        cluster_(std::move(cluster)),
+        retry_(retry),
+        breakers_(breakers),
+        connector_(o.connect_timeout, o.tls, cluster_ ? &breakers_ : nullptr,
+                   cluster_ ? &counts_ : nullptr),
         h1_{o.max_response_header_bytes, o.idle_timeout, o.max_idle_per_host},
         h2_{o.http2, o.max_concurrent_streams, o.idle_timeout} {}
 
   asio::awaitable<round_trip_result> round_trip(outbound_request& req) override {
+    if (cluster_) co_return co_await round_trip_cluster(req);
+    co_return co_await attempt(req);
+  }
+
+ private:
+  /// One attempt at req.host:req.port, over the protocol http2_mode picks; a stale pooled
+  /// connection or a refused stream is replayed inside it (may_replay).
+  asio::awaitable<round_trip_result> attempt(outbound_request& req) {
     // The pool key: this transport, scheme, host and port. Built in a per-thread buffer; a
     // new connection keeps its own copy (once per connection, not per request).
     thread_local std::string key;
@@ -88,7 +111,6 @@ class transport_impl final : public transport {
     co_return co_await round_trip_h1(req, key);
   }
 
- private:
   asio::awaitable<std::optional<round_trip_result>> round_trip_h2(outbound_request& req,
                                                                   const std::string& key) {
     const upstream::h2_client* refused_by = nullptr;  // a refused stream goes elsewhere
@@ -130,6 +152,146 @@ class transport_impl final : public transport {
     }
   }
 
+  /// An upstream of many endpoints: an endpoint per attempt, retries elsewhere as the policy
+  /// allows, the max_requests breaker.
+  asio::awaitable<round_trip_result> round_trip_cluster(outbound_request& req) {
+    auto& b = budget();
+    b.count(budget_window::request);
+    if (breakers_.max_requests != 0 &&
+        counts_.requests.load(std::memory_order_relaxed) >= breakers_.max_requests)
+      co_return failed(errc::circuit_open, "circuit breaker: max_requests reached");
+    counts_.requests.fetch_add(1, std::memory_order_relaxed);
+    struct release {
+      std::atomic<std::uint32_t>& n;
+      ~release() { n.fetch_sub(1, std::memory_order_relaxed); }
+    } in_flight{counts_.requests};
+
+    const auto timeout = req.response_timeout;
+    if (retry_.per_try_timeout.count() > 0 &&
+        (timeout.count() == 0 || retry_.per_try_timeout < timeout))
+      req.response_timeout = retry_.per_try_timeout;
+    lb::pick_input p{req.inbound, 0};
+    std::string tried;
+    for (std::uint32_t tries = 1;; ++tries) {
+      auto* e = cluster_->pick(p);
+      if (!e) {
+        auto r = failed(errc::no_healthy_upstream, "no healthy upstream");
+        r.tries = tries - 1;
+        if (tries > 2) r.tried = std::move(tried);
+        co_return r;
+      }
+      if (tries > 1) tried += ", ";
+      tried += e->authority();
+      req.host = e->host();
+      req.port = e->port();
+      if (req.host_follows_endpoint) req.header.set("Host", host_for(*e, req.scheme));
+      auto t0 = lb::clock::now();
+      auto r = co_await attempt(req);
+      auto latency = lb::clock::now() - t0;
+      int status = r.response ? r.response->status : 0;
+      bool failure = r.response ? status == 502 || status == 503 || status == 504
+                                : r.error.source == error_source::upstream &&
+                                      r.error.ec != make_error_code(errc::circuit_open);
+      cluster_->done(*e, {failure, latency});
+      r.tries = tries;
+      if (tries > 1) r.tried = tried;
+      if (tries > retry_.attempts || !should_retry(r, req) || !b.allow_retry(retry_)) co_return r;
+      r.response.reset();  // a retried 5xx: its connection is closed, not pooled
+      b.count(budget_window::retry);
+      if (e->index() < 64) p.tried |= std::uint64_t{1} << e->index();
+      if (auto wait = backoff(tries); wait.count() > 0) {
+        asio::steady_timer t(co_await asio::this_coro::executor, wait);
+        co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      if (io::cancelled(co_await asio::this_coro::cancellation_state)) co_return client_gone();
+    }
+  }
+
+  /// The retry policy's conditions. The body: a request whose body reached the upstream is
+  /// never sent again (nothing is buffered to replay it); before any byte was sent (a connect
+  /// failure, a refused stream) any request may go elsewhere.
+  bool should_retry(const round_trip_result& r, const outbound_request& req) const {
+    bool replayable = idempotent(req) && without_body(req);
+    if (r.response) {
+      int s = r.response->status;
+      bool on =
+          (s == 502 && retry_.on_502) || (s == 503 && retry_.on_503) || (s == 504 && retry_.on_504);
+      return on && replayable;
+    }
+    switch (r.error.retry) {
+      case retry_class::connect_failure:
+        return retry_.on_connect_failure;
+      case retry_class::refused:
+        return retry_.on_refused_stream;
+      case retry_class::stale_connection:
+        return retry_.on_reset_before_response && replayable;
+      case retry_class::none:
+        // A response head timeout is a 504 to the client.
+        return retry_.on_504 && replayable && r.error.ec == make_error_code(errc::upstream_timeout);
+    }
+    return false;
+  }
+
+  std::chrono::milliseconds backoff(std::uint32_t tries) {
+    std::chrono::milliseconds cap =
+        retry_.backoff_base * (std::int64_t{1} << std::min(tries - 1, 20u));
+    cap = std::min(cap, retry_.backoff_max);
+    if (cap.count() <= 0) return cap;
+    thread_local std::uint64_t s = 0x9E3779B97F4A7C15ULL ^ reinterpret_cast<std::uintptr_t>(&s);
+    s ^= s << 13;
+    s ^= s >> 7;
+    s ^= s << 17;
+    return std::chrono::milliseconds(
+        static_cast<std::int64_t>(s % static_cast<std::uint64_t>(cap.count() + 1)));
+  }
+
+  /// Requests and retries of this upstream on this worker, in 1 s buckets over 10 s.
+  struct budget_window {
+    enum kind { request = 0, retry = 1 };
+    std::int64_t second[10] = {};
+    std::uint32_t n[10][2] = {};
+
+    static std::int64_t now_s() {
+      return std::chrono::duration_cast<std::chrono::seconds>(lb::clock::now().time_since_epoch())
+          .count();
+    }
+    void count(kind k) {
+      auto now = now_s();
+      auto i = static_cast<std::size_t>(now % 10);
+      if (second[i] != now) {
+        second[i] = now;
+        n[i][request] = n[i][retry] = 0;
+      }
+      ++n[i][k];
+    }
+    bool allow_retry(const upstream::retry_policy& p) const {
+      auto now = now_s();
+      std::uint64_t reqs = 0, retries = 0;
+      for (std::size_t i = 0; i < 10; ++i) {
+        if (second[i] <= now - 10) continue;
+        reqs += n[i][request];
+        retries += n[i][retry];
+      }
+      return retries < reqs * p.budget_percent / 100 + std::uint64_t{p.budget_min_per_second} * 10;
+    }
+  };
+
+  budget_window& budget() {
+    thread_local std::unordered_map<std::uint64_t, budget_window> windows;
+    return windows[id_];
+  }
+
+  static round_trip_result failed(errc e, std::string detail) {
+    return {nullptr, proxy_error{make_error_code(e), error_source::upstream, std::move(detail)}};
+  }
+
+  /// Host for an endpoint: its authority, without the scheme's default port (as for a URL).
+  static std::string host_for(const lb::endpoint& e, const std::string& scheme) {
+    if (e.port() == (scheme == "https" ? 443 : 80))
+      return e.host().find(':') != std::string::npos ? "[" + e.host() + "]" : e.host();
+    return e.authority();
+  }
+
   std::string make_key(const outbound_request& req) const {
     std::string k;
     append_key(k, req);
@@ -153,6 +315,11 @@ class transport_impl final : public transport {
   }
 
   http1_transport_options o_;
+  std::shared_ptr<lb::cluster> cluster_;
+  upstream::retry_policy retry_;
+  upstream::breaker_options breakers_;
+  upstream::breaker_state counts_;
+  std::uint64_t id_ = next_transport_id.fetch_add(1, std::memory_order_relaxed);
   upstream::connector connector_;
   upstream::h1_options h1_;
   upstream::h2_policy h2_;
@@ -162,6 +329,13 @@ class transport_impl final : public transport {
 
 std::shared_ptr<transport> make_http1_transport(http1_transport_options opts) {
   return std::make_shared<transport_impl>(opts);
+}
+
+std::shared_ptr<transport> upstream::make_cluster_transport(const http1_transport_options& o,
+                                                            std::shared_ptr<lb::cluster> cluster,
+                                                            const retry_policy& retry,
+                                                            const breaker_options& breakers) {
+  return std::make_shared<transport_impl>(o, std::move(cluster), retry, breakers);
 }
 
 }  // namespace trafficcop

@@ -76,6 +76,10 @@ class Upstream:
         self._conns = {}
         self._refuse_seen = set()
         self.refused = []
+        # Behaviour every request gets unless its path or query says otherwise (the keys of
+        # upstream_behaviour.py, e.g. {"status": "503"} or {"delay": "300"}); a test may
+        # change it while the server runs, to make this one upstream fail or slow down.
+        self.defaults = {}
         self.connections = 0
         self._conn_seq = 0
         self._ready = threading.Event()
@@ -317,7 +321,7 @@ class _H1Conn:
 
     async def exchange(self, method, target, version, headers):
         rec = self.up._new_record(self.conn, "HTTP/1.1", method, target, headers, version=version)
-        b = _behaviour(target)
+        b = {**self.up.defaults, **_behaviour(target)}
         conn_tokens = ",".join(self._get(headers, "connection")).lower()
         if b.get("ws") and self._get(headers, "upgrade") and "upgrade" in conn_tokens:
             self.up._update(rec, complete=True, responded=101)
@@ -511,7 +515,7 @@ class _H2Conn:
             get = dict((n, v) for n, v in headers)
             rec = self.up._new_record(self.conn, "HTTP/2", get.get(":method"), get.get(":path"),
                                       headers, stream=ev.stream_id)
-            st = _Stream(rec, _behaviour(get.get(":path") or "/"))
+            st = _Stream(rec, {**self.up.defaults, **_behaviour(get.get(":path") or "/")})
             self.streams[ev.stream_id] = st
             n = self.h2.open_inbound_streams  # this one included
             if (n > self.up.max_concurrent_streams

@@ -358,7 +358,7 @@ upstreams: [{connect_timeout: 1s}]
 routes: [{path_prefix: /}]
 )"),
             (errors{"upstreams[0].name: required key is missing",
-                    "upstreams[0].url: required key is missing",
+                    "upstreams[0].url: required key is missing (or endpoints: a list of URLs)",
                     "routes[0].upstream: required key is missing"}));
 }
 

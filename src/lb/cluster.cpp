@@ -1,0 +1,343 @@
+// SPDX-License-Identifier: MIT
+// Endpoint choice and passive health of an upstream of many endpoints (cluster.hpp).
+#include "lb/cluster.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <unordered_map>
+
+#include "core/log.hpp"
+#include "http/rules.hpp"
+
+namespace trafficcop::lb {
+namespace {
+
+std::atomic<std::uint64_t> next_cluster_id{1};
+
+/// ring_hash points per unit of weight: enough that removing one of N endpoints moves close to
+/// 1/N of the keys (measured in tests/unit/lb_test.cpp), small enough to build fast.
+constexpr std::uint32_t ring_points_per_weight = 160;
+/// peak_ewma's decay time (Finagle's default): a peak is forgotten over about this long.
+constexpr double ewma_decay_ns = 10e9;
+/// peak_ewma: the cost of an endpoint not measured yet, so that each gets tried.
+constexpr double unmeasured_ns = 1e3;
+
+/// xorshift64*: per worker, seeded from the clock and the worker's address.
+struct rng {
+  std::uint64_t s;
+  std::uint64_t next() noexcept {
+    s ^= s >> 12;
+    s ^= s << 25;
+    s ^= s >> 27;
+    return s * 0x2545F4914F6CDD1DULL;
+  }
+  std::size_t below(std::size_t n) noexcept { return static_cast<std::size_t>(next() % n); }
+};
+
+bool tried(std::uint64_t avoid, std::size_t i) noexcept { return i < 64 && (avoid >> i) & 1; }
+
+}  // namespace
+
+std::uint64_t stable_hash(std::string_view s) noexcept {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  // splitmix64's finaliser: FNV's low bits are weak for the ring's ordering.
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return h;
+}
+
+struct cluster::worker_state {
+  struct ep {
+    std::int64_t current_weight = 0;  // smooth weighted round robin
+    std::uint32_t in_flight = 0;
+    double ewma_ns = 0;  // peak_ewma
+    clock::time_point stamp{};
+  };
+  std::vector<ep> eps;
+  std::size_t next = 0;  // round robin with equal weights
+  rng random{0};
+};
+
+endpoint::endpoint(const endpoint_options& o, std::size_t index)
+    : host_(o.host), port_(o.port), weight_(o.weight), index_(index) {
+  authority_ = host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_;
+  authority_ += ":" + std::to_string(port_);
+}
+
+cluster::cluster(cluster_options o) : o_(std::move(o)) {
+  for (const auto& e : o_.endpoints) {
+    eps_.push_back(std::make_unique<endpoint>(e, eps_.size()));
+    total_weight_ += e.weight;
+    equal_weights_ = equal_weights_ && e.weight == o_.endpoints.front().weight;
+  }
+  if (o_.lb == policy::ring_hash) {
+    for (const auto& e : eps_) {
+      for (std::uint32_t i = 0; i < e->weight() * ring_points_per_weight; ++i)
+        ring_.push_back({stable_hash(e->authority() + "#" + std::to_string(i)),
+                         static_cast<std::uint32_t>(e->index())});
+    }
+    std::sort(ring_.begin(), ring_.end(),
+              [](const ring_point& a, const ring_point& b) { return a.hash < b.hash; });
+  }
+  id_ = next_cluster_id.fetch_add(1, std::memory_order_relaxed);
+}
+
+cluster::~cluster() = default;
+
+cluster::worker_state& cluster::local() {
+  // One entry per cluster this worker has used, by id (never reused, unlike an address).
+  thread_local std::unordered_map<std::uint64_t, std::unique_ptr<worker_state>> states;
+  thread_local std::uint64_t last_id = 0;
+  thread_local worker_state* last = nullptr;
+  if (last_id == id_) return *last;
+  auto& s = states[id_];
+  if (!s) {
+    s = std::make_unique<worker_state>();
+    s->eps.resize(eps_.size());
+    s->random.s = static_cast<std::uint64_t>(clock::now().time_since_epoch().count()) ^
+                  reinterpret_cast<std::uintptr_t>(s.get()) ^ 0x9E3779B97F4A7C15ULL;
+    if (s->random.s == 0) s->random.s = 1;
+    s->next = s->random.below(std::max<std::size_t>(eps_.size(), 1));
+  }
+  last_id = id_;
+  last = s.get();
+  return *s;
+}
+
+endpoint* cluster::pick(const pick_input& p) {
+  if (eps_.empty()) return nullptr;
+  auto now = clock::now();
+  auto& w = local();
+  bool all = false;
+  if (o_.panic_threshold > 0) {
+    std::size_t up = eps_.size() - ejected_now(now);
+    all = up * 100 < eps_.size() * o_.panic_threshold;
+  }
+  endpoint* e = nullptr;
+  // A retry goes elsewhere when it can; when every endpoint was tried, anywhere.
+  for (std::uint64_t avoid : {p.tried, std::uint64_t{0}}) {
+    switch (o_.lb) {
+      case policy::round_robin:
+        e = pick_round_robin(w, now, avoid, all);
+        break;
+      case policy::least_request:
+      case policy::peak_ewma:
+        e = pick_p2c(w, now, avoid, all);
+        break;
+      case policy::random:
+        e = pick_random(w, now, avoid, all);
+        break;
+      case policy::ring_hash: {
+        pick_input q = p;
+        q.tried = avoid;
+        e = pick_ring(w, q, now, all);
+        break;
+      }
+    }
+    if (e || p.tried == 0) break;
+  }
+  if (e) ++w.eps[e->index()].in_flight;
+  return e;
+}
+
+endpoint* cluster::pick_round_robin(worker_state& w, clock::time_point now, std::uint64_t avoid,
+                                    bool all) {
+  const std::size_t n = eps_.size();
+  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps_[i]->available(now)); };
+  if (equal_weights_) {
+    for (std::size_t k = 0; k < n; ++k) {
+      std::size_t i = w.next++ % n;
+      if (usable(i)) return eps_[i].get();
+    }
+    return nullptr;
+  }
+  // nginx's smooth weighted round robin: every usable endpoint gains its weight, the largest
+  // is chosen and pays the total back. Over any window of total_weight picks each endpoint is
+  // chosen exactly its weight's share, interleaved rather than in runs.
+  std::int64_t total = 0;
+  std::size_t best = n;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!usable(i)) continue;
+    auto& s = w.eps[i];
+    s.current_weight += eps_[i]->weight();
+    total += eps_[i]->weight();
+    if (best == n || s.current_weight > w.eps[best].current_weight) best = i;
+  }
+  if (best == n) return nullptr;
+  w.eps[best].current_weight -= total;
+  return eps_[best].get();
+}
+
+endpoint* cluster::pick_p2c(worker_state& w, clock::time_point now, std::uint64_t avoid, bool all) {
+  const std::size_t n = eps_.size();
+  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps_[i]->available(now)); };
+  // Two distinct usable candidates at random: a few draws, then a scan when most are out.
+  std::size_t cand[2] = {n, n};
+  for (std::size_t k = 0, found = 0; found < 2 && k < 16; ++k) {
+    std::size_t i = w.random.below(n);
+    if (usable(i) && i != cand[0]) cand[found++] = i;
+  }
+  if (cand[1] == n) {
+    std::vector<std::size_t> ok;
+    for (std::size_t i = 0; i < n; ++i)
+      if (usable(i)) ok.push_back(i);
+    if (ok.empty()) return nullptr;
+    if (ok.size() == 1) return eps_[ok[0]].get();
+    std::size_t a = w.random.below(ok.size());
+    std::size_t b = w.random.below(ok.size() - 1);
+    if (b >= a) ++b;
+    cand[0] = ok[a];
+    cand[1] = ok[b];
+  }
+  auto cost = [&](std::size_t i) {
+    auto& s = w.eps[i];
+    double load = static_cast<double>(s.in_flight) + 1;
+    if (o_.lb == policy::peak_ewma) {
+      // Finagle's peak EWMA, decayed when read so that a slow endpoint that is no longer
+      // chosen (and so not measured) is tried again once its peak has faded.
+      if (s.ewma_ns > 0) {
+        double dt = std::chrono::duration<double, std::nano>(now - s.stamp).count();
+        s.ewma_ns *= std::exp(-std::max(dt, 0.0) / ewma_decay_ns);
+        s.stamp = now;
+      }
+      load *= s.ewma_ns + unmeasured_ns;
+    }
+    return load / eps_[i]->weight();
+  };
+  return eps_[cost(cand[1]) < cost(cand[0]) ? cand[1] : cand[0]].get();
+}
+
+endpoint* cluster::pick_random(worker_state& w, clock::time_point now, std::uint64_t avoid,
+                               bool all) {
+  const std::size_t n = eps_.size();
+  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps_[i]->available(now)); };
+  auto weighted = [&](std::uint64_t r) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (r < eps_[i]->weight()) return i;
+      r -= eps_[i]->weight();
+    }
+    return n - 1;
+  };
+  for (int k = 0; k < 8; ++k) {
+    std::size_t i = equal_weights_ ? w.random.below(n) : weighted(w.random.next() % total_weight_);
+    if (usable(i)) return eps_[i].get();
+  }
+  std::uint64_t total = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (usable(i)) total += eps_[i]->weight();
+  if (total == 0) return nullptr;
+  std::uint64_t r = w.random.next() % total;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!usable(i)) continue;
+    if (r < eps_[i]->weight()) return eps_[i].get();
+    r -= eps_[i]->weight();
+  }
+  return nullptr;
+}
+
+endpoint* cluster::pick_ring(worker_state& w, const pick_input& p, clock::time_point now,
+                             bool all) {
+  auto key = p.in ? key_of(*p.in) : std::nullopt;
+  if (!key) return pick_random(w, now, p.tried, all);
+  auto* e = ring_owner(
+      *key, [&](std::size_t i) { return !tried(p.tried, i) && (all || eps_[i]->available(now)); });
+  return const_cast<endpoint*>(e);
+}
+
+std::optional<std::uint64_t> cluster::key_of(const request& in) const {
+  switch (o_.hash.what) {
+    case hash_on::kind::client_ip:
+      return stable_hash(http::host_of(in.remote_addr));
+    case hash_on::kind::path:
+      return stable_hash(in.path());
+    case hash_on::kind::header:
+      if (auto v = in.header.get(o_.hash.name)) return stable_hash(*v);
+      return std::nullopt;
+    case hash_on::kind::cookie: {
+      for (const auto& f : in.header) {
+        if (!iequals(f.name, "cookie")) continue;
+        std::string_view v = f.value;
+        while (!v.empty()) {
+          auto semi = v.find(';');
+          auto pair = v.substr(0, semi);
+          while (!pair.empty() && pair.front() == ' ') pair.remove_prefix(1);
+          auto eq = pair.find('=');
+          if (eq != std::string_view::npos && pair.substr(0, eq) == o_.hash.name)
+            return stable_hash(pair.substr(eq + 1));
+          if (semi == std::string_view::npos) break;
+          v.remove_prefix(semi + 1);
+        }
+      }
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+void cluster::done(endpoint& e, const attempt_result& r) {
+  auto now = clock::now();
+  auto& s = local().eps[e.index()];
+  if (s.in_flight > 0) --s.in_flight;
+  if (o_.lb == policy::peak_ewma && !r.failure) {
+    double rtt = static_cast<double>(r.latency.count());
+    if (rtt > s.ewma_ns) {
+      s.ewma_ns = rtt;  // peak: a slow answer counts at once
+    } else {
+      double dt = std::chrono::duration<double, std::nano>(now - s.stamp).count();
+      double keep = std::exp(-std::max(dt, 0.0) / ewma_decay_ns);
+      s.ewma_ns = s.ewma_ns * keep + rtt * (1 - keep);
+    }
+    s.stamp = now;
+  }
+  if (r.failure) return record_failure(e, now);
+  if (e.failures_.load(std::memory_order_relaxed) != 0)
+    e.failures_.store(0, std::memory_order_relaxed);
+  auto until = e.ejected_until_.load(std::memory_order_relaxed);
+  auto ticks = now.time_since_epoch().count();
+  if (until != 0 && until <= ticks &&
+      e.ejected_until_.compare_exchange_strong(until, 0, std::memory_order_relaxed)) {
+    e.back_at_.store(ticks, std::memory_order_relaxed);
+    log::info("endpoint {} of {} is back after its ejection", e.authority(), o_.name);
+  }
+  // Healthy for a whole base ejection time since it came back: the next ejection is short.
+  if (e.ejections_.load(std::memory_order_relaxed) != 0) {
+    auto back = e.back_at_.load(std::memory_order_relaxed);
+    if (back != 0 && clock::duration(ticks - back) >= o_.outlier.ejection_time)
+      e.ejections_.store(0, std::memory_order_relaxed);
+  }
+}
+
+void cluster::record_failure(endpoint& e, clock::time_point now) {
+  const auto& od = o_.outlier;
+  if (od.consecutive_failures == 0) return;
+  auto n = e.failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (n < od.consecutive_failures || !e.available(now)) return;
+  std::size_t allowed = eps_.size() * od.max_ejection_percent / 100;
+  if (ejected_now(now) >= allowed) return;
+  auto k = std::min<std::uint32_t>(e.ejections_.fetch_add(1, std::memory_order_relaxed), 16);
+  auto t = std::min(od.ejection_time * (std::int64_t{1} << k), od.max_ejection_time);
+  auto until = (now + t).time_since_epoch().count();
+  auto cur = e.ejected_until_.load(std::memory_order_relaxed);
+  if (cur > now.time_since_epoch().count() ||
+      !e.ejected_until_.compare_exchange_strong(cur, until, std::memory_order_relaxed))
+    return;  // another worker ejected it meanwhile
+  e.failures_.store(0, std::memory_order_relaxed);
+  log::warn("endpoint {} of {} is ejected for {} ms: {} consecutive failures", e.authority(),
+            o_.name, t.count(), n);
+}
+
+std::size_t cluster::ejected_now(clock::time_point now) const {
+  std::size_t n = 0;
+  for (const auto& e : eps_)
+    if (!e->available(now)) ++n;
+  return n;
+}
+
+}  // namespace trafficcop::lb
