@@ -160,6 +160,8 @@ struct request {
   std::string remote_addr;
   /// "ip:port" the request arrived on.
   std::string local_addr;
+  /// The listener it arrived on: its index in server_options::listen.
+  std::size_t listener = 0;
   bool tls = false;
   /// mTLS: the subject of the client certificate the listener verified (RFC 2253, e.g.
   /// "CN=billing,O=Example"); empty when there is none.

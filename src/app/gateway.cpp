@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Config → handler: the route table and one reverse_proxy per route.
 #include "app/gateway.hpp"
+#include "app/router.hpp"
 #include "trafficcop/transport.hpp"
 
 #include <algorithm>
@@ -13,64 +14,86 @@
 namespace trafficcop::app {
 namespace {
 
-/// Host without port, lower-cased: "Example.COM:8080" → "example.com".
-std::string bare_host(std::string_view h) {
-  if (!h.empty() && h.front() == '[') {
-    auto close = h.find(']');
-    h = h.substr(0, close == std::string_view::npos ? h.size() : close + 1);
-  } else if (auto colon = h.rfind(':'); colon != std::string_view::npos) {
-    h = h.substr(0, colon);
-  }
-  std::string s(h);
-  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
-/// Segment-aware prefix: "/api" matches "/api" and "/api/x", not "/apix".
-bool path_matches(std::string_view prefix, std::string_view path) {
-  if (!path.starts_with(prefix)) return false;
-  return prefix.empty() || prefix.back() == '/' || path.size() == prefix.size() ||
-         path[prefix.size()] == '/' || path[prefix.size()] == '?';
-}
-
 void apply_edits(header_map& h, const config::header_edits& e) {
   for (const auto& name : e.remove) h.erase(name);
   for (const auto& [name, value] : e.set) h.set(name, value);
   for (const auto& [name, value] : e.add) h.add(name, value);
 }
 
-struct compiled_route {
-  std::string host;  // bare, lower-case; "" = any
-  std::string prefix;
-  handler h;
-};
-
-/// Routes sorted so that the first match is the most specific: host routes before any-host
-/// ones, longer prefixes first; file order breaks ties.
+/// The route table and a handler per route (router.hpp says which route wins).
 class router {
  public:
-  explicit router(std::vector<compiled_route> routes) : routes_(std::move(routes)) {
-    std::stable_sort(routes_.begin(), routes_.end(), [](const auto& a, const auto& b) {
-      if (a.host.empty() != b.host.empty()) return !a.host.empty();
-      return a.prefix.size() > b.prefix.size();
-    });
-  }
+  router(route_table table, std::vector<handler> handlers)
+      : table_(std::move(table)), handlers_(std::move(handlers)) {}
 
   asio::awaitable<void> serve(response_writer& w, request& in) const {
-    std::string host = bare_host(in.host);
-    std::string_view path = in.path();
-    for (const auto& r : routes_) {
-      if (!r.host.empty() && r.host != host) continue;
-      if (!path_matches(r.prefix, path)) continue;
-      co_return co_await r.h(w, in);
+    auto i = table_.match(in);
+    if (i == route_table::none) {
+      w.log().error = "no route";
+      co_await write_text(w, 404, "Not Found\n");
+      co_return;
     }
-    w.log().error = "no route";
-    co_await write_text(w, 404, "Not Found\n");
+    co_await handlers_[i](w, in);
   }
 
  private:
-  std::vector<compiled_route> routes_;
+  route_table table_;
+  std::vector<handler> handlers_;  // by route index
 };
+
+/// strip_prefix / prefix_rewrite: the path the next handler sees, and so the one the proxy
+/// joins to the upstream URL's base path, starts with `replacement` instead of `prefix`
+/// (Go's http.StripPrefix, Caddy's handle_path). The request-target is edited in place and put
+/// back before returning, so that the access log shows what the client sent; nothing is
+/// allocated once the target's storage is large enough.
+handler with_prefix_rewrite(handler next, std::string prefix, std::string replacement) {
+  return [next = std::move(next), prefix = std::move(prefix), replacement = std::move(replacement)](
+             response_writer& w, request& in) -> asio::awaitable<void> {
+    auto [n, head] = prefix_rewrite(in.path(), prefix, replacement);
+    in.target.replace(0, n, head);
+    // What was replaced: the prefix, or part of it, or the prefix and the '/' after it.
+    auto restore = [&, n = n, head_size = head.size()] {
+      std::string_view was(prefix.data(), std::min(n, prefix.size()));
+      in.target.replace(0, head_size, was);
+      if (n > prefix.size()) in.target.insert(prefix.size(), 1, '/');
+    };
+    try {
+      co_await next(w, in);
+    } catch (...) {
+      restore();
+      throw;
+    }
+    restore();
+  };
+}
+
+/// `redirect:` routes: the Location from the template, no body.
+handler redirect_handler(config::redirect rd, config::header_edits edits) {
+  return [rd = std::move(rd), edits = std::move(edits)](response_writer& w,
+                                                        request& in) -> asio::awaitable<void> {
+    w.header().set("Location", redirect_location(rd.to, in));
+    apply_edits(w.header(), edits);
+    w.header().set("Content-Length", "0");
+    if (co_await w.write_header(rd.status)) co_return;
+    co_await w.flush();
+  };
+}
+
+/// `respond:` routes: a fixed status, headers and body.
+handler respond_handler(config::respond rs, config::header_edits edits) {
+  std::string length = std::to_string(rs.body.size());
+  return [rs = std::move(rs), edits = std::move(edits), length = std::move(length)](
+             response_writer& w, request&) -> asio::awaitable<void> {
+    if (!rs.body.empty()) w.header().set("Content-Type", "text/plain; charset=utf-8");
+    for (const auto& [name, value] : rs.headers) w.header().set(name, value);
+    apply_edits(w.header(), edits);
+    w.header().set("Content-Length", length);
+    if (co_await w.write_header(rs.status)) co_return;
+    if (!rs.body.empty())
+      if (co_await w.write(asio::buffer(rs.body.data(), rs.body.size()))) co_return;
+    co_await w.flush();
+  };
+}
 
 upstream_tls_options tls_options(const config::upstream_tls& t) {
   return {t.ca_file, t.server_name, t.insecure_skip_verify, t.cert_file, t.key_file};
@@ -213,12 +236,33 @@ handler build_router(const config::config& cfg) {
     transports[u.name] = transport_for(u);
     upstreams[u.name] = &u;
   }
-  std::vector<compiled_route> routes;
+  std::vector<handler> handlers;
+  handlers.reserve(cfg.routes.size());
   for (const auto& r : cfg.routes) {
+    if (r.redirect) {
+      handlers.push_back(redirect_handler(*r.redirect, r.response_headers));
+      continue;
+    }
+    if (r.respond) {
+      handlers.push_back(respond_handler(*r.respond, r.response_headers));
+      continue;
+    }
     const auto& u = *upstreams.at(r.upstream);  // the loader checked the name
-    routes.push_back({bare_host(r.host), r.path_prefix, proxy_for(cfg, r, u, transports[u.name])});
+    handler h;
+    if (r.host_rewrite.empty()) {
+      h = proxy_for(cfg, r, u, transports[u.name]);
+    } else {
+      // The route's request edits run last on the outbound request (the proxy's rewrite hook),
+      // after the proxy set Host: setting it there wins over host_header, as host_rewrite must.
+      config::route with_host = r;
+      with_host.request_headers.set.emplace_back("Host", r.host_rewrite);
+      h = proxy_for(cfg, with_host, u, transports[u.name]);
+    }
+    if (r.strip_prefix || !r.prefix_rewrite.empty())
+      h = with_prefix_rewrite(std::move(h), r.path_prefix, r.strip_prefix ? "/" : r.prefix_rewrite);
+    handlers.push_back(std::move(h));
   }
-  auto rt = std::make_shared<router>(std::move(routes));
+  auto rt = std::make_shared<router>(route_table(cfg.routes, cfg.listeners), std::move(handlers));
   return [rt](response_writer& w, request& in) { return rt->serve(w, in); };
 }
 

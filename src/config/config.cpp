@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include <arpa/inet.h>
+#include <re2/re2.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -195,10 +196,108 @@ std::optional<std::string> parse_url(std::string_view url, upstream& u) {
   return std::nullopt;
 }
 
-/// A route host: a host name or [v6], without port.
+/// A route host: a host name or [v6], without port; or a wildcard "*." + host name.
 bool is_route_host(std::string_view s) {
   if (s.starts_with('[') && s.ends_with(']')) return is_ipv6(s.substr(1, s.size() - 2));
-  return is_host_name(s);
+  if (s.starts_with("*.")) s.remove_prefix(2);
+  return is_host_name(s) && s.front() != '.';
+}
+
+/// A listener name: letters, digits, '-', '_', '.'.
+bool is_name(std::string_view s) noexcept {
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (lower(c) >= 'a' && lower(c) <= 'z') || c == '-' || c == '_' ||
+          c == '.'))
+      return false;
+  return !s.empty();
+}
+
+/// An origin-form path as routes match it: starts with '/', no spaces, controls, '?' or '#'.
+std::optional<std::string> check_path(std::string_view s) {
+  if (!s.starts_with('/')) return quote(s) + " must start with '/'";
+  if (has_space_or_ctl(s) || s.find_first_of("?#") != std::string_view::npos)
+    return quote(s) + " must be a path without spaces, '?' or '#'";
+  return std::nullopt;
+}
+
+/// A redirect template: "{" opens one of the known placeholders, nothing else.
+std::optional<std::string> check_redirect_template(std::string_view to) {
+  if (has_space_or_ctl(to)) return "must not contain spaces or control characters";
+  for (std::size_t i = to.find_first_of("{}"); i != std::string_view::npos;
+       i = to.find_first_of("{}", i)) {
+    auto close = to[i] == '{' ? to.find('}', i) : std::string_view::npos;
+    if (close == std::string_view::npos)
+      return "unbalanced '" + std::string(1, to[i]) + "' (placeholders: {scheme}, {host}, {path})";
+    std::string_view name = to.substr(i, close + 1 - i);
+    if (name != "{scheme}" && name != "{host}" && name != "{path}")
+      return quote(name) + " is not a placeholder (use {scheme}, {host}, {path})";
+    i = close + 1;
+  }
+  // "{path}" may begin with "//" (a client's "//evil.example/"): a Location that starts with it
+  // would be a protocol-relative URL to another site. Only absolute URLs and plain paths.
+  bool absolute =
+      to.starts_with("http://") || to.starts_with("https://") || to.starts_with("{scheme}://");
+  bool local = to.size() > 1 && to[0] == '/' && to[1] != '/' && to[1] != '\\' && to[1] != '{';
+  if (!absolute && !local)
+    return quote(to) +
+           " must be an absolute URL (http://, https://, {scheme}://) or a path like /new";
+  return std::nullopt;
+}
+
+/// True if the map `n` has the key `key` (given, whatever its value).
+bool has(const YAML::Node& n, const char* key) { return n.IsMap() && n[key]; }
+
+/// True if `e` touches the field `name`.
+bool edits_name(const header_edits& e, std::string_view name) {
+  auto is = [&](std::string_view n) {
+    return n.size() == name.size() &&
+           std::equal(n.begin(), n.end(), name.begin(),
+                      [](char a, char b) { return lower(a) == lower(b); });
+  };
+  for (const auto& [n, v] : e.set)
+    if (is(n)) return true;
+  for (const auto& [n, v] : e.add)
+    if (is(n)) return true;
+  return std::any_of(e.remove.begin(), e.remove.end(), is);
+}
+
+/// One string per header and query condition of `r`, equal for conditions that are the same.
+std::vector<std::string> condition_keys(const route& r) {
+  std::vector<std::string> keys;
+  auto add = [&](char kind, std::string name, const value_match& m) {
+    keys.push_back(kind + std::move(name) + '\0' +
+                   (m.regex ? "~" + m.regex_source : "=" + m.value));
+  };
+  for (const auto& [name, m] : r.headers) add('h', to_lower(name), m);
+  for (const auto& [name, m] : r.query) add('q', name, m);
+  return keys;
+}
+
+bool same_match(const value_match& a, const value_match& b) {
+  return a.value == b.value && a.regex_source == b.regex_source && !a.regex == !b.regex;
+}
+
+/// True if every condition of `wide` is one of `narrow`'s, so that `wide` takes every request
+/// `narrow` would: its methods and listeners include `narrow`'s, its headers and query
+/// conditions are among `narrow`'s (names compared as they are matched).
+bool takes_every_request_of(const route& wide, const route& narrow) {
+  auto includes = [](const std::vector<std::string>& big, const std::vector<std::string>& small) {
+    if (big.empty()) return true;  // any
+    if (small.empty()) return false;
+    return std::all_of(small.begin(), small.end(), [&](const std::string& x) {
+      return std::find(big.begin(), big.end(), x) != big.end();
+    });
+  };
+  auto among = [](const auto& conds, const auto& in, bool fold) {
+    return std::all_of(conds.begin(), conds.end(), [&](const auto& c) {
+      return std::any_of(in.begin(), in.end(), [&](const auto& d) {
+        bool same_name = fold ? to_lower(c.first) == to_lower(d.first) : c.first == d.first;
+        return same_name && same_match(c.second, d.second);
+      });
+    });
+  };
+  return includes(wide.methods, narrow.methods) && includes(wide.listeners, narrow.listeners) &&
+         among(wide.headers, narrow.headers, true) && among(wide.query, narrow.query, false);
 }
 
 template <class E>
@@ -312,6 +411,15 @@ class loader {
   void read_listener_http2(const node& n, const std::string& path, listener_http2& h);
   void read_route(const node& n, const std::string& path);
   void read_route_fields(const node& n, const std::string& path, route& r);
+  void check_route_combinations(const node& n, const std::string& path, route& r);
+  void check_route_shadowed(const std::string& path, const route& r);
+  regex_ptr compile(const std::string& pattern, const std::string& path);
+  void read_value_matches(const node& n, const std::string& path, bool header_names,
+                          std::vector<std::pair<std::string, value_match>>& out);
+  void read_methods(const node& n, const std::string& path, std::vector<std::string>& out);
+  void read_route_listeners(const node& n, const std::string& path, std::vector<std::string>& out);
+  void read_redirect(const node& n, const std::string& path, route& r);
+  void read_respond(const node& n, const std::string& path, route& r);
   void read_header_edits(const node& n, const std::string& path, header_edits& e);
   void read_header_values(const node& n, const std::string& path,
                           std::vector<std::pair<std::string, std::string>>& out);
@@ -323,13 +431,22 @@ class loader {
   // Checks across sections, after the walk.
   void check_required();
   void check_route_upstreams();
+  void check_route_listeners();
+  void check_route_targets();
 
   config cfg_;
   std::vector<std::string> errors_;
   std::set<std::string> mistyped_lists_;  // top-level lists that were not lists
   std::set<std::string> listen_addresses_;
   std::set<std::string> upstream_names_;
-  std::map<std::string, std::size_t> route_keys_;  // lowercased host + '\0' + prefix → index
+  std::set<std::string> listener_names_;
+  // The routes with one host and path matcher, for the never-matching check.
+  struct route_group {
+    std::vector<std::size_t> without_conditions;                   // no header or query condition
+    std::map<std::string, std::vector<std::size_t>> by_condition;  // by their first one
+  };
+  // Lowercased host + '\0' + path matcher kind + pattern → its group.
+  std::map<std::string, route_group> route_keys_;
 };
 
 load_result loader::run(const node& root, std::string_view name) {
@@ -339,6 +456,8 @@ load_result loader::run(const node& root, std::string_view name) {
     read_root(root);
     check_required();
     check_route_upstreams();
+    check_route_listeners();
+    check_route_targets();
   }
   load_result result;
   if (errors_.empty()) result.cfg = std::move(cfg_);
@@ -574,9 +693,16 @@ void loader::read_listener(const node& n, const std::string& path) {
       return fail(at, "duplicate listener address " + quote(s));
     l.address = std::move(s);
   };
+  auto name = [&](const node& v, const std::string& at) {
+    std::string s;
+    if (!read_non_empty(v, at, s)) return;
+    if (!is_name(s)) return fail(at, quote(s) + " is not a name (letters, digits, '-', '_', '.')");
+    if (!listener_names_.insert(s).second) return fail(at, "duplicate listener name " + quote(s));
+    l.name = std::move(s);
+  };
   auto tls = [&](const node& v, const std::string& at) { read_listener_tls(v, at, l.tls); };
   auto http2 = [&](const node& v, const std::string& at) { read_listener_http2(v, at, l.http2); };
-  read_fields(n, path, {{"address", address}, {"tls", tls}, {"http2", http2}});
+  read_fields(n, path, {{"name", name}, {"address", address}, {"tls", tls}, {"http2", http2}});
   if (l.http2.h2c && !l.tls.certificates.empty())
     fail(child(path, "http2.h2c"), "applies to plain listeners only (this one has tls)");
 }
@@ -843,12 +969,9 @@ void loader::read_route(const node& n, const std::string& path) {
   std::size_t errors_before = errors_.size();
   read_route_fields(n, path, r);
   if (errors_.size() != errors_before) return;
-  // Routes match by host, then longest prefix; a second route with the same pair is dead.
-  auto key = to_lower(r.host) + '\0' + r.path_prefix;
-  auto [it, inserted] = route_keys_.emplace(key, cfg_.routes.size() - 1);
-  if (!inserted)
-    fail(path, "same host and path_prefix as " + element("routes", it->second) +
-                   ", so it can never match");
+  check_route_combinations(n, path, r);
+  if (errors_.size() != errors_before) return;
+  check_route_shadowed(path, r);
 }
 
 void loader::read_route_fields(const node& n, const std::string& path, route& r) {
@@ -856,31 +979,255 @@ void loader::read_route_fields(const node& n, const std::string& path, route& r)
     std::string s;
     if (!read(v, at, s)) return;
     if (!s.empty() && !is_route_host(s))
-      return fail(at, quote(s) + " is not a host name (no scheme, port or path; e.g. example.com)");
+      return fail(at, quote(s) +
+                          " is not a host name or a wildcard (no scheme, port or path; e.g. "
+                          "example.com, *.example.com)");
     r.host = std::move(s);
   };
-  auto prefix = [&](const node& v, const std::string& at) {
+  auto a_path = [&](auto store) {
+    return [this, store](const node& v, const std::string& at) {
+      std::string s;
+      if (!read(v, at, s)) return;
+      if (auto err = check_path(s)) return fail(at, *err);
+      store(std::move(s));
+    };
+  };
+  auto regex = [&](const node& v, const std::string& at) {
     std::string s;
-    if (!read(v, at, s)) return;
-    if (!s.starts_with('/')) return fail(at, quote(s) + " must start with '/'");
-    if (has_space_or_ctl(s) || s.find_first_of("?#") != std::string::npos)
-      return fail(at, quote(s) + " must be a path without spaces, '?' or '#'");
-    r.path_prefix = std::move(s);
+    if (!read_non_empty(v, at, s)) return;
+    if (auto re = compile(s, at)) {
+      r.path_regex = std::move(s);
+      r.path_re = std::move(re);
+    }
+  };
+  auto host_rewrite = [&](const node& v, const std::string& at) {
+    std::string s;
+    if (!read_non_empty(v, at, s)) return;
+    host_port hp;
+    if (auto err = split_host_port(s, hp)) return fail(at, *err);
+    r.host_rewrite = std::move(s);
   };
   auto edits = [this](header_edits& e) -> handler {
     return [this, &e](const node& v, const std::string& at) { read_header_edits(v, at, e); };
   };
-  read_fields(n, path,
-              {
-                  {"host", host},
-                  {"path_prefix", prefix},
-                  {"upstream", [&](auto& v, auto& at) { read_non_empty(v, at, r.upstream); }, true},
-                  {"host_header", into(r.host_header)},
-                  {"upstream_target", into(r.upstream_target)},
-                  {"flush_interval", into(r.flush_interval)},
-                  {"request_headers", edits(r.request_headers)},
-                  {"response_headers", edits(r.response_headers)},
-              });
+  auto matches = [&](auto& out, bool header_names) -> handler {
+    return [this, &out, header_names](const node& v, const std::string& at) {
+      read_value_matches(v, at, header_names, out);
+    };
+  };
+  read_fields(
+      n, path,
+      {
+          {"host", host},
+          {"path", a_path([&](std::string s) { r.path = std::move(s); })},
+          {"path_prefix", a_path([&](std::string s) { r.path_prefix = std::move(s); })},
+          {"path_regex", regex},
+          {"methods", [&](auto& v, auto& at) { read_methods(v, at, r.methods); }},
+          {"headers", matches(r.headers, true)},
+          {"query", matches(r.query, false)},
+          {"listeners", [&](auto& v, auto& at) { read_route_listeners(v, at, r.listeners); }},
+          {"upstream", [&](auto& v, auto& at) { read_non_empty(v, at, r.upstream); }},
+          {"redirect", [&](auto& v, auto& at) { read_redirect(v, at, r); }},
+          {"respond", [&](auto& v, auto& at) { read_respond(v, at, r); }},
+          {"strip_prefix", into(r.strip_prefix)},
+          {"prefix_rewrite", a_path([&](std::string s) { r.prefix_rewrite = std::move(s); })},
+          {"host_rewrite", host_rewrite},
+          {"host_header", into(r.host_header)},
+          {"upstream_target", into(r.upstream_target)},
+          {"flush_interval", into(r.flush_interval)},
+          {"request_headers", edits(r.request_headers)},
+          {"response_headers", edits(r.response_headers)},
+      });
+}
+
+/// What one key allows only with another, or only without it.
+void loader::check_route_combinations(const node& n, const std::string& path, route& r) {
+  // One path matcher: precedence between kinds is by kind, so a route cannot be two of them.
+  std::vector<const char*> kinds;
+  for (const char* k : {"path", "path_prefix", "path_regex"})
+    if (has(n, k)) kinds.push_back(k);
+  if (kinds.size() > 1)
+    return fail(child(path, kinds[1]), std::string(kinds[0]) +
+                                           " is given too; a route has one of path, path_prefix, "
+                                           "path_regex");
+  if (!kinds.empty() && std::string_view(kinds[0]) != "path_prefix") r.path_prefix.clear();
+
+  // One action: an upstream, a redirect or a fixed response.
+  std::vector<const char*> actions;
+  for (const char* k : {"upstream", "redirect", "respond"})
+    if (has(n, k)) actions.push_back(k);
+  if (actions.empty())
+    return fail(path, "needs one of upstream, redirect, respond (what to do with the request)");
+  if (actions.size() > 1)
+    return fail(child(path, actions[1]), std::string(actions[0]) +
+                                             " is given too; a route has one of upstream, "
+                                             "redirect, respond");
+  if (r.upstream.empty()) {
+    // Nothing is sent upstream: what shapes the upstream request has nothing to act on.
+    for (const char* k : {"strip_prefix", "prefix_rewrite", "host_rewrite", "host_header",
+                          "upstream_target", "flush_interval", "request_headers"})
+      if (has(n, k))
+        fail(child(path, k), std::string("applies to routes with an upstream only (this one has ") +
+                                 actions[0] + ")");
+    return;
+  }
+
+  bool path_rewrite = r.strip_prefix || !r.prefix_rewrite.empty();
+  if (r.strip_prefix && !r.prefix_rewrite.empty())
+    fail(child(path, "prefix_rewrite"),
+         "strip_prefix is set too (strip_prefix: true is prefix_rewrite: /); give one");
+  else if (path_rewrite && r.path_prefix.empty())
+    fail(child(path, r.strip_prefix ? "strip_prefix" : "prefix_rewrite"),
+         "applies to path_prefix routes only (it replaces the matched prefix)");
+  else if (path_rewrite && r.upstream_target == target_policy::raw)
+    fail(child(path, "upstream_target"),
+         "raw sends the client's bytes, which a prefix rewrite would not change; use normalized");
+  if (!r.host_rewrite.empty()) {
+    if (r.host_header)
+      fail(child(path, "host_header"), "host_rewrite is set too (it decides the Host sent)");
+    if (edits_name(r.request_headers, "host"))
+      fail(child(path, "request_headers"), "edits Host, which host_rewrite sets; give one");
+  }
+}
+
+/// Routes with the same host and path matcher are tried in file order (docs/config.md): a
+/// route after one that takes every request it would take can never match.
+void loader::check_route_shadowed(const std::string& path, const route& r) {
+  std::string key = to_lower(r.host) + '\0';
+  if (r.path)
+    key += "=" + *r.path;
+  else if (r.path_regex)
+    key += "~" + *r.path_regex;
+  else
+    key += "/" + r.path_prefix;
+  route_group& same = route_keys_[key];
+  // An earlier route with a header or query condition can only take every request of this one
+  // if this one has that condition too: look among those filed under this one's conditions,
+  // not at every earlier route (10,000 routes told apart by a header stay linear).
+  std::vector<std::size_t> candidates = same.without_conditions;
+  std::vector<std::string> conditions = condition_keys(r);
+  for (const auto& c : conditions)
+    if (auto it = same.by_condition.find(c); it != same.by_condition.end())
+      candidates.insert(candidates.end(), it->second.begin(), it->second.end());
+  std::sort(candidates.begin(), candidates.end());  // report the first in file order
+  const char* kind = r.path ? "path" : r.path_regex ? "path_regex" : "path_prefix";
+  for (std::size_t earlier : candidates) {
+    const route& e = cfg_.routes[earlier];
+    if (!takes_every_request_of(e, r)) continue;
+    bool plain = e.methods.empty() && e.headers.empty() && e.query.empty() && e.listeners.empty();
+    fail(path, "same host and " + std::string(kind) + " as " + element("routes", earlier) +
+                   (plain ? ""
+                          : ", whose methods, headers, query and listeners take every "
+                            "request this one would") +
+                   ", so it can never match");
+    return;
+  }
+  std::size_t index = cfg_.routes.size() - 1;
+  if (conditions.empty())
+    same.without_conditions.push_back(index);
+  else
+    same.by_condition[conditions.front()].push_back(index);
+}
+
+regex_ptr loader::compile(const std::string& pattern, const std::string& path) {
+  RE2::Options o;
+  o.set_log_errors(false);  // the error goes into the message below, not to stderr
+  auto re = std::make_shared<const RE2>(pattern, o);
+  if (re->ok()) return re;
+  fail(path, quote(pattern) + " is not a valid regular expression (RE2 syntax): " + re->error());
+  return nullptr;
+}
+
+void loader::read_value_matches(const node& n, const std::string& path, bool header_names,
+                                std::vector<std::pair<std::string, value_match>>& out) {
+  // Header names are case-insensitive (RFC 9110 §5.1); query parameter names are not.
+  for_each_entry(n, path, header_names, [&](const std::string& name, const node& v, auto& at) {
+    if (header_names && !is_token(name))
+      return fail(path, quote(name) + " is not a valid header name (RFC 9110 token)");
+    if (name.empty()) return fail(path, "a parameter name must not be empty");
+    value_match m;
+    if (v.IsMap()) {
+      read_fields(v, at,
+                  {{"regex",
+                    [&](const node& rv, const std::string& rat) {
+                      if (!read_non_empty(rv, rat, m.regex_source)) return;
+                      m.regex = compile(m.regex_source, rat);
+                    },
+                    true}});
+      if (!m.regex) return;
+    } else {
+      auto value = scalar(v, at, "a value or {regex: ...}");
+      if (!value) return;
+      m.value = std::move(*value);
+    }
+    out.emplace_back(name, std::move(m));
+  });
+}
+
+void loader::read_methods(const node& n, const std::string& path, std::vector<std::string>& out) {
+  read_list(n, path, [&](const node& v, const std::string& at) {
+    auto m = scalar(v, at, "a method name");
+    if (!m) return;
+    // RFC 9110 §9.1: methods are case-sensitive; "get" is not GET.
+    bool upper = std::none_of(m->begin(), m->end(), [](char c) { return c >= 'a' && c <= 'z'; });
+    if (!is_token(*m) || !upper)
+      return fail(at, quote(*m) + " is not a method (an upper-case token such as GET)");
+    if (std::find(out.begin(), out.end(), *m) != out.end())
+      return fail(at, "duplicate method " + quote(*m));
+    out.push_back(std::move(*m));
+  });
+  if (n.IsSequence() && n.size() == 0) fail(path, "must name at least one method (omit for any)");
+}
+
+void loader::read_route_listeners(const node& n, const std::string& path,
+                                  std::vector<std::string>& out) {
+  read_list(n, path, [&](const node& v, const std::string& at) {
+    std::string s;
+    if (!read_non_empty(v, at, s)) return;
+    if (std::find(out.begin(), out.end(), s) != out.end())
+      return fail(at, "duplicate listener " + quote(s));
+    out.push_back(std::move(s));
+  });
+  if (n.IsSequence() && n.size() == 0) fail(path, "must name at least one listener (omit for all)");
+}
+
+void loader::read_redirect(const node& n, const std::string& path, route& r) {
+  auto& rd = r.redirect.emplace();
+  auto to = [&](const node& v, const std::string& at) {
+    std::string s;
+    if (!read_non_empty(v, at, s)) return;
+    if (auto err = check_redirect_template(s)) return fail(at, *err);
+    rd.to = std::move(s);
+  };
+  auto status = [&](const node& v, const std::string& at) {
+    std::uint32_t code = 0;
+    if (!read(v, at, code)) return;
+    if (code != 301 && code != 302 && code != 303 && code != 307 && code != 308)
+      return fail(at, std::to_string(code) + " is not a redirect status (301, 302, 303, 307, 308)");
+    rd.status = static_cast<int>(code);
+  };
+  read_fields(n, path, {{"to", to, true}, {"status", status}});
+}
+
+void loader::read_respond(const node& n, const std::string& path, route& r) {
+  auto& rs = r.respond.emplace();
+  auto status = [&](const node& v, const std::string& at) {
+    std::uint32_t code = 0;
+    if (!read(v, at, code)) return;
+    if (code < 200 || code > 599) return fail(at, std::to_string(code) + " is not from 200 to 599");
+    rs.status = static_cast<int>(code);
+  };
+  auto headers = [&](const node& v, const std::string& at) {
+    read_header_values(v, at, rs.headers);
+    // The server frames the response: these would contradict it.
+    for (const auto& [name, value] : rs.headers)
+      for (std::string_view framing : {"content-length", "transfer-encoding", "connection"})
+        if (to_lower(name) == framing) fail(child(at, name), "is set by trafficcop from the body");
+  };
+  read_fields(n, path, {{"status", status}, {"body", into(rs.body)}, {"headers", headers}});
+  // RFC 9110 §15.3.5, §15.4.5: no content in these.
+  if ((rs.status == 204 || rs.status == 304) && !rs.body.empty())
+    fail(child(path, "body"), "a " + std::to_string(rs.status) + " response has no body");
 }
 
 void loader::read_header_edits(const node& n, const std::string& path, header_edits& e) {
@@ -966,6 +1313,30 @@ void loader::check_route_upstreams() {
     const std::string& name = cfg_.routes[i].upstream;
     if (!name.empty() && !upstream_names_.contains(name))
       fail(element("routes", i) + ".upstream", "no upstream named " + quote(name));
+  }
+}
+
+void loader::check_route_listeners() {
+  if (mistyped_lists_.contains("listeners")) return;
+  for (std::size_t i = 0; i < cfg_.routes.size(); ++i) {
+    const auto& names = cfg_.routes[i].listeners;
+    for (std::size_t j = 0; j < names.size(); ++j)
+      if (!listener_names_.contains(names[j]))
+        fail(element(element("routes", i) + ".listeners", j),
+             "no listener named " + quote(names[j]) + " (listeners[].name)");
+  }
+}
+
+/// A path rewrite changes the normalised path; the top-level `upstream_target: raw` would send
+/// the client's bytes instead, so a route that rewrites must say `upstream_target: normalized`.
+void loader::check_route_targets() {
+  if (cfg_.upstream_target != target_policy::raw) return;
+  for (std::size_t i = 0; i < cfg_.routes.size(); ++i) {
+    const route& r = cfg_.routes[i];
+    if ((r.strip_prefix || !r.prefix_rewrite.empty()) && !r.upstream_target)
+      fail(element("routes", i) + (r.strip_prefix ? ".strip_prefix" : ".prefix_rewrite"),
+           "the top-level upstream_target is raw, which a prefix rewrite would not change; set "
+           "upstream_target: normalized on this route");
   }
 }
 

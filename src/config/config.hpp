@@ -7,10 +7,15 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace re2 {
+class RE2;
+}
 
 namespace trafficcop::config {
 
@@ -68,6 +73,7 @@ struct listener_http2 {
 };
 
 struct listener {
+  std::string name;                        // optional; routes[].listeners refer to it
   std::string address = "127.0.0.1:8080";  // host:port; [v6]:port
   listener_tls tls;
   listener_http2 http2;
@@ -151,10 +157,51 @@ struct upstream {
   circuit_breaker breaker;
 };
 
+/// A regular expression compiled at load (RE2: linear-time matching, so a hostile path or
+/// header cannot make a route lookup backtrack; docs/config.md). Shared, never changed.
+using regex_ptr = std::shared_ptr<const re2::RE2>;
+
+/// What a request header or query parameter must hold: `value` exactly, or, when `regex` is
+/// set, a full match of it.
+struct value_match {
+  std::string value;
+  std::string regex_source;  // as written in the file, for messages and duplicate checks
+  regex_ptr regex;
+};
+
+/// `redirect:`: answer with a redirect instead of proxying.
+struct redirect {
+  std::string to;  // template: {scheme}, {host} (no port), {path} (raw path and query)
+  int status = 301;
+};
+
+/// `respond:`: answer with a fixed response instead of proxying.
+struct respond {
+  int status = 200;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;  // set on the response, in order
+};
+
 struct route {
-  std::string host;  // exact Host match (port ignored, case-insensitive); "" = any
+  /// Host (port ignored, case-insensitive): an exact name, "*.suffix" (a wildcard: any name
+  /// ending in ".suffix"), or "" for any.
+  std::string host;
+  /// Exactly one path matcher is in use: `path` (exact), `path_regex` (full match), or
+  /// `path_prefix` (whole segments; "/" unless another kind is given, then "").
   std::string path_prefix = "/";
-  std::string upstream;                          // name of an upstreams[] entry
+  std::optional<std::string> path;
+  std::optional<std::string> path_regex;
+  regex_ptr path_re;                                         // compiled path_regex
+  std::vector<std::string> methods;                          // any of these; empty = any
+  std::vector<std::pair<std::string, value_match>> headers;  // all must hold
+  std::vector<std::pair<std::string, value_match>> query;    // all must hold
+  std::vector<std::string> listeners;                        // listener names; empty = all
+  std::string upstream;  // name of an upstreams[] entry; "" for redirect/respond routes
+  std::optional<struct redirect> redirect;
+  std::optional<struct respond> respond;
+  bool strip_prefix = false;   // drop the matched path_prefix from the path sent upstream
+  std::string prefix_rewrite;  // replace the matched path_prefix with this; "" = none
+  std::string host_rewrite;    // Host sent upstream; "" = per host_header
   std::optional<host_policy> host_header;        // overrides the global setting
   std::optional<target_policy> upstream_target;  // overrides the global setting
   header_edits request_headers;

@@ -109,7 +109,14 @@ class proxy {
     outbound_request& out = lease.get();
     std::optional<std::string> up_type;
     if (auto err = build(in, out, up_type)) co_return co_await fail(w, in, *err);
-    if (o_.rewrite) o_.rewrite(in, out);
+    if (o_.rewrite) {
+      o_.rewrite(in, out);
+      // A Host the hook chose (a route's host_rewrite) is kept whatever endpoint is chosen.
+      if (out.host_follows_endpoint) {
+        auto h = out.header.get("host");
+        out.host_follows_endpoint = h && *h == authority_;
+      }
+    }
     out.on_informational = [&w](int status, const header_map& h) -> asio::awaitable<error_code> {
       // spec 38: the 1xx goes out with its own fields, then the header map is as before.
       header_map saved = w.header();

@@ -357,7 +357,7 @@ using scratch_recycler = recycler<connection::scratch, 128>;
 
 connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote,
                        const asio::ip::tcp::endpoint& local, std::shared_ptr<tls_server> tls,
-                       const listener_http2* http2)
+                       const listener_http2* http2, std::size_t listener)
     : sock_(std::move(sock)),
       w_(w),
       opts_(w.opts),
@@ -366,7 +366,8 @@ connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tc
             error_code ignored;
             sock_.cancel(ignored);
           }),
-      http2_(http2) {
+      http2_(http2),
+      listener_(listener) {
   if (tls) {
     tls_certs_ = std::move(tls);
     tls_ = std::make_unique<io::tls_stream>(sock_, tls_certs_->context());
@@ -603,6 +604,7 @@ asio::awaitable<error_code> connection::read_head(request& req) {
   req.version = parser_->version();
   req.remote_addr.assign(remote_);
   req.local_addr.assign(local_);
+  req.listener = listener_;
   if (auto h = req.header.get("host")) req.host.assign(*h);
   if (auto ec = normalize_target(req)) co_return ec;
   auto len = parser_->length();

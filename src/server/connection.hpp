@@ -39,9 +39,10 @@ class connection : public std::enable_shared_from_this<connection> {
   /// which saves a system call each; empty ones are asked of the socket.
   /// `tls`: the listener's certificates (the handshake runs first), or null for plain TCP.
   /// `http2`: the listener's HTTP/2 settings (ALPN h2 on TLS, prior knowledge if h2c).
+  /// `listener`: the listener's index in server_options::listen (request::listener).
   connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote = {},
              const asio::ip::tcp::endpoint& local = {}, std::shared_ptr<tls_server> tls = nullptr,
-             const listener_http2* http2 = nullptr);
+             const listener_http2* http2 = nullptr, std::size_t listener = 0);
   ~connection();
 
   asio::awaitable<void> run();
@@ -107,6 +108,7 @@ class connection : public std::enable_shared_from_this<connection> {
   bool head_sent_ = false;  // of the current response (so a late 100 Continue is not sent)
   std::string remote_;
   std::string local_;
+  std::size_t listener_;  // index in server_options::listen
   /// Per-request state reused from one request to the next, and from one connection to the
   /// next on this worker thread (a new connection takes a recycled one), so that steady
   /// traffic allocates nothing, with or without keep-alive: cleared, never freed (see

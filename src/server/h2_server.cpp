@@ -462,6 +462,7 @@ void h2_connection::start(stream& st) {
   req.received_at = clock::now();
   req.remote_addr = c_.remote_;
   req.local_addr = c_.local_;
+  req.listener = c_.listener_;
   req.tls = c_.tls_ != nullptr;
   req.tls_client = c_.tls_client_;
   req.client_gone_ = &st.gone;

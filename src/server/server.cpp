@@ -52,7 +52,7 @@ error_code parse_endpoint(const std::string& s, tcp::endpoint& ep) {
 }
 
 asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_listener* tls,
-                                  const listener_http2* http2) {
+                                  const listener_http2* http2, std::size_t index) {
   error_code lec;
   const tcp::endpoint local = acc.local_endpoint(lec);  // a wildcard one is asked per socket
   for (;;) {
@@ -75,7 +75,7 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
       continue;
     }
     auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
-                                          tls ? tls->current() : nullptr, http2);
+                                          tls ? tls->current() : nullptr, http2, index);
     w.conns.insert(c.get());
     asio::co_spawn(
         w.ioc, c->run(),
@@ -175,9 +175,10 @@ error_code server::start(std::string& what) {
       auto* tls = impl_->tls[i].get();
       const listener_http2* h2 = &impl_->http2[i];
       if (tls ? !h2->enabled : !h2->h2c) h2 = nullptr;
-      asio::co_spawn(w->ioc, accept_loop(*w, w->acceptors[i], tls, h2), [](std::exception_ptr e) {
-        if (e) log::error("accept loop ended by an exception");
-      });
+      asio::co_spawn(w->ioc, accept_loop(*w, w->acceptors[i], tls, h2, i),
+                     [](std::exception_ptr e) {
+                       if (e) log::error("accept loop ended by an exception");
+                     });
     }
     w->thread = std::thread([wp = w.get()] {
       // splice(2) to a socket the client reset raises SIGPIPE (it takes no MSG_NOSIGNAL): the

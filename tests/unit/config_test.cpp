@@ -359,7 +359,8 @@ routes: [{path_prefix: /}]
 )"),
             (errors{"upstreams[0].name: required key is missing",
                     "upstreams[0].url: required key is missing (or endpoints: a list of URLs)",
-                    "routes[0].upstream: required key is missing"}));
+                    "routes[0]: needs one of upstream, redirect, respond (what to do with the "
+                    "request)"}));
 }
 
 TEST(ConfigLoad, ReportsWrongNodeTypeWithPath) {
@@ -582,8 +583,8 @@ routes:
   - {host: "[::1]", path_prefix: "/a?b", upstream: demo}
   - {host: "", path_prefix: "/", upstream: demo}
 )"),
-            (errors{"routes[0].host: \"example.com:8080\" is not a host name (no scheme, port or "
-                    "path; e.g. example.com)",
+            (errors{"routes[0].host: \"example.com:8080\" is not a host name or a wildcard (no "
+                    "scheme, port or path; e.g. example.com, *.example.com)",
                     "routes[1].path_prefix: \"/a?b\" must be a path without spaces, '?' or '#'"}));
 }
 
