@@ -30,7 +30,10 @@ struct tls_certificate {
 struct listener_tls {
   std::vector<tls_certificate> certificates;  // empty = plain TCP
   std::string min_version = "1.2";            // "1.2" or "1.3"
-  std::string ciphers;  // OpenSSL cipher list for TLS 1.2; "" = OpenSSL's default
+  /// OpenSSL cipher list for TLS 1.2, in the server's order of preference. "" = ECDHE with
+  /// AES-GCM or ChaCha20-Poly1305 only (Mozilla's "intermediate" profile without DHE). TLS 1.3
+  /// suites are OpenSSL's either way.
+  std::string ciphers;
   /// mTLS: PEM bundle of the CAs whose client certificates are accepted; "" = none asked.
   std::string client_ca_file;
   /// With client_ca_file: refuse clients without a certificate (else they may go without).

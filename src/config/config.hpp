@@ -52,7 +52,7 @@ struct listener_tls {
   };
   std::vector<certificate> certificates;  // empty = plain TCP
   std::string min_version = "1.2";        // "1.2" or "1.3"
-  std::string ciphers;                    // TLS 1.2 cipher list; "" = OpenSSL's default
+  std::string ciphers;                    // TLS 1.2 cipher list; "" = ECDHE + AEAD only
   std::string client_ca_file;             // mTLS: accepted client CAs; "" = no client certs
   bool require_client_cert = true;        // client_auth: require (true) or optional
 };
