@@ -111,7 +111,17 @@ std::unique_ptr<tls_server> tls_server::make(const listener_tls& t, bool h2, std
     error = "no certificate";
     return nullptr;
   }
+  if (t.hsts && t.hsts->max_age.count() < 0) {
+    error = "hsts max_age must not be negative";
+    return nullptr;
+  }
   auto s = std::unique_ptr<tls_server>(new tls_server);
+  if (t.hsts) {
+    s->hsts_line_ = "Strict-Transport-Security: max-age=" + std::to_string(t.hsts->max_age.count());
+    if (t.hsts->include_subdomains) s->hsts_line_ += "; includeSubDomains";
+    if (t.hsts->preload) s->hsts_line_ += "; preload";
+    s->hsts_line_ += "\r\n";
+  }
   for (const auto& c : t.certificates) {
     auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
     if (auto err = load(*ctx, c, t, h2); !err.empty()) {
@@ -126,6 +136,13 @@ std::unique_ptr<tls_server> tls_server::make(const listener_tls& t, bool h2, std
     SSL_CTX_set_tlsext_servername_arg(first, s.get());
   }
   return s;
+}
+
+std::string_view tls_server::hsts_value() const noexcept {
+  static constexpr std::string_view name = "Strict-Transport-Security: ";
+  std::string_view line = hsts_line_;
+  if (line.empty()) return {};
+  return line.substr(name.size(), line.size() - name.size() - 2);  // without the CRLF
 }
 
 int tls_server::on_server_name(SSL* ssl, int*, void* arg) {

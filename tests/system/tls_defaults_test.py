@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """Issue 14 item 7, through the binary on real sockets: the TLS listener's default TLS 1.2
-suites (ECDHE + AEAD only, in the server's order) and the `ciphers` override.
+suites (ECDHE + AEAD only, in the server's order), the `ciphers` override, and
+Strict-Transport-Security on the TLS listeners that ask for it, over HTTP/1.1 and HTTP/2.
 
 The cipher checks use `openssl s_client` and read the suite it reports ("Cipher is ..."); they
 run against an RSA certificate, since static-RSA key exchange and ECDHE-RSA exist only there,
@@ -16,6 +17,8 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from h1_client import H1Conn, request  # noqa: E402
+from h2_client import H2Client, base_headers  # noqa: E402
 
 A = harness.Args(sys.argv)
 R = harness.Runner(A)
@@ -125,10 +128,72 @@ def ciphers_override():
         assert rc.returncode == 0 and b"GET /o HTTP/1.1" in rc.stdout, rc
 
 
+# --- Strict-Transport-Security --------------------------------------------------------------
+
+STS = "strict-transport-security"
+
+
+def sts_h1(port, path, ca=CA):
+    r = request(port, "GET", path, [("Host", "127.0.0.1")], ca=ca)
+    assert r.status == 200 and f"GET {path} HTTP/1.1".encode() in r.body, r
+    return r.get(STS)
+
+
+def sts_h2(port, path, ca=CA):
+    with H2Client(port, ca=ca) as c:
+        st = c.exchange(base_headers("GET", path, "127.0.0.1", "https" if ca else "http"))
+    assert st.status == 200 and f"GET {path} HTTP/1.1".encode() in st.data, st
+    return st.get(STS)
+
+
+# Requests under /own get a Strict-Transport-Security of the route's own (as an upstream's).
+OWN = ("[{path_prefix: /own, upstream: e, response_headers: "
+       "{set: {Strict-Transport-Security: max-age=0}}}, {upstream: e}]")
+
+
+def hsts_on_every_response():
+    full = "max-age=31536000; includeSubDomains; preload"
+    with proxy(lambda port: f"[{{address: '127.0.0.1:{port}', tls: {{certificates: "
+                            f"[{cert('server')}], hsts: {{max_age: 365d, "
+                            "include_subdomains: true, preload: true}}}]", OWN) as t:
+        assert sts_h1(t.port, "/a") == [full], sts_h1(t.port, "/a")
+        assert sts_h2(t.port, "/b") == [full], sts_h2(t.port, "/b")
+        # The server's own answer to a request it refuses carries it too.
+        with H1Conn(t.port, CA) as c:
+            c.send(b"GET / HTTP/1.1\r\nHost: bad host\r\n\r\n")
+            r = c.read_response()
+        assert r.status == 400 and r.get(STS) == [full], r
+        # A response that has its own is sent with that one alone.
+        assert sts_h1(t.port, "/own") == ["max-age=0"], sts_h1(t.port, "/own")
+        assert sts_h2(t.port, "/own") == ["max-age=0"], sts_h2(t.port, "/own")
+    with tls_proxy("server", ", hsts: {max_age: 1h}") as t:
+        assert sts_h1(t.port, "/c") == ["max-age=3600"], sts_h1(t.port, "/c")
+        assert sts_h2(t.port, "/d") == ["max-age=3600"], sts_h2(t.port, "/d")
+
+
+def no_hsts_unless_configured():
+    with tls_proxy("server") as t:
+        assert sts_h1(t.port, "/a") == [], sts_h1(t.port, "/a")
+        assert sts_h2(t.port, "/b") == [], sts_h2(t.port, "/b")
+    # A plain listener beside a TLS one with hsts: never over plain HTTP (RFC 6797 §7.2).
+    tls_port = harness.free_port()
+    with proxy(lambda port: f"[{{address: '127.0.0.1:{port}', http2: {{h2c: true}}}}, "
+                            f"{{address: '127.0.0.1:{tls_port}', tls: {{certificates: "
+                            f"[{cert('server')}], hsts: {{}}}}}}]") as t:
+        harness.wait_listening(tls_port)
+        assert sts_h1(tls_port, "/t") == ["max-age=31536000"], sts_h1(tls_port, "/t")
+        assert sts_h1(t.port, "/p", ca=None) == [], sts_h1(t.port, "/p", ca=None)
+        assert sts_h2(t.port, "/q", ca=None) == [], sts_h2(t.port, "/q", ca=None)
+
+
 R.check("default TLS 1.2 suites: ECDHE + AEAD only (RSA certificate)", default_suites_rsa)
 R.check("default TLS 1.2 suites: ECDHE + AEAD only (EC certificate)", default_suites_ecdsa)
 R.check("the server's suite order wins", server_order)
 R.check("listeners[].tls.ciphers overrides the default", ciphers_override)
+R.check("hsts: Strict-Transport-Security on every response, HTTP/1.1 and HTTP/2",
+        hsts_on_every_response)
+R.check("no Strict-Transport-Security without hsts, nor on plain listeners",
+        no_hsts_unless_configured)
 try:
     code = R.finish()
 finally:
