@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,16 +26,32 @@ struct tls_certificate {
   std::string key_file;
 };
 
+/// Strict-Transport-Security (RFC 6797) on a TLS listener's responses:
+/// `max-age=N[; includeSubDomains][; preload]`.
+struct listener_hsts {
+  /// How long browsers remember to use HTTPS only; 0 tells them to forget (RFC 6797 §6.1.1).
+  std::chrono::seconds max_age{365 * 24 * 3600};
+  bool include_subdomains = false;
+  bool preload = false;  // asks to be in the browsers' built-in lists (hstspreload.org)
+};
+
 /// TLS on a listener. The first certificate is the default; another is chosen when the
 /// client's SNI name is one it is valid for. ALPN selects h2 (see listener_http2) or http/1.1.
 struct listener_tls {
   std::vector<tls_certificate> certificates;  // empty = plain TCP
   std::string min_version = "1.2";            // "1.2" or "1.3"
-  std::string ciphers;  // OpenSSL cipher list for TLS 1.2; "" = OpenSSL's default
+  /// OpenSSL cipher list for TLS 1.2, in the server's order of preference. "" = ECDHE with
+  /// AES-GCM or ChaCha20-Poly1305 only (Mozilla's "intermediate" profile without DHE). TLS 1.3
+  /// suites are OpenSSL's either way.
+  std::string ciphers;
   /// mTLS: PEM bundle of the CAs whose client certificates are accepted; "" = none asked.
   std::string client_ca_file;
   /// With client_ca_file: refuse clients without a certificate (else they may go without).
   bool require_client_cert = true;
+  /// Set: every final response on this listener, HTTP/1.1 and HTTP/2, carries
+  /// Strict-Transport-Security, unless the handler set that field itself (its value wins, so
+  /// one service may send its own, e.g. max-age=0). Empty: the server adds none.
+  std::optional<listener_hsts> hsts;
 };
 
 /// HTTP/2 on a listener (docs/http2.md).

@@ -71,11 +71,14 @@ void json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-/// Combined-log fields may not contain '"' or control bytes; escape them.
+/// Combined-log fields may not contain '"' or control bytes; escape them, and every byte from
+/// 0x80 up, as \xHH: nginx's escaping, so that a line is ASCII whatever a client sent (a stray
+/// byte is not taken for UTF-8 or for a terminal's control sequence by whoever reads the log).
+/// The JSON format escapes only what JSON requires and leaves bytes >= 0x80 as they came.
 std::string clf_escape(std::string_view s) {
   std::string out;
   for (unsigned char c : s) {
-    if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f)
+    if (c == '"' || c == '\\' || c < 0x20 || c >= 0x7f)
       fmt::format_to(std::back_inserter(out), "\\x{:02x}", c);
     else
       out += static_cast<char>(c);

@@ -277,6 +277,9 @@ server_options to_server_options(const config::config& cfg) {
     t.ciphers = l.tls.ciphers;
     t.client_ca_file = l.tls.client_ca_file;
     t.require_client_cert = l.tls.require_client_cert;
+    if (l.tls.hsts)
+      t.hsts =
+          listener_hsts{l.tls.hsts->max_age, l.tls.hsts->include_subdomains, l.tls.hsts->preload};
     o.tls.push_back(std::move(t));
     listener_http2 h;
     h.enabled = l.http2.enabled;

@@ -408,6 +408,7 @@ class loader {
   void check_endpoints(const std::string& path, upstream& u, bool has_url);
   bool read_percent(const node& n, const std::string& path, std::uint32_t& out);
   void read_listener_tls(const node& n, const std::string& path, listener_tls& t);
+  void read_listener_hsts(const node& n, const std::string& path, listener_tls& t);
   void read_listener_http2(const node& n, const std::string& path, listener_http2& h);
   void read_route(const node& n, const std::string& path);
   void read_route_fields(const node& n, const std::string& path, route& r);
@@ -765,7 +766,46 @@ void loader::read_listener_tls(const node& n, const std::string& path, listener_
                return fail(at, quote(s) + " is not one of require, optional");
              t.require_client_cert = s == "require";
            }},
+          {"hsts", [&](const node& v, const std::string& at) { read_listener_hsts(v, at, t); }},
       });
+  // RFC 6797 §7.2: never over plain HTTP. (`certificates` reports its own error as well.)
+  if (t.hsts && t.certificates.empty())
+    fail(child(path, "hsts"), "applies to TLS listeners only (this one has no certificates)");
+}
+
+void loader::read_listener_hsts(const node& n, const std::string& path, listener_tls& t) {
+  auto& h = t.hsts.emplace();  // `hsts:` with nothing under it: every default, as elsewhere
+  // max-age is delta-seconds (RFC 6797 §6.1.1): a duration in whole seconds, or whole days,
+  // the unit HSTS advice is written in ("365d"; durations elsewhere stop at hours).
+  auto max_age = [&](const node& v, const std::string& at) {
+    auto s = scalar(v, at, "a duration");
+    if (!s) return;
+    std::string_view text = *s;
+    if (text.size() > 1 && text.back() == 'd') {
+      std::uint32_t days = 0;
+      auto digits = text.substr(0, text.size() - 1);
+      auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), days);
+      if (ec == std::errc{} && end == digits.data() + digits.size() && days <= 100'000) {
+        h.max_age = std::chrono::hours(24) * days;
+        return;
+      }
+    }
+    auto d = parse_duration(text);
+    if (!d) return fail(at, quote(text) + " is not a duration (e.g. 365d, 8760h, 31536000s)");
+    if (*d < duration::zero()) return fail(at, "must not be negative");
+    if (d->count() % 1000 != 0) return fail(at, quote(text) + " is not a whole number of seconds");
+    h.max_age = std::chrono::duration_cast<std::chrono::seconds>(*d);
+  };
+  read_fields(n, path,
+              {
+                  {"max_age", max_age},
+                  {"include_subdomains", into(h.include_subdomains)},
+                  {"preload", into(h.preload)},
+              });
+  // The preload lists take a domain only with includeSubDomains and at least a year
+  // (hstspreload.org): a preload token without them asks for something that cannot happen.
+  if (h.preload && (!h.include_subdomains || h.max_age < std::chrono::hours(24 * 365)))
+    fail(child(path, "preload"), "needs include_subdomains: true and max_age of at least 365d");
 }
 
 void loader::read_upstream(const node& n, const std::string& path) {

@@ -57,9 +57,16 @@ struct listener_tls {
   };
   std::vector<certificate> certificates;  // empty = plain TCP
   std::string min_version = "1.2";        // "1.2" or "1.3"
-  std::string ciphers;                    // TLS 1.2 cipher list; "" = OpenSSL's default
+  std::string ciphers;                    // TLS 1.2 cipher list; "" = ECDHE + AEAD only
   std::string client_ca_file;             // mTLS: accepted client CAs; "" = no client certs
   bool require_client_cert = true;        // client_auth: require (true) or optional
+  /// Strict-Transport-Security (RFC 6797) on this listener's responses.
+  struct hsts_policy {
+    std::chrono::seconds max_age{365 * 24 * 3600};  // "365d"
+    bool include_subdomains = false;
+    bool preload = false;
+  };
+  std::optional<hsts_policy> hsts;  // null: the header is not added
 };
 
 /// HTTP/2 on a listener (docs/http2.md).

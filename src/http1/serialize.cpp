@@ -7,13 +7,14 @@
 namespace trafficcop::http1 {
 namespace {
 
-void append_fields(std::string& out, const header_map& fields) {
+void append_fields(std::string& out, const header_map& fields, std::string_view extra = {}) {
   for (const auto& f : fields) {
     out += f.name;
     out += ": ";
     out += f.value;
     out += "\r\n";
   }
+  out += extra;
   out += "\r\n";
 }
 
@@ -34,13 +35,14 @@ void append_request_head(std::string& out, std::string_view method, std::string_
   append_fields(out, fields);
 }
 
-void append_response_head(std::string& out, int status, const header_map& fields, int version) {
+void append_response_head(std::string& out, int status, const header_map& fields, int version,
+                          std::string_view extra) {
   out += version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   append_number(out, static_cast<unsigned>(status), 10);
   out += ' ';
   out += reason_phrase(status);
   out += "\r\n";
-  append_fields(out, fields);
+  append_fields(out, fields, extra);
 }
 
 void append_chunk_header(std::string& out, std::size_t size) {

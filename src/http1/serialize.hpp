@@ -14,8 +14,11 @@ namespace trafficcop::http1 {
 void append_request_head(std::string& out, std::string_view method, std::string_view target,
                          const header_map& fields);
 
-/// "HTTP/1.1 status reason\r\n" + fields + "\r\n". `version` 10 answers an HTTP/1.0 client.
-void append_response_head(std::string& out, int status, const header_map& fields, int version = 11);
+/// "HTTP/1.1 status reason\r\n" + fields + extra + "\r\n". `version` 10 answers an HTTP/1.0
+/// client. `extra`: field lines already serialised ("Name: value\r\n"...), such as a listener's
+/// Strict-Transport-Security, so that a field added to every response costs one append.
+void append_response_head(std::string& out, int status, const header_map& fields, int version = 11,
+                          std::string_view extra = {});
 
 /// "<hex size>\r\n"; the caller appends the data and then "\r\n".
 void append_chunk_header(std::string& out, std::size_t size);

@@ -312,7 +312,9 @@ class writer final : public response_writer, public splice_endpoint {
       else if (r_.version < 11)
         header_.add("Connection", "keep-alive");
     }
-    http1::append_response_head(out_, status_, header_);
+    // Not on a 101: the final response comes after the protocol switch, if ever.
+    http1::append_response_head(out_, status_, header_, 11,
+                                status_ >= 200 ? c_.hsts_line(header_) : std::string_view());
   }
 
   bool parse_length(std::string_view v) {
@@ -398,6 +400,16 @@ connection::~connection() {
 void connection::consume(std::size_t n) noexcept {
   begin_ += n;
   if (begin_ == end_) begin_ = end_ = 0;
+}
+
+std::string_view connection::hsts_line(const header_map& h) const noexcept {
+  if (!tls_certs_ || tls_certs_->hsts_line().empty()) return {};
+  return h.contains("strict-transport-security") ? std::string_view() : tls_certs_->hsts_line();
+}
+
+std::string_view connection::hsts_value(const header_map& h) const noexcept {
+  if (!tls_certs_ || tls_certs_->hsts_line().empty()) return {};
+  return h.contains("strict-transport-security") ? std::string_view() : tls_certs_->hsts_value();
 }
 
 void connection::close() noexcept {
@@ -656,7 +668,7 @@ asio::awaitable<void> connection::reply_error(error_code ec) {
   h.add("Content-Type", "text/plain; charset=utf-8");
   h.add("Content-Length", std::to_string(body.size()));
   h.add("Connection", "close");
-  http1::append_response_head(out, status, h);
+  http1::append_response_head(out, status, h, 11, hsts_line(h));
   out += body;
   co_await write(gather(asio::buffer(out)));
   log::debug("{} request rejected: {} ({})", remote_, status, ec.message());

@@ -81,6 +81,11 @@ class connection : public std::enable_shared_from_this<connection> {
     return want_watch_ && watch_mark_ + 2 <= tick;
   }
   void close() noexcept;
+  /// Strict-Transport-Security for a final response whose fields are `h`: the listener's
+  /// (listener_tls::hsts) as a field line (HTTP/1.1) or a value (HTTP/2), or "" when the
+  /// listener has none or `h` already carries the field (the handler's or upstream's wins).
+  std::string_view hsts_line(const header_map& h) const noexcept;
+  std::string_view hsts_value(const header_map& h) const noexcept;
   /// Half-closes and drains the client's input for a moment before the close, so that what was
   /// sent last (an error status, a GOAWAY) is not destroyed by a reset (RFC 9112 §9.6).
   /// At most `max_bytes` and one second.

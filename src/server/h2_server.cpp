@@ -441,6 +441,10 @@ void h2_connection::submit_head(stream& st, int status, const header_map& h, boo
   std::snprintf(code, sizeof code, "%03d", status % 1000);
   nv.add(":status", std::string_view(code, 3));
   nv.add_fields(h);
+  // The listener's HSTS on final responses; the view stays valid: the connection holds the
+  // tls_server, and nghttp2 copies the list before submit returns.
+  if (auto hsts = status >= 200 ? c_.hsts_value(h) : std::string_view(); !hsts.empty())
+    nv.add("strict-transport-security", hsts);
   if (status < 200) {
     nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, st.id, nullptr, nv.data(), nv.size(), nullptr);
   } else {

@@ -34,6 +34,16 @@ int on_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsign
   return SSL_TLSEXT_ERR_NOACK;
 }
 
+/// The TLS 1.2 suites when `listener_tls::ciphers` is empty: Mozilla's "intermediate" profile
+/// (https://wiki.mozilla.org/Security/Server_Side_TLS, v5.7) without its DHE suites, which
+/// would need configured dhparams. ECDHE only (forward secrecy, no static-RSA key exchange)
+/// and AEAD only (no CBC: LUCKY13 and the padding oracles have nothing to work on). Issue 14
+/// item 7. TLS 1.3 suites are OpenSSL's defaults: they are all AEAD with ephemeral keys.
+constexpr const char* intermediate_ciphers =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
 /// Loads one certificate into a fresh server context; "" or what failed.
 std::string load(asio::ssl::context& ctx, const tls_certificate& c, const listener_tls& t,
                  bool h2) {
@@ -43,14 +53,27 @@ std::string load(asio::ssl::context& ctx, const tls_certificate& c, const listen
                       asio::ssl::context::no_tlsv1_1 | asio::ssl::context::single_dh_use,
                   ec);
   SSL_CTX* native = ctx.native_handle();
+  // The server's order of suites, not the client's, so that an old client offering CBC first
+  // still gets an AEAD suite when it has one; PRIORITIZE_CHACHA keeps ChaCha20 for clients that
+  // put it first (phones without AES instructions). No TLS compression (CRIME), and no
+  // renegotiation, which a client could use to make the server redo handshakes (CPU) and which
+  // HTTP/2 forbids anyway (RFC 9113 §9.2.1). OpenSSL 3 already refuses both by default (client
+  // renegotiation since 3.0); stated here so that a changed library default cannot bring them
+  // back.
+  SSL_CTX_set_options(native, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA |
+                                  SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
   if (t.min_version == "1.3")
     SSL_CTX_set_min_proto_version(native, TLS1_3_VERSION);
   else if (t.min_version.empty() || t.min_version == "1.2")
     SSL_CTX_set_min_proto_version(native, TLS1_2_VERSION);
   else
     return "min_version \"" + t.min_version + "\" is not 1.2 or 1.3";
-  if (!t.ciphers.empty() && SSL_CTX_set_cipher_list(native, t.ciphers.c_str()) != 1)
+  if (t.ciphers.empty()) {
+    if (SSL_CTX_set_cipher_list(native, intermediate_ciphers) != 1)
+      return "the default TLS 1.2 cipher list: no cipher this OpenSSL knows";
+  } else if (SSL_CTX_set_cipher_list(native, t.ciphers.c_str()) != 1) {
     return "ciphers \"" + t.ciphers + "\": no cipher OpenSSL knows";
+  }
   ctx.use_certificate_chain_file(c.cert_file, ec);
   if (ec) return "cert_file " + c.cert_file + ": " + ec.message();
   X509* leaf = SSL_CTX_get0_certificate(native);
@@ -88,7 +111,17 @@ std::unique_ptr<tls_server> tls_server::make(const listener_tls& t, bool h2, std
     error = "no certificate";
     return nullptr;
   }
+  if (t.hsts && t.hsts->max_age.count() < 0) {
+    error = "hsts max_age must not be negative";
+    return nullptr;
+  }
   auto s = std::unique_ptr<tls_server>(new tls_server);
+  if (t.hsts) {
+    s->hsts_line_ = "Strict-Transport-Security: max-age=" + std::to_string(t.hsts->max_age.count());
+    if (t.hsts->include_subdomains) s->hsts_line_ += "; includeSubDomains";
+    if (t.hsts->preload) s->hsts_line_ += "; preload";
+    s->hsts_line_ += "\r\n";
+  }
   for (const auto& c : t.certificates) {
     auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
     if (auto err = load(*ctx, c, t, h2); !err.empty()) {
@@ -103,6 +136,13 @@ std::unique_ptr<tls_server> tls_server::make(const listener_tls& t, bool h2, std
     SSL_CTX_set_tlsext_servername_arg(first, s.get());
   }
   return s;
+}
+
+std::string_view tls_server::hsts_value() const noexcept {
+  static constexpr std::string_view name = "Strict-Transport-Security: ";
+  std::string_view line = hsts_line_;
+  if (line.empty()) return {};
+  return line.substr(name.size(), line.size() - name.size() - 2);  // without the CRLF
 }
 
 int tls_server::on_server_name(SSL* ssl, int*, void* arg) {

@@ -6,6 +6,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <boost/asio/ssl/context.hpp>
@@ -21,10 +22,16 @@ class tls_server {
   static std::unique_ptr<tls_server> make(const listener_tls& t, bool h2, std::string& error);
   /// The context new connections start with (the default certificate's); SNI may switch.
   asio::ssl::context& context() noexcept { return *contexts_.front(); }
+  /// The listener's Strict-Transport-Security as an HTTP/1.1 field line
+  /// ("Strict-Transport-Security: max-age=N...\r\n"), or "" when it has no hsts.
+  std::string_view hsts_line() const noexcept { return hsts_line_; }
+  /// The same field's value alone (for HTTP/2), or "".
+  std::string_view hsts_value() const noexcept;
 
  private:
   static int on_server_name(SSL* ssl, int* alert, void* arg);
   std::vector<std::unique_ptr<asio::ssl::context>> contexts_;  // by certificate
+  std::string hsts_line_;  // formatted once here, so responses only copy bytes
 };
 
 /// The subject (RFC 2253) of the verified client certificate of `ssl`, or "".

@@ -327,6 +327,31 @@ def access_log_lines_and_499():
 
 
 @test
+def access_log_combined_escapes_non_ascii():
+    # Combined-format fields are quoted text: bytes 0x80-0xFF, like control bytes, '"' and '\\',
+    # are written as \xHH (nginx's escaping), so a line is ASCII whatever the client sent.
+    log = tempfile.NamedTemporaryFile(delete=False).name
+    p, port = start_proxy("--access-log", log, "--access-log-format", "combined")
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=DEADLINE)
+        s.sendall(b"GET /caf\xc3\xa9?q=\xff HTTP/1.1\r\nHost: x\r\nUser-Agent: b\xe9ta\"/1\r\n"
+                  b"Referer: http://r.example/\x80\r\nConnection: close\r\n\r\n")
+        data = read_to_eof(s)
+        s.close()
+        assert data.startswith(b"HTTP/1.1 200"), data[:200]
+        p.stop()  # writes the batched line
+        with open(log, "rb") as f:
+            lines = f.read().splitlines()
+        assert len(lines) == 1, lines
+        line = lines[0]
+        assert all(b < 0x80 for b in line), line
+        assert b'"GET /caf\\xc3\\xa9?q=\\xff HTTP/1.1" 200 ' in line, line
+        assert b'"http://r.example/\\x80" "b\\xe9ta\\x22/1"' in line, line
+    finally:
+        p.stop()
+
+
+@test
 def access_log_batches_stay_whole_and_flush_at_shutdown():
     # Two workers batch their lines into one pipe (stdout): every line must arrive whole and
     # unmixed (batches larger than PIPE_BUF), and lines still buffered when SIGTERM comes are
@@ -766,7 +791,8 @@ def sigterm_drains_in_flight_request():
 try:
     for t in [help_and_version, check_reports_yaml_paths, curl_sees_forwarding_headers,
               gib_up_and_down_at_flat_memory, ten_thousand_requests_with_aborts_leak_nothing,
-              access_log_lines_and_499, access_log_batches_stay_whole_and_flush_at_shutdown,
+              access_log_lines_and_499, access_log_combined_escapes_non_ascii,
+              access_log_batches_stay_whole_and_flush_at_shutdown,
               https_upstream_verified_and_failures_named, tls_listener_sni_alpn_and_min_version,
               tls_session_resumption_with_tickets,
               sighup_reloads_certificates_without_dropping_connections,

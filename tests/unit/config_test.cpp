@@ -295,6 +295,87 @@ routes: [{upstream: a}]
             }));
 }
 
+TEST(ConfigLoad, TlsListenerHsts) {
+  std::string f = std::string(TRAFFICCOP_SOURCE_DIR) + "/README.md";  // any readable file
+  std::string certs = "certificates: [{cert_file: \"" + f + "\", key_file: \"" + f + "\"}]";
+  auto listener = [&](std::string_view address, std::string_view hsts) {
+    return "  - {address: \"" + std::string(address) + "\", tls: {" + certs +
+           (hsts.empty() ? "" : ", hsts: " + std::string(hsts)) + "}}\n";
+  };
+  auto cfg = must_load(
+      "listeners:\n" + listener("127.0.0.1:1", "") + listener("127.0.0.1:2", "{}") +
+      listener("127.0.0.1:3",
+               "{max_age: 730d, include_subdomains: true, "
+               "preload: true}") +
+      listener("127.0.0.1:4", "{max_age: 1h30m}") +
+      listener("127.0.0.1:5", "{max_age: 31536000s}") + listener("127.0.0.1:6", "{max_age: 0}") +
+      "upstreams: [{name: a, url: \"http://127.0.0.1:9000\"}]\n"
+      "routes: [{upstream: a}]\n");
+  ASSERT_EQ(cfg.listeners.size(), 6u);
+  EXPECT_FALSE(cfg.listeners[0].tls.hsts);  // off unless asked for
+  ASSERT_TRUE(cfg.listeners[1].tls.hsts);
+  EXPECT_EQ(cfg.listeners[1].tls.hsts->max_age, 31536000s);  // default: 365d
+  EXPECT_FALSE(cfg.listeners[1].tls.hsts->include_subdomains);
+  EXPECT_FALSE(cfg.listeners[1].tls.hsts->preload);
+  ASSERT_TRUE(cfg.listeners[2].tls.hsts);
+  EXPECT_EQ(cfg.listeners[2].tls.hsts->max_age, 63072000s);
+  EXPECT_TRUE(cfg.listeners[2].tls.hsts->include_subdomains);
+  EXPECT_TRUE(cfg.listeners[2].tls.hsts->preload);
+  EXPECT_EQ(cfg.listeners[3].tls.hsts->max_age, 5400s);
+  EXPECT_EQ(cfg.listeners[4].tls.hsts->max_age, 31536000s);
+  EXPECT_EQ(cfg.listeners[5].tls.hsts->max_age, 0s);  // RFC 6797 §6.1.1: forget the host
+}
+
+TEST(ConfigLoad, RejectsBadHstsWithTheirPaths) {
+  std::string f = std::string(TRAFFICCOP_SOURCE_DIR) + "/README.md";
+  std::string certs = "certificates: [{cert_file: \"" + f + "\", key_file: \"" + f + "\"}], ";
+  EXPECT_EQ(errors_of(R"(
+listeners:
+  - {address: "127.0.0.1:1", tls: {)" +
+                      certs + R"(hsts: {max_age: 1y}}}
+  - {address: "127.0.0.1:2", tls: {)" +
+                      certs + R"(hsts: {max_age: 31536000}}}
+  - {address: "127.0.0.1:3", tls: {)" +
+                      certs + R"(hsts: {max_age: -1s}}}
+  - {address: "127.0.0.1:4", tls: {)" +
+                      certs + R"(hsts: {max_age: 1.5s}}}
+  - {address: "127.0.0.1:5", tls: {)" +
+                      certs + R"(hsts: {include_subdomains: yes, age: 1}}}
+  - {address: "127.0.0.1:6", tls: {)" +
+                      certs + R"(hsts: {preload: true}}}
+  - {address: "127.0.0.1:7", tls: {)" +
+                      certs +
+                      R"(hsts: {preload: true, include_subdomains: true, max_age: 364d}}}
+  - {address: "127.0.0.1:8", tls: {)" +
+                      certs + R"(hsts: true}}
+  - {address: "127.0.0.1:9", tls: {certificates: [], hsts: {}}}
+  - {address: "127.0.0.1:10", tls: {hsts: {max_age: 1d}}}
+upstreams: [{name: a, url: "http://127.0.0.1:9000"}]
+routes: [{upstream: a}]
+)"),
+            (errors{
+                "listeners[0].tls.hsts.max_age: \"1y\" is not a duration (e.g. 365d, 8760h, "
+                "31536000s)",
+                "listeners[1].tls.hsts.max_age: \"31536000\" is not a duration (e.g. 365d, "
+                "8760h, 31536000s)",
+                "listeners[2].tls.hsts.max_age: must not be negative",
+                "listeners[3].tls.hsts.max_age: \"1.5s\" is not a whole number of seconds",
+                "listeners[4].tls.hsts.include_subdomains: expected true or false, got \"yes\"",
+                "listeners[4].tls.hsts.age: unknown key",
+                "listeners[5].tls.hsts.preload: needs include_subdomains: true and max_age of at "
+                "least 365d",
+                "listeners[6].tls.hsts.preload: needs include_subdomains: true and max_age of at "
+                "least 365d",
+                "listeners[7].tls.hsts: expected a map, got \"true\"",
+                "listeners[8].tls.certificates: needs at least one certificate",
+                "listeners[8].tls.hsts: applies to TLS listeners only (this one has no "
+                "certificates)",
+                "listeners[9].tls.certificates: required key is missing",
+                "listeners[9].tls.hsts: applies to TLS listeners only (this one has no "
+                "certificates)",
+            }));
+}
+
 TEST(ConfigLoad, RejectsBadTlsSettingsWithTheirPaths) {
   EXPECT_EQ(errors_of(R"(
 listeners: [{address: "127.0.0.1:8080"}]
