@@ -892,7 +892,7 @@ void loader::read_endpoint(const node& n, const std::string& path, upstream& u) 
                 {{"url", [&](auto& v, auto& at) { ok = url(v, at); }, true},
                  {"weight", [&](auto& v, auto& at) {
                     if (read(v, at, e.weight) && (e.weight == 0 || e.weight > 10000))
-                      fail(at, "weight must be between 1 and 10000");
+                      fail(at, "must be between 1 and 10000");
                   }}});
   }
   if (ok) u.endpoints.push_back(std::move(e));

@@ -49,6 +49,14 @@ struct header_edits {
   std::vector<std::string> remove;
 };
 
+/// Strict-Transport-Security on a TLS listener. At namespace level: clang cannot default-
+/// construct a nested struct with member initialisers inside its enclosing class (std::optional).
+struct hsts_policy {
+  std::chrono::seconds max_age{365 * 24 * 3600};  // "365d"
+  bool include_subdomains = false;
+  bool preload = false;
+};
+
 /// TLS on a listener: the first certificate is the default, others are chosen by SNI.
 struct listener_tls {
   struct certificate {
@@ -61,11 +69,7 @@ struct listener_tls {
   std::string client_ca_file;             // mTLS: accepted client CAs; "" = no client certs
   bool require_client_cert = true;        // client_auth: require (true) or optional
   /// Strict-Transport-Security (RFC 6797) on this listener's responses.
-  struct hsts_policy {
-    std::chrono::seconds max_age{365 * 24 * 3600};  // "365d"
-    bool include_subdomains = false;
-    bool preload = false;
-  };
+  using hsts_policy = config::hsts_policy;
   std::optional<hsts_policy> hsts;  // null: the header is not added
 };
 

@@ -170,6 +170,57 @@ TEST(ConfigLoad, LoadsQuickstartExample) {
   EXPECT_EQ(cfg.access_log.path, "-");
   EXPECT_EQ(cfg.access_log.format, log_format::json);
   EXPECT_EQ(summary(cfg), "ok: 1 listener, 1 upstream, 1 route, auto workers");
+  ASSERT_EQ(cfg.upstreams[0].endpoints.size(), 2u);
+  EXPECT_EQ(cfg.upstreams[0].endpoints[1].port, 9001);
+}
+
+TEST(ConfigLoad, LoadsProductionExample) {
+  auto result = load_file(std::string(TRAFFICCOP_SOURCE_DIR) + "/examples/production.yaml");
+  EXPECT_EQ(result.errors, errors{});
+  ASSERT_TRUE(result.cfg);
+  const auto& u = result.cfg->upstreams.at(0);
+  ASSERT_EQ(u.endpoints.size(), 3u);
+  EXPECT_EQ(u.endpoints[2].weight, 2u);
+  EXPECT_EQ(u.load_balancing, lb_policy::least_request);
+  EXPECT_EQ(u.retries.attempts, 2u);
+  EXPECT_EQ(u.retries.on.size(), 6u);
+  EXPECT_EQ(u.retries.per_try_timeout, 2s);
+  EXPECT_EQ(u.breaker.max_pending, 256u);
+}
+
+TEST(ConfigLoad, EndpointsAndTheirPolicies) {
+  EXPECT_EQ(
+      errors_of(R"(
+listeners: [{address: 127.0.0.1:8080}]
+upstreams:
+  - name: a
+    url: http://127.0.0.1:9000
+    endpoints: [http://127.0.0.1:9001]
+  - name: b
+    endpoints: [http://127.0.0.1:9001, https://127.0.0.1:9002, {url: http://h:1/x}, {url: http://h:2, weight: 0}]
+    hash_on: header:X-User
+    load_balancing: fastest
+    outlier_detection: {max_ejection_percent: 101}
+    retries: {on: [connect_failure, 500], backoff: {base: 1s, max: 10ms}}
+routes: [{upstream: a}]
+)"),
+      (errors{"upstreams[0]: url and endpoints exclude each other (url is an upstream of one "
+              "endpoint)",
+              "upstreams[1].endpoints[1]: \"https://127.0.0.1:9002\" differs from the first "
+              "endpoint in scheme or base path (\"http://127.0.0.1:9001\"): every endpoint of an "
+              "upstream serves the same URLs",
+              "upstreams[1].endpoints[2].url: \"http://h:1/x\" differs from the first endpoint in "
+              "scheme or base path (\"http://127.0.0.1:9001\"): every endpoint of an upstream "
+              "serves the same URLs",
+              "upstreams[1].endpoints[3].weight: must be between 1 and 10000",
+              "upstreams[1].load_balancing: \"fastest\" is not one of round_robin, "
+              "least_request, peak_ewma, ring_hash, random",
+              "upstreams[1].outlier_detection.max_ejection_percent: 101 is not a percentage "
+              "(0-100)",
+              "upstreams[1].retries.on[1]: \"500\" is not one of connect_failure, refused_stream, "
+              "reset_before_response, 502, 503, 504",
+              "upstreams[1].retries.backoff: max must not be less than base",
+              "upstreams[1].hash_on: applies to load_balancing: ring_hash only"}));
 }
 
 TEST(ConfigLoad, RejectsUnknownKey) {
