@@ -185,7 +185,21 @@ std::shared_ptr<transport> transport_for(const config::upstream& u) {
   o.max_concurrent_streams = u.max_concurrent_streams;
   upstream::breaker_options b{u.breaker.max_connections, u.breaker.max_pending,
                               u.breaker.max_requests};
-  return upstream::make_cluster_transport(o, cluster_for(u), retry_for(u), b);
+  upstream::health_check_options h;
+  if (u.health_check) {
+    const auto& c = *u.health_check;
+    h.enabled = true;
+    h.scheme = u.scheme;
+    h.path = c.path;
+    h.tcp = c.tcp;
+    h.interval = c.interval;
+    h.timeout = c.timeout;
+    h.healthy_threshold = c.healthy_threshold;
+    h.unhealthy_threshold = c.unhealthy_threshold;
+    h.expected_min = c.expected_min;
+    h.expected_max = c.expected_max;
+  }
+  return upstream::make_cluster_transport(o, cluster_for(u), retry_for(u), b, h);
 }
 
 forwarded_mode to_mode(config::forwarded_policy p) {

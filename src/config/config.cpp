@@ -405,6 +405,7 @@ class loader {
   void read_outlier(const node& n, const std::string& path, outlier_detection& o);
   void read_retries(const node& n, const std::string& path, struct retries& r);
   void read_breaker(const node& n, const std::string& path, circuit_breaker& b);
+  void read_health_check(const node& n, const std::string& path, upstream& u);
   void check_endpoints(const std::string& path, upstream& u, bool has_url);
   bool read_percent(const node& n, const std::string& path, std::uint32_t& out);
   void read_listener_tls(const node& n, const std::string& path, listener_tls& t);
@@ -841,6 +842,7 @@ void loader::read_upstream(const node& n, const std::string& path) {
           {"panic_threshold", percent(u.panic_threshold)},
           {"retries", [&](auto& v, auto& at) { read_retries(v, at, u.retries); }},
           {"circuit_breaker", [&](auto& v, auto& at) { read_breaker(v, at, u.breaker); }},
+          {"health_check", [&](auto& v, auto& at) { read_health_check(v, at, u); }},
           {"connect_timeout", into(u.connect_timeout)},
           {"response_timeout", into(u.response_timeout)},
           {"idle_timeout", into(u.idle_timeout)},
@@ -979,6 +981,47 @@ void loader::read_retries(const node& n, const std::string& path, struct retries
                {"per_try_timeout", into(r.per_try_timeout)},
                {"budget", budget},
                {"backoff", backoff}});
+}
+
+void loader::read_health_check(const node& n, const std::string& path, upstream& u) {
+  auto& h = u.health_check.emplace();
+  bool has_path = false;
+  auto check_path = [&](const node& v, const std::string& at) {
+    has_path = true;
+    std::string s;
+    if (!read(v, at, s)) return;
+    if (!s.starts_with('/') || has_space_or_ctl(s))
+      return fail(at, quote(s) + " must be a path starting with '/', without spaces");
+    h.path = std::move(s);
+  };
+  auto expected = [&](const node& v, const std::string& at) {
+    std::string s;
+    if (!read(v, at, s)) return;
+    auto dash = s.find('-');
+    int lo = 0, hi = 0;
+    auto num = [](std::string_view t, int& out) {
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), out);
+      return ec == std::errc{} && end == t.data() + t.size() && out >= 100 && out <= 599;
+    };
+    bool ok = dash == std::string::npos
+                  ? num(s, lo) && (hi = lo, true)
+                  : num(std::string_view(s).substr(0, dash), lo) &&
+                        num(std::string_view(s).substr(dash + 1), hi) && lo <= hi;
+    if (!ok) return fail(at, quote(s) + " is not a status or a range of statuses (e.g. 200-399)");
+    h.expected_min = lo;
+    h.expected_max = hi;
+  };
+  read_fields(n, path,
+              {{"path", check_path},
+               {"tcp", into(h.tcp)},
+               {"interval", into(h.interval)},
+               {"timeout", into(h.timeout)},
+               {"healthy_threshold", into_positive(h.healthy_threshold)},
+               {"unhealthy_threshold", into_positive(h.unhealthy_threshold)},
+               {"expected_status", expected}});
+  if (h.tcp && has_path) fail(path, "path and tcp: true exclude each other");
+  if (h.interval.count() == 0) fail(child(path, "interval"), "must be greater than 0");
+  if (h.timeout.count() == 0) fail(child(path, "timeout"), "must be greater than 0");
 }
 
 void loader::read_breaker(const node& n, const std::string& path, circuit_breaker& b) {

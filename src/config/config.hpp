@@ -138,6 +138,18 @@ struct retries {
   duration backoff_max{250};
 };
 
+/// Active health checks (off when absent): see docs/config.md#upstreamshealth_check.
+struct health_check {
+  std::string path = "/healthz";  // GET; or tcp: a connect alone
+  bool tcp = false;
+  duration interval{2000};
+  duration timeout{1000};
+  std::uint32_t healthy_threshold = 2;
+  std::uint32_t unhealthy_threshold = 3;
+  int expected_min = 200;  // expected_status: "200-399" or "200"
+  int expected_max = 399;
+};
+
 struct circuit_breaker {
   std::uint32_t max_connections = 1024;  // 0 = no limit
   std::uint32_t max_pending = 256;
@@ -165,6 +177,7 @@ struct upstream {
   outlier_detection outlier;
   std::uint32_t panic_threshold = 0;  // percent; 0 = off
   struct retries retries;
+  std::optional<struct health_check> health_check;
   circuit_breaker breaker;
 };
 

@@ -74,10 +74,14 @@ class endpoint {
   const std::string& authority() const noexcept { return authority_; }
   std::size_t index() const noexcept { return index_; }
 
-  /// False while ejected.
+  /// False while ejected, or while active health checks say it is down.
   bool available(clock::time_point now) const noexcept {
-    return ejected_until_.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
+    return healthy_.load(std::memory_order_relaxed) &&
+           ejected_until_.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
   }
+  /// Active health checks publish their verdict here (any thread).
+  void set_healthy(bool up) noexcept { healthy_.store(up, std::memory_order_relaxed); }
+  bool healthy() const noexcept { return healthy_.load(std::memory_order_relaxed); }
 
  private:
   friend class cluster;
@@ -86,6 +90,7 @@ class endpoint {
   std::uint32_t weight_;
   std::string authority_;
   std::size_t index_;
+  std::atomic<bool> healthy_{true};             // active health checks (up until proven down)
   std::atomic<std::int64_t> ejected_until_{0};  // clock ticks; 0 = never ejected
   std::atomic<std::uint32_t> failures_{0};      // consecutive
   std::atomic<std::uint32_t> ejections_{0};     // for the doubling

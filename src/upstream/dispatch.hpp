@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "lb/cluster.hpp"
 #include "trafficcop/transport.hpp"
@@ -40,6 +41,20 @@ struct breaker_options {
   std::uint32_t max_requests = 1024;     // requests in flight
 };
 
+/// Active health checks: one checker per endpoint on a control thread shared by every upstream
+/// (never a worker), a check at a time, every `interval` with ±10% jitter.
+struct health_check_options {
+  bool enabled = false;
+  std::string scheme = "http";    // the upstream's
+  std::string path = "/healthz";  // GET through the upstream's own transport (TLS, h2)
+  bool tcp = false;               // a connect alone instead
+  std::chrono::milliseconds interval{2000};
+  std::chrono::milliseconds timeout{1000};
+  std::uint32_t healthy_threshold = 2;
+  std::uint32_t unhealthy_threshold = 3;
+  int expected_min = 200, expected_max = 399;
+};
+
 /// Counters the breakers read, shared by the workers (relaxed atomics).
 struct breaker_state {
   std::atomic<std::uint32_t> connections{0};
@@ -52,6 +67,7 @@ struct breaker_state {
 std::shared_ptr<transport> make_cluster_transport(const http1_transport_options& o,
                                                   std::shared_ptr<lb::cluster> cluster,
                                                   const retry_policy& retry,
-                                                  const breaker_options& breakers);
+                                                  const breaker_options& breakers,
+                                                  const health_check_options& health = {});
 
 }  // namespace trafficcop::upstream

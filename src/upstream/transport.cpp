@@ -11,7 +11,14 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <thread>
 #include <unordered_map>
+
+#include "core/log.hpp"
 
 #include "core/stream_io.hpp"
 #include "trafficcop/transport.hpp"
@@ -67,13 +74,35 @@ bool may_replay(const proxy_error& e, const outbound_request& req, bool reused_c
   return false;
 }
 
-class transport_impl final : public transport {
+/// The thread that runs active health checks for every upstream: never a worker, so checks
+/// cost the request path nothing. Started on first use, stopped at exit.
+class control_thread {
+ public:
+  static asio::io_context& context() {
+    static control_thread t;
+    return t.ctx_;
+  }
+  ~control_thread() {
+    ctx_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  control_thread() : work_(ctx_.get_executor()), thread_([this] { ctx_.run(); }) {}
+  asio::io_context ctx_{1};
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::thread thread_;
+};
+
+class transport_impl final : public transport, public std::enable_shared_from_this<transport_impl> {
  public:
   explicit transport_impl(const http1_transport_options& o,
                           std::shared_ptr<lb::cluster> cluster = nullptr,
                           const upstream::retry_policy& retry = {},
-                          const upstream::breaker_options& breakers = {})
+                          const upstream::breaker_options& breakers = {},
+                          const upstream::health_check_options& health = {})
       : o_(o),
+        health_(health),
         cluster_(std::move(cluster)),
         retry_(retry),
         breakers_(breakers),
@@ -85,6 +114,16 @@ class transport_impl final : public transport {
   asio::awaitable<round_trip_result> round_trip(outbound_request& req) override {
     if (cluster_) co_return co_await round_trip_cluster(req);
     co_return co_await attempt(req);
+  }
+
+  /// One checker per endpoint on the control thread; each holds the transport alive.
+  void start_health_checks() {
+    for (const auto& e : cluster_->endpoints()) {
+      asio::co_spawn(control_thread::context(), check_loop(shared_from_this(), e.get()),
+                     [name = e->authority()](std::exception_ptr ex) {
+                       if (ex) log::error("health checker of {} ended abnormally", name);
+                     });
+    }
   }
 
  private:
@@ -207,6 +246,74 @@ class transport_impl final : public transport {
     }
   }
 
+  static asio::awaitable<void> check_loop(std::shared_ptr<transport_impl> self, lb::endpoint* e) {
+    const auto& h = self->health_;
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer timer(ex);
+    std::uint64_t seed = reinterpret_cast<std::uintptr_t>(e) ^ 0x9E3779B97F4A7C15ULL;
+    auto jitter = [&](std::chrono::milliseconds span) {
+      seed ^= seed << 13;
+      seed ^= seed >> 7;
+      seed ^= seed << 17;
+      return std::chrono::milliseconds(
+          static_cast<std::int64_t>(seed % static_cast<std::uint64_t>(span.count() + 1)));
+    };
+    timer.expires_after(jitter(h.interval));  // spread the first checks over an interval
+    std::uint32_t passed = 0, failed = 0;
+    for (;;) {
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      auto started = lb::clock::now();
+      std::string why = co_await self->check_once(*e);
+      if (why.empty()) {
+        failed = 0;
+        if (++passed == h.healthy_threshold && !e->healthy()) {
+          e->set_healthy(true);
+          log::warn("endpoint {} of {} is up: {} checks passed", e->authority(),
+                    self->cluster_->options().name, passed);
+        }
+      } else {
+        passed = 0;
+        if (++failed == h.unhealthy_threshold && e->healthy()) {
+          e->set_healthy(false);
+          log::warn("endpoint {} of {} is down: {} checks failed: {}", e->authority(),
+                    self->cluster_->options().name, failed, why);
+        }
+      }
+      // The next check an interval after this one started (never two at once), ±10%.
+      auto next = h.interval - h.interval / 10 + jitter(h.interval / 5);
+      timer.expires_at(started + next);
+    }
+  }
+
+  /// One check: "" if the endpoint passed, else why not.
+  asio::awaitable<std::string> check_once(const lb::endpoint& e) {
+    outbound_request req;
+    req.method = "GET";
+    req.scheme = health_.scheme;
+    req.host = e.host();
+    req.port = e.port();
+    req.target = health_.path;
+    req.header.add("Host", host_for(e, req.scheme));
+    req.header.add("User-Agent", "trafficcop-health-check");
+    req.response_timeout = health_.timeout;
+    if (health_.tcp) {
+      auto r = co_await connector_.connect(req);
+      co_return r.c ? std::string{} : r.err.detail;
+    }
+    auto r = co_await attempt(req);
+    if (!r.response) co_return r.error.detail;
+    int status = r.response->status;
+    // Read the body out so that the connection is pooled for the next check.
+    char scratch[4096];
+    for (;;) {
+      auto rd = co_await r.response->body().read(asio::buffer(scratch));
+      if (rd.ec || rd.n == 0) break;
+    }
+    if (status < health_.expected_min || status > health_.expected_max)
+      co_return "status " + std::to_string(status);
+    co_return std::string{};
+  }
+
   /// The retry policy's conditions. The body: a request whose body reached the upstream is
   /// never sent again (nothing is buffered to replay it); before any byte was sent (a connect
   /// failure, a refused stream) any request may go elsewhere.
@@ -315,6 +422,7 @@ class transport_impl final : public transport {
   }
 
   http1_transport_options o_;
+  upstream::health_check_options health_;
   std::shared_ptr<lb::cluster> cluster_;
   upstream::retry_policy retry_;
   upstream::breaker_options breakers_;
@@ -334,8 +442,11 @@ std::shared_ptr<transport> make_http1_transport(http1_transport_options opts) {
 std::shared_ptr<transport> upstream::make_cluster_transport(const http1_transport_options& o,
                                                             std::shared_ptr<lb::cluster> cluster,
                                                             const retry_policy& retry,
-                                                            const breaker_options& breakers) {
-  return std::make_shared<transport_impl>(o, std::move(cluster), retry, breakers);
+                                                            const breaker_options& breakers,
+                                                            const health_check_options& health) {
+  auto t = std::make_shared<transport_impl>(o, std::move(cluster), retry, breakers, health);
+  if (health.enabled) t->start_health_checks();
+  return t;
 }
 
 }  // namespace trafficcop

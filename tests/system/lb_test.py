@@ -283,6 +283,60 @@ def paused_endpoint_times_out_and_is_retried():
         up.stop()
 
 
+def active_health_checks(proto):
+    us = ups(2, proto)
+    us[0].defaults = {"status": "503"}
+    extra = """
+health_check: {path: /healthz, interval: 100ms, timeout: 500ms, healthy_threshold: 2, unhealthy_threshold: 2}
+outlier_detection: {consecutive_failures: 0}
+retries: {attempts: 0}
+"""
+    try:
+        with proxy([(u.port, 1) for u in us], extra, proto) as tc:
+            down = f"endpoint 127.0.0.1:{us[0].port} of u is down: 2 checks failed: status 503"
+            harness.wait_until(lambda: down in tc.stderr(), "the checker to mark it down")
+            c = Client(tc.port)
+            for i in range(20):
+                assert c.get(f"/h/{i}")[0] == 200
+            # The unhealthy endpoint got checks only; the healthy one everything else.
+            assert {r["path"] for r in us[0].records()} == {"/healthz"}, us[0].records()[-1]
+            assert len([r for r in us[1].records() if r["path"].startswith("/h/")]) == 20
+            us[0].defaults = {}
+            up = f"endpoint 127.0.0.1:{us[0].port} of u is up: 2 checks passed"
+            harness.wait_until(lambda: up in tc.stderr(), "the checker to mark it up")
+            for i in range(10):
+                assert c.get(f"/again/{i}")[0] == 200
+            c.close()
+            assert len([r for r in us[0].records() if r["path"].startswith("/again/")]) == 5
+            assert tc.stderr().count("is down") == 1, tc.stderr()  # logged once
+    finally:
+        stop(*us)
+
+
+def tcp_health_check_and_none_healthy():
+    dead = harness.RefusingPort()
+    up = Upstream()
+    extra = "health_check: {tcp: true, interval: 100ms, unhealthy_threshold: 1}"
+    try:
+        with proxy([(dead.port, 1), (up.port, 1)], extra) as tc:
+            down = f"endpoint 127.0.0.1:{dead.port} of u is down: 1 checks failed: connect"
+            harness.wait_until(lambda: down in tc.stderr(), "the checker to mark it down")
+            c = Client(tc.port)
+            assert [c.get(f"/t/{i}")[0] for i in range(10)] == [200] * 10
+            assert all(x["tries"] == 1 for x in log_lines(tc, 10))
+            up.stop()  # now none is healthy: 503 at once, nothing tried
+            gone = f"endpoint 127.0.0.1:{up.port} of u is down"
+            harness.wait_until(lambda: gone in tc.stderr(), "the second to be marked down")
+            c = Client(tc.port)
+            assert c.get("/t/none")[0] == 503
+            c.close()
+            last = log_lines(tc, 11)[10]
+            assert last["error"] == "no healthy upstream" and last["tries"] == 0, last
+    finally:
+        dead.close()
+        up.stop()
+
+
 # --- limits ---------------------------------------------------------------------------------
 
 def breaker_bounds_a_burst():
@@ -345,6 +399,9 @@ for proto in ("h1", "h2"):
             killed_endpoint_is_retried_elsewhere_then_ejected, proto)
     R.check(f"503 endpoint: retried, ejected, back after ejection_time ({proto})",
             answering_503_is_retried_ejected_and_returns, proto)
+    R.check(f"active health checks take an endpoint out and back ({proto})",
+            active_health_checks, proto)
+R.check("tcp health checks; none healthy: 503", tcp_health_check_and_none_healthy)
 R.check("POST is not replayed after a 503", non_idempotent_is_not_replayed)
 R.check("all endpoints down: 503 no healthy upstream", all_down_is_503_no_healthy_upstream)
 R.check("paused endpoint: per-try timeout, retried elsewhere",

@@ -223,6 +223,33 @@ routes: [{upstream: a}]
               "upstreams[1].hash_on: applies to load_balancing: ring_hash only"}));
 }
 
+TEST(ConfigLoad, HealthCheck) {
+  auto cfg = must_load(R"(
+listeners: [{address: 127.0.0.1:8080}]
+upstreams: [{name: a, url: http://127.0.0.1:9000, health_check: {path: /up, expected_status: "204"}}]
+routes: [{upstream: a}]
+)");
+  const auto& h = cfg.upstreams.at(0).health_check.value();
+  EXPECT_EQ(h.path, "/up");
+  EXPECT_EQ(h.expected_min, 204);
+  EXPECT_EQ(h.expected_max, 204);
+  EXPECT_EQ(h.interval, 2s);
+  EXPECT_FALSE(must_load(minimal).upstreams.at(0).health_check);
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: 127.0.0.1:8080}]
+upstreams:
+  - {name: a, url: http://127.0.0.1:9000, health_check: {path: up, expected_status: 399-200}}
+  - {name: b, url: http://127.0.0.1:9000, health_check: {tcp: true, path: /x, interval: 0s}}
+routes: [{upstream: a}]
+)"),
+            (errors{"upstreams[0].health_check.path: \"up\" must be a path starting with '/', "
+                    "without spaces",
+                    "upstreams[0].health_check.expected_status: \"399-200\" is not a status or a "
+                    "range of statuses (e.g. 200-399)",
+                    "upstreams[1].health_check: path and tcp: true exclude each other",
+                    "upstreams[1].health_check.interval: must be greater than 0"}));
+}
+
 TEST(ConfigLoad, RejectsUnknownKey) {
   EXPECT_EQ(errors_of(R"(
 listeners:
