@@ -210,7 +210,8 @@ class transport_impl final : public transport, public std::enable_shared_from_th
         (timeout.count() == 0 || retry_.per_try_timeout < timeout))
       req.response_timeout = retry_.per_try_timeout;
     lb::pick_input p{req.inbound, 0};
-    std::string tried;
+    std::string tried;  // built only on a retry: the first try allocates nothing
+    const lb::endpoint* first = nullptr;
     for (std::uint32_t tries = 1;; ++tries) {
       auto* e = cluster_->pick(p);
       if (!e) {
@@ -219,8 +220,12 @@ class transport_impl final : public transport, public std::enable_shared_from_th
         if (tries > 2) r.tried = std::move(tried);
         co_return r;
       }
-      if (tries > 1) tried += ", ";
-      tried += e->authority();
+      if (tries == 1) first = e;
+      if (tries == 2) tried = first->authority();
+      if (tries > 1) {
+        tried += ", ";
+        tried += e->authority();
+      }
       req.host = e->host();
       req.port = e->port();
       if (req.host_follows_endpoint) req.header.set("Host", host_for(*e, req.scheme));
