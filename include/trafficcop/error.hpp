@@ -53,11 +53,12 @@ enum class error_source { downstream, upstream, internal };
 /// application, which is what decides a retry. Set by the transport where the failure is seen;
 /// the transport's dispatcher alone decides what is replayed (upstream/dispatch.hpp).
 enum class retry_class : unsigned char {
-  none,              // it may have been processed, or the failure is not the upstream's
-  connect_failure,   // no connection was made: nothing was sent
-  refused,           // HTTP/2: refused or beyond a GOAWAY before any body byte (RFC 9113 §8.7)
-  stale_connection,  // HTTP/1.1: a pooled connection the upstream had closed, no response byte;
-                     // the request may have been seen, so only an idempotent one is replayed
+  none,             // it may have been processed, or the failure is not the upstream's
+  connect_failure,  // no connection was made: nothing was sent
+  refused,          // HTTP/2: refused or beyond a GOAWAY before any body byte (RFC 9113 §8.7)
+  reset_before_response,  // HTTP/1.1: closed or reset before any response byte (a pooled
+                          // connection the upstream had closed, often); the request may have
+                          // been seen, so only an idempotent one is replayed
 };
 
 /// A failure of one proxied request, as handed to the error handler (spec 44).

@@ -269,7 +269,7 @@ class exchange {
       // A pooled connection the upstream closed meanwhile fails here, before any answer.
       auto res = fail_io(wec, "write request");
       if (wec != asio::error::timed_out && wec != asio::error::operation_aborted)
-        res.error.retry = retry_class::stale_connection;
+        res.error.retry = retry_class::reset_before_response;
       co_return res;
     }
     ++c->requests;
@@ -297,11 +297,11 @@ class exchange {
     }
     auto r = co_await read_head(req, *c, req.response_timeout, false);
     if (r.error) {
-      // A pooled connection the upstream closed under us, before any answer: the request may
-      // have been seen, or not. A client that left (the exchange was cancelled) or a timeout
-      // is not that.
-      if (!r.got_bytes && c->requests > 1 && r.error->ec == make_error_code(errc::upstream_closed))
-        r.error->retry = retry_class::stale_connection;
+      // The upstream closed or reset before any answer (on a pooled connection, often one it
+      // closed under us): the request may have been seen, or not. A client that left (the
+      // exchange was cancelled) or a timeout is not that.
+      if (!r.got_bytes && r.error->ec == make_error_code(errc::upstream_closed))
+        r.error->retry = retry_class::reset_before_response;
       co_return round_trip_result{nullptr, std::move(*r.error)};
     }
     co_return finish(req, std::move(c), true);

@@ -7,9 +7,9 @@
 // request's on_informational. The response owns the connection until its body is read; its
 // destructor gives a clean connection back to the worker's pool and closes any other.
 //
-// Failures are proxy_errors; one that happened on a pooled connection the upstream had closed,
-// before any response byte, is classified retry_class::stale_connection. Replaying is the
-// dispatcher's decision (transport.cpp), not this module's.
+// Failures are proxy_errors; a connection closed or reset before any response byte (often a
+// pooled one the upstream had closed) is classified retry_class::reset_before_response. Replaying
+// is the dispatcher's decision (transport.cpp), not this module's.
 #pragma once
 
 #include <chrono>

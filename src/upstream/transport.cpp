@@ -65,7 +65,7 @@ bool may_replay(const proxy_error& e, const outbound_request& req, bool reused_c
   switch (e.retry) {
     case retry_class::refused:
       return true;
-    case retry_class::stale_connection:
+    case retry_class::reset_before_response:
       return reused_connection && idempotent(req) && without_body(req);
     case retry_class::connect_failure:
     case retry_class::none:
@@ -335,7 +335,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
         return retry_.on_connect_failure;
       case retry_class::refused:
         return retry_.on_refused_stream;
-      case retry_class::stale_connection:
+      case retry_class::reset_before_response:
         return retry_.on_reset_before_response && replayable;
       case retry_class::none:
         // A response head timeout is a 504 to the client.

@@ -237,6 +237,72 @@ def non_idempotent_is_not_replayed():
         stop(*us)
 
 
+class Resetter:
+    """An endpoint that reads a request and resets the connection (SO_LINGER 0) before any
+    response byte; counts the requests it swallowed."""
+
+    def __init__(self):
+        import socket
+        import struct
+        import threading
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.seen = []
+        self.linger = struct.pack("ii", 1, 0)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        import socket
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            conn.settimeout(harness.DEADLINE)
+            data = b""
+            try:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except OSError:
+                pass
+            if data:
+                self.seen.append(data.split(b" ", 2)[:2])
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, self.linger)
+            conn.close()
+
+    def close(self):
+        self.sock.close()
+
+
+def resetting_endpoint():
+    bad, up = Resetter(), Upstream()
+    try:
+        with proxy([(bad.port, 1), (up.port, 1)],
+                   "retries: {attempts: 1, on: [reset_before_response]}\n"
+                   "outlier_detection: {consecutive_failures: 0}") as tc:
+            c = Client(tc.port)
+            gets = [c.get(f"/r/{i}")[0] for i in range(4)]
+            posts = [c.get(f"/rp/{i}", "POST", b"x")[0] for i in range(4)]
+            c.close()
+            # GETs met the reset and went on to the other endpoint; a POST the resetting
+            # endpoint swallowed is not sent again (it may have been processed): 502.
+            assert gets == [200] * 4, gets
+            assert sorted(posts) == [200, 200, 502, 502], posts
+            got = [r["path"] for r in up.records()]
+            swallowed = [p.decode() for m, p in bad.seen if m == b"POST"]
+            assert len(swallowed) == 2 and not set(swallowed) & set(got), (swallowed, got)
+            assert len([p for p in got if p.startswith("/r/")]) == 4, got
+    finally:
+        bad.close()
+        up.stop()
+
+
 def all_down_is_503_no_healthy_upstream():
     dead = [harness.RefusingPort(), harness.RefusingPort()]
     extra = "outlier_detection: {consecutive_failures: 1, max_ejection_percent: 100}"
@@ -403,6 +469,7 @@ for proto in ("h1", "h2"):
             active_health_checks, proto)
 R.check("tcp health checks; none healthy: 503", tcp_health_check_and_none_healthy)
 R.check("POST is not replayed after a 503", non_idempotent_is_not_replayed)
+R.check("resetting endpoint: GET retried elsewhere, POST not", resetting_endpoint)
 R.check("all endpoints down: 503 no healthy upstream", all_down_is_503_no_healthy_upstream)
 R.check("paused endpoint: per-try timeout, retried elsewhere",
         paused_endpoint_times_out_and_is_retried)
