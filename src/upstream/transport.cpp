@@ -196,10 +196,12 @@ class transport_impl final : public transport, public std::enable_shared_from_th
   asio::awaitable<round_trip_result> round_trip_cluster(outbound_request& req) {
     auto& b = budget();
     b.count(budget_window::request);
-    if (breakers_.max_requests != 0 &&
-        counts_.requests.load(std::memory_order_relaxed) >= breakers_.max_requests)
+    // Counted first, then checked: concurrent workers cannot all pass the same last slot.
+    if (counts_.requests.fetch_add(1, std::memory_order_relaxed) >= breakers_.max_requests &&
+        breakers_.max_requests != 0) {
+      counts_.requests.fetch_sub(1, std::memory_order_relaxed);
       co_return failed(errc::circuit_open, "circuit breaker: max_requests reached");
-    counts_.requests.fetch_add(1, std::memory_order_relaxed);
+    }
     struct release {
       std::atomic<std::uint32_t>& n;
       ~release() { n.fetch_sub(1, std::memory_order_relaxed); }
