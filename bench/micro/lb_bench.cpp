@@ -18,8 +18,8 @@ void BM_pick(benchmark::State& state, lb::policy p, bool weighted) {
   o.lb = p;
   auto n = static_cast<std::size_t>(state.range(0));
   for (std::size_t i = 0; i < n; ++i)
-    o.endpoints.push_back({"10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256),
-                           8080, weighted ? static_cast<std::uint32_t>(1 + i % 5) : 1});
+    o.endpoints.push_back({"10.0." + std::to_string(i / 256) + "." + std::to_string(i % 256), 8080,
+                           weighted ? static_cast<std::uint32_t>(1 + i % 5) : 1});
   lb::cluster c(o);
   trafficcop::request in;
   in.remote_addr = "192.0.2.7:40000";
