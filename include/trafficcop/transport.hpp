@@ -36,6 +36,16 @@ struct outbound_request {
   const header_map* trailer = nullptr;
   /// Bound on the response head, on each stall of a body write or read; 0 = forever.
   std::chrono::milliseconds response_timeout{0};
+  /// A shorter bound on the response head alone (a retry policy's per-try timeout); 0 =
+  /// response_timeout. Body stalls keep response_timeout.
+  std::chrono::milliseconds head_timeout{0};
+  /// The bound the response head is waited for with.
+  std::chrono::milliseconds head_deadline() const noexcept {
+    if (head_timeout.count() > 0 &&
+        (response_timeout.count() == 0 || head_timeout < response_timeout))
+      return head_timeout;
+    return response_timeout;
+  }
   /// Called for every 1xx but 101 before the final response (spec 38). An error stops the
   /// exchange.
   std::function<asio::awaitable<error_code>(int status, const header_map& fields)> on_informational;

@@ -79,6 +79,7 @@ class outbound_lease {
     o.body = nullptr;
     o.trailer = nullptr;
     o.response_timeout = std::chrono::milliseconds(0);
+    o.head_timeout = std::chrono::milliseconds(0);
     o.on_informational = nullptr;
     o.inbound = nullptr;
     o.host_follows_endpoint = false;

@@ -23,7 +23,7 @@ struct retry_policy {
   bool on_refused_stream = true;
   bool on_reset_before_response = false;                // idempotent requests only
   bool on_502 = false, on_503 = false, on_504 = false;  // idempotent requests only
-  /// Bound on each try's response head (and body stalls); 0 = the upstream's response_timeout.
+  /// Bound on each try's response head; 0 = the upstream's response_timeout.
   std::chrono::milliseconds per_try_timeout{0};
   /// Retries per worker over a sliding 10 s window: at most `budget_percent` of the requests,
   /// plus `budget_min_per_second` a second.

@@ -290,12 +290,12 @@ class exchange {
         // The upstream may have answered early and closed; prefer its response if there is one.
         if (err->source == error_source::downstream)
           co_return round_trip_result{nullptr, std::move(*err)};
-        auto r = co_await read_head(req, *c, req.response_timeout, false);
+        auto r = co_await read_head(req, *c, req.head_deadline(), false);
         if (r.error || !r.final) co_return round_trip_result{nullptr, std::move(*err)};
         co_return finish(req, std::move(c), false);
       }
     }
-    auto r = co_await read_head(req, *c, req.response_timeout, false);
+    auto r = co_await read_head(req, *c, req.head_deadline(), false);
     if (r.error) {
       // The upstream closed or reset before any answer (on a pooled connection, often one it
       // closed under us): the request may have been seen, or not. A client that left (the

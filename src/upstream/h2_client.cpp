@@ -324,8 +324,8 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req) 
                    }));
   }
   // Wait for the final head, passing 1xx on (spec 38).
-  auto deadline = req.response_timeout.count() > 0 ? clock::now() + req.response_timeout
-                                                   : clock::time_point::max();
+  auto deadline = req.head_deadline().count() > 0 ? clock::now() + req.head_deadline()
+                                                  : clock::time_point::max();
   std::optional<proxy_error> err;
   while (!err) {
     while (!st->informational.empty()) {

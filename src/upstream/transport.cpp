@@ -207,10 +207,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
       ~release() { n.fetch_sub(1, std::memory_order_relaxed); }
     } in_flight{counts_.requests};
 
-    const auto timeout = req.response_timeout;
-    if (retry_.per_try_timeout.count() > 0 &&
-        (timeout.count() == 0 || retry_.per_try_timeout < timeout))
-      req.response_timeout = retry_.per_try_timeout;
+    if (retry_.per_try_timeout.count() > 0) req.head_timeout = retry_.per_try_timeout;
     lb::pick_input p{req.inbound, 0};
     std::string tried;  // built only on a retry: the first try allocates nothing
     const lb::endpoint* first = nullptr;
