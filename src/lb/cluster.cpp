@@ -246,9 +246,8 @@ endpoint* cluster::pick_ring(worker_state& w, const pick_input& p, clock::time_p
                              bool all) {
   auto key = p.in ? key_of(*p.in) : std::nullopt;
   if (!key) return pick_random(w, now, p.tried, all);
-  auto* e = ring_owner(
+  return ring_owner(
       *key, [&](std::size_t i) { return !tried(p.tried, i) && (all || eps_[i]->available(now)); });
-  return const_cast<endpoint*>(e);
 }
 
 std::optional<std::uint64_t> cluster::key_of(const request& in) const {

@@ -130,7 +130,7 @@ class cluster {
   std::optional<std::uint64_t> key_of(const request& in) const;
   /// ring_hash: the endpoint owning `key` among those for which `usable(i)` holds.
   template <class Usable>
-  const endpoint* ring_owner(std::uint64_t key, Usable usable) const;
+  endpoint* ring_owner(std::uint64_t key, Usable usable) const;
 
   /// Per-worker policy state (in_flight, weights, averages), defined in cluster.cpp.
   struct worker_state;
@@ -161,7 +161,7 @@ class cluster {
 std::uint64_t stable_hash(std::string_view s) noexcept;
 
 template <class Usable>
-const endpoint* cluster::ring_owner(std::uint64_t key, Usable usable) const {
+endpoint* cluster::ring_owner(std::uint64_t key, Usable usable) const {
   if (ring_.empty()) return nullptr;
   auto it = std::lower_bound(ring_.begin(), ring_.end(), key,
                              [](const ring_point& p, std::uint64_t k) { return p.hash < k; });

@@ -15,16 +15,13 @@
 #include "core/stream_io.hpp"
 #include "http/rules.hpp"
 #include "http2/session.hpp"
+#include "upstream/connector.hpp"
 
 namespace trafficcop::upstream {
 namespace {
 
 using clock = std::chrono::steady_clock;
 constexpr std::uint32_t stream_window = 256 * 1024;  // what an upstream may send ahead per stream
-
-proxy_error up_error(errc e, std::string detail, retry_class retry = retry_class::none) {
-  return proxy_error{make_error_code(e), error_source::upstream, std::move(detail), retry};
-}
 
 /// One request/response exchange. Shared by the connection (until nghttp2 closes the
 /// stream), the response object and the body pump.
@@ -273,7 +270,7 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req) 
   if (!alive()) {
     co_return round_trip_result{
         nullptr,
-        up_error(errc::upstream_closed, "HTTP/2 connection closing", retry_class::refused)};
+        upstream_error(errc::upstream_closed, "HTTP/2 connection closing", retry_class::refused)};
   }
   auto ex = co_await asio::this_coro::executor;
   auto st = std::make_shared<cstream>(ex);
@@ -306,10 +303,10 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req) 
   if (id < 0) {
     bool exhausted = id == NGHTTP2_ERR_STREAM_ID_NOT_AVAILABLE;  // nothing was sent
     goaway_ = goaway_ || exhausted;
-    co_return round_trip_result{nullptr,
-                                up_error(errc::upstream_protocol_error,
-                                         std::string("HTTP/2 request: ") + nghttp2_strerror(id),
-                                         exhausted ? retry_class::refused : retry_class::none)};
+    co_return round_trip_result{
+        nullptr, upstream_error(errc::upstream_protocol_error,
+                                std::string("HTTP/2 request: ") + nghttp2_strerror(id),
+                                exhausted ? retry_class::refused : retry_class::none)};
   }
   st->id = id;
   streams_[id] = st;
@@ -340,12 +337,12 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req) 
       // RFC 9113 §8.7: a refused stream was not processed, safe to send again unless the
       // pump already consumed some of the body.
       bool refused = st->close_code == NGHTTP2_REFUSED_STREAM && !st->body_started;
-      err = up_error(st->malformed || st->close_code == NGHTTP2_PROTOCOL_ERROR
-                         ? errc::upstream_protocol_error
-                         : errc::upstream_closed,
-                     "HTTP/2 stream closed before the response head (" +
-                         std::string(nghttp2_http2_strerror(st->close_code)) + ")",
-                     refused ? retry_class::refused : retry_class::none);
+      err = upstream_error(st->malformed || st->close_code == NGHTTP2_PROTOCOL_ERROR
+                               ? errc::upstream_protocol_error
+                               : errc::upstream_closed,
+                           "HTTP/2 stream closed before the response head (" +
+                               std::string(nghttp2_http2_strerror(st->close_code)) + ")",
+                           refused ? retry_class::refused : retry_class::none);
       break;
     }
     if (io::cancelled(co_await asio::this_coro::cancellation_state)) {
@@ -358,7 +355,7 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req) 
             ? std::chrono::milliseconds(0)
             : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clock::now());
     if (deadline != clock::time_point::max() && left.count() <= 0) {
-      err = up_error(errc::upstream_timeout, "response header timeout");
+      err = upstream_error(errc::upstream_timeout, "response header timeout");
       break;
     }
     co_await st->ev_read.wait(left);

@@ -388,12 +388,20 @@ class transport_impl final : public transport, public std::enable_shared_from_th
   };
 
   budget_window& budget() {
+    // This worker's window, by transport id; the last one is cached (one upstream is the
+    // common case), so the table is looked up only when the upstream changes.
     thread_local std::unordered_map<std::uint64_t, budget_window> windows;
-    return windows[id_];
+    thread_local std::uint64_t last_id = 0;
+    thread_local budget_window* last = nullptr;
+    if (last_id != id_) {
+      last = &windows[id_];  // nodes stay put when the table grows
+      last_id = id_;
+    }
+    return *last;
   }
 
   static round_trip_result failed(errc e, std::string detail) {
-    return {nullptr, proxy_error{make_error_code(e), error_source::upstream, std::move(detail)}};
+    return {nullptr, upstream::upstream_error(e, std::move(detail))};
   }
 
   /// Host for an endpoint: its authority, without the scheme's default port (as for a URL).
