@@ -23,6 +23,9 @@ struct outbound_request {
   /// Where to connect: host name or IP literal (no brackets), and port.
   std::string host;
   std::uint16_t port = 80;
+  /// An IP literal to connect to instead of resolving `host` (an endpoint that service
+  /// discovery resolved); `host` still names the server for SNI and certificate checks.
+  std::string address;
   /// origin-form request-target: "/base/dir?x=1".
   std::string target;
   /// Fields to send, Host included (the proxy sets it, spec 8). Framing fields

@@ -199,7 +199,13 @@ std::shared_ptr<transport> transport_for(const config::upstream& u) {
     h.expected_min = c.expected_min;
     h.expected_max = c.expected_max;
   }
-  return upstream::make_cluster_transport(o, cluster_for(u), retry_for(u), b, h);
+  upstream::resolve_options r;
+  if (u.resolve) {
+    r.refresh = u.resolve->refresh;
+    r.servers = u.resolve->servers;
+    r.timeout = u.resolve->timeout;
+  }
+  return upstream::make_cluster_transport(o, cluster_for(u), retry_for(u), b, h, r);
 }
 
 forwarded_mode to_mode(config::forwarded_policy p) {

@@ -156,6 +156,13 @@ struct circuit_breaker {
   std::uint32_t max_requests = 1024;
 };
 
+/// DNS service discovery (off when absent): see docs/config.md#upstreamsresolve.
+struct resolve {
+  duration refresh{30000};
+  std::vector<std::string> servers;  // "ip" or "ip:port", "[v6]:port"; empty = the system's
+  duration timeout{2000};
+};
+
 struct upstream {
   std::string name;
   std::string url;          // http(s)://host[:port][/base/path][?query] (the first endpoint's)
@@ -179,6 +186,7 @@ struct upstream {
   struct retries retries;
   std::optional<struct health_check> health_check;
   circuit_breaker breaker;
+  std::optional<struct resolve> resolve;
 };
 
 /// A regular expression compiled at load (RE2: linear-time matching, so a hostile path or

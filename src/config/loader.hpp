@@ -402,6 +402,7 @@ class loader {
   void read_outlier(const node& n, const std::string& path, outlier_detection& o);
   void read_retries(const node& n, const std::string& path, struct retries& r);
   void read_breaker(const node& n, const std::string& path, circuit_breaker& b);
+  void read_resolve(const node& n, const std::string& path, upstream& u);
   void read_health_check(const node& n, const std::string& path, upstream& u);
   void check_endpoints(const std::string& path, upstream& u, bool has_url);
   bool read_percent(const node& n, const std::string& path, std::uint32_t& out);

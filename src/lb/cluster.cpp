@@ -60,36 +60,104 @@ struct cluster::worker_state {
     double ewma_ns = 0;  // peak_ewma
     clock::time_point stamp{};
   };
-  std::vector<ep> eps;
+  std::shared_ptr<const endpoint_set> set;  // the set this worker picks from
+  std::uint64_t version = 0;                // the cluster's version of `set`
+  std::vector<ep> eps;                      // parallel to set->eps
+  /// Endpoints that left the set while attempts of this worker were on them: kept alive
+  /// until done() has seen each attempt end.
+  struct leaving {
+    std::shared_ptr<endpoint> e;
+    std::uint32_t in_flight;
+  };
+  std::vector<leaving> gone;
   std::size_t next = 0;  // round robin with equal weights
   rng random{0};
+
+  /// This worker's state of `e`, or null if `e` is not in its set.
+  ep* slot(const endpoint& e) {
+    std::size_t i = e.index();
+    if (i < eps.size() && set->eps[i].get() == &e) return &eps[i];
+    for (i = 0; i < eps.size(); ++i)  // `e` moved in a newer set than this worker's
+      if (set->eps[i].get() == &e) return &eps[i];
+    return nullptr;
+  }
 };
 
 endpoint::endpoint(const endpoint_options& o, std::size_t index)
-    : host_(o.host), port_(o.port), weight_(o.weight), index_(index) {
-  authority_ = host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_;
+    : host_(o.host), address_(o.address), port_(o.port), weight_(o.weight), index_(index) {
+  const std::string& where = address_.empty() ? host_ : address_;
+  authority_ = where.find(':') != std::string::npos ? "[" + where + "]" : where;
   authority_ += ":" + std::to_string(port_);
 }
 
 cluster::cluster(cluster_options o) : o_(std::move(o)) {
-  for (const auto& e : o_.endpoints) {
-    eps_.push_back(std::make_unique<endpoint>(e, eps_.size()));
-    total_weight_ += e.weight;
-    equal_weights_ = equal_weights_ && e.weight == o_.endpoints.front().weight;
-  }
-  if (o_.lb == policy::ring_hash) {
-    for (const auto& e : eps_) {
-      for (std::uint32_t i = 0; i < e->weight() * ring_points_per_weight; ++i)
-        ring_.push_back({stable_hash(e->authority() + "#" + std::to_string(i)),
-                         static_cast<std::uint32_t>(e->index())});
-    }
-    std::sort(ring_.begin(), ring_.end(),
-              [](const ring_point& a, const ring_point& b) { return a.hash < b.hash; });
-  }
+  std::vector<std::shared_ptr<endpoint>> eps;
+  for (const auto& e : o_.endpoints) eps.push_back(std::make_shared<endpoint>(e, eps.size()));
+  set_ = make_set(std::move(eps));
   id_ = next_cluster_id.fetch_add(1, std::memory_order_relaxed);
 }
 
 cluster::~cluster() = default;
+
+std::shared_ptr<const cluster::endpoint_set> cluster::make_set(
+    std::vector<std::shared_ptr<endpoint>> eps) const {
+  auto s = std::make_shared<endpoint_set>();
+  s->eps = std::move(eps);
+  for (const auto& e : s->eps) {
+    s->total_weight += e->weight();
+    s->equal_weights = s->equal_weights && e->weight() == s->eps.front()->weight();
+  }
+  if (o_.lb == policy::ring_hash) {
+    for (std::size_t i = 0; i < s->eps.size(); ++i) {
+      const auto& e = *s->eps[i];
+      for (std::uint32_t k = 0; k < e.weight() * ring_points_per_weight; ++k)
+        s->ring.push_back(
+            {stable_hash(e.authority() + "#" + std::to_string(k)), static_cast<std::uint32_t>(i)});
+    }
+    std::sort(s->ring.begin(), s->ring.end(),
+              [](const auto& a, const auto& b) { return a.hash < b.hash; });
+  }
+  return s;
+}
+
+std::vector<std::shared_ptr<endpoint>> cluster::endpoints() const {
+  std::lock_guard l(mu_);
+  return set_->eps;
+}
+
+cluster::change cluster::update(const std::vector<endpoint_options>& list) {
+  std::lock_guard l(mu_);  // workers take it only after the version moves, below
+  auto same = [](const endpoint& e, const endpoint_options& o) {
+    return e.host() == o.host && e.address() == o.address && e.port() == o.port &&
+           e.weight() == o.weight;
+  };
+  change ch;
+  std::vector<std::shared_ptr<endpoint>> eps;
+  std::vector<bool> kept(set_->eps.size());
+  for (const auto& o : list) {
+    bool dup = std::any_of(eps.begin(), eps.end(), [&](const auto& e) { return same(*e, o); });
+    if (dup) continue;
+    std::size_t i = 0;
+    while (i < kept.size() && (kept[i] || !same(*set_->eps[i], o))) ++i;
+    if (i < kept.size()) {
+      kept[i] = true;
+      eps.push_back(set_->eps[i]);
+    } else {
+      eps.push_back(std::make_shared<endpoint>(o, eps.size()));
+      ch.added.push_back(eps.back());
+    }
+  }
+  for (std::size_t i = 0; i < kept.size(); ++i) {
+    if (kept[i]) continue;
+    set_->eps[i]->retired_->store(true, std::memory_order_relaxed);
+    ch.removed.push_back(set_->eps[i]);
+  }
+  if (ch.added.empty() && ch.removed.empty()) return ch;
+  for (std::size_t i = 0; i < eps.size(); ++i) eps[i]->index_.store(i, std::memory_order_relaxed);
+  set_ = make_set(std::move(eps));
+  version_.fetch_add(1, std::memory_order_release);
+  return ch;
+}
 
 cluster::worker_state& cluster::local() {
   // One entry per cluster this worker has used, by id (never reused, unlike an address).
@@ -100,25 +168,53 @@ cluster::worker_state& cluster::local() {
   auto& s = states[id_];
   if (!s) {
     s = std::make_unique<worker_state>();
-    s->eps.resize(eps_.size());
     s->random.s = static_cast<std::uint64_t>(clock::now().time_since_epoch().count()) ^
                   reinterpret_cast<std::uintptr_t>(s.get()) ^ 0x9E3779B97F4A7C15ULL;
     if (s->random.s == 0) s->random.s = 1;
-    s->next = s->random.below(std::max<std::size_t>(eps_.size(), 1));
   }
   last_id = id_;
   last = s.get();
   return *s;
 }
 
+void cluster::sync(worker_state& w) {
+  if (version_.load(std::memory_order_acquire) == w.version) return;
+  std::shared_ptr<const endpoint_set> next;
+  std::uint64_t version;
+  {
+    std::lock_guard l(mu_);
+    next = set_;
+    version = version_.load(std::memory_order_relaxed);
+  }
+  // Carry each staying endpoint's state over; keep those leaving with attempts under way.
+  std::unordered_map<const endpoint*, std::size_t> before;
+  if (w.set)
+    for (std::size_t i = 0; i < w.set->eps.size(); ++i) before.emplace(w.set->eps[i].get(), i);
+  std::vector<worker_state::ep> eps(next->eps.size());
+  for (std::size_t i = 0; i < eps.size(); ++i) {
+    auto it = before.find(next->eps[i].get());
+    if (it == before.end()) continue;
+    eps[i] = w.eps[it->second];
+    before.erase(it);
+  }
+  for (auto [e, i] : before)
+    if (w.eps[i].in_flight > 0) w.gone.push_back({w.set->eps[i], w.eps[i].in_flight});
+  if (!w.set) w.next = w.random.below(std::max<std::size_t>(eps.size(), 1));
+  w.set = std::move(next);
+  w.eps = std::move(eps);
+  w.version = version;
+}
+
 endpoint* cluster::pick(const pick_input& p) {
-  if (eps_.empty()) return nullptr;
-  auto now = clock::now();
   auto& w = local();
+  sync(w);
+  const auto& set = *w.set;
+  if (set.eps.empty()) return nullptr;
+  auto now = clock::now();
   bool all = false;
   if (o_.panic_threshold > 0) {
-    std::size_t up = eps_.size() - ejected_now(now);
-    all = up * 100 < eps_.size() * o_.panic_threshold;
+    std::size_t up = set.eps.size() - ejected_now(set, now);
+    all = up * 100 < set.eps.size() * o_.panic_threshold;
   }
   endpoint* e = nullptr;
   // A retry goes elsewhere when it can; when every endpoint was tried, anywhere.
@@ -143,18 +239,19 @@ endpoint* cluster::pick(const pick_input& p) {
     }
     if (e || p.tried == 0) break;
   }
-  if (e) ++w.eps[e->index()].in_flight;
+  if (e) ++w.slot(*e)->in_flight;
   return e;
 }
 
 endpoint* cluster::pick_round_robin(worker_state& w, clock::time_point now, std::uint64_t avoid,
                                     bool all) {
-  const std::size_t n = eps_.size();
-  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps_[i]->available(now)); };
-  if (equal_weights_) {
+  const auto& eps = w.set->eps;
+  const std::size_t n = eps.size();
+  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps[i]->available(now)); };
+  if (w.set->equal_weights) {
     for (std::size_t k = 0; k < n; ++k) {
       std::size_t i = w.next++ % n;
-      if (usable(i)) return eps_[i].get();
+      if (usable(i)) return eps[i].get();
     }
     return nullptr;
   }
@@ -166,18 +263,19 @@ endpoint* cluster::pick_round_robin(worker_state& w, clock::time_point now, std:
   for (std::size_t i = 0; i < n; ++i) {
     if (!usable(i)) continue;
     auto& s = w.eps[i];
-    s.current_weight += eps_[i]->weight();
-    total += eps_[i]->weight();
+    s.current_weight += eps[i]->weight();
+    total += eps[i]->weight();
     if (best == n || s.current_weight > w.eps[best].current_weight) best = i;
   }
   if (best == n) return nullptr;
   w.eps[best].current_weight -= total;
-  return eps_[best].get();
+  return eps[best].get();
 }
 
 endpoint* cluster::pick_p2c(worker_state& w, clock::time_point now, std::uint64_t avoid, bool all) {
-  const std::size_t n = eps_.size();
-  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps_[i]->available(now)); };
+  const auto& eps = w.set->eps;
+  const std::size_t n = eps.size();
+  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps[i]->available(now)); };
   // Two distinct usable candidates at random: a few draws, then a scan when most are out.
   std::size_t cand[2] = {n, n};
   for (std::size_t k = 0, found = 0; found < 2 && k < 16; ++k) {
@@ -189,7 +287,7 @@ endpoint* cluster::pick_p2c(worker_state& w, clock::time_point now, std::uint64_
     for (std::size_t i = 0; i < n; ++i)
       if (usable(i)) ok.push_back(i);
     if (ok.empty()) return nullptr;
-    if (ok.size() == 1) return eps_[ok[0]].get();
+    if (ok.size() == 1) return eps[ok[0]].get();
     std::size_t a = w.random.below(ok.size());
     std::size_t b = w.random.below(ok.size() - 1);
     if (b >= a) ++b;
@@ -209,35 +307,37 @@ endpoint* cluster::pick_p2c(worker_state& w, clock::time_point now, std::uint64_
       }
       load *= s.ewma_ns + unmeasured_ns;
     }
-    return load / eps_[i]->weight();
+    return load / eps[i]->weight();
   };
-  return eps_[cost(cand[1]) < cost(cand[0]) ? cand[1] : cand[0]].get();
+  return eps[cost(cand[1]) < cost(cand[0]) ? cand[1] : cand[0]].get();
 }
 
 endpoint* cluster::pick_random(worker_state& w, clock::time_point now, std::uint64_t avoid,
                                bool all) {
-  const std::size_t n = eps_.size();
-  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps_[i]->available(now)); };
+  const auto& eps = w.set->eps;
+  const std::size_t n = eps.size();
+  auto usable = [&](std::size_t i) { return !tried(avoid, i) && (all || eps[i]->available(now)); };
   auto weighted = [&](std::uint64_t r) {
     for (std::size_t i = 0; i < n; ++i) {
-      if (r < eps_[i]->weight()) return i;
-      r -= eps_[i]->weight();
+      if (r < eps[i]->weight()) return i;
+      r -= eps[i]->weight();
     }
     return n - 1;
   };
   for (int k = 0; k < 8; ++k) {
-    std::size_t i = equal_weights_ ? w.random.below(n) : weighted(w.random.next() % total_weight_);
-    if (usable(i)) return eps_[i].get();
+    std::size_t i =
+        w.set->equal_weights ? w.random.below(n) : weighted(w.random.next() % w.set->total_weight);
+    if (usable(i)) return eps[i].get();
   }
   std::uint64_t total = 0;
   for (std::size_t i = 0; i < n; ++i)
-    if (usable(i)) total += eps_[i]->weight();
+    if (usable(i)) total += eps[i]->weight();
   if (total == 0) return nullptr;
   std::uint64_t r = w.random.next() % total;
   for (std::size_t i = 0; i < n; ++i) {
     if (!usable(i)) continue;
-    if (r < eps_[i]->weight()) return eps_[i].get();
-    r -= eps_[i]->weight();
+    if (r < eps[i]->weight()) return eps[i].get();
+    r -= eps[i]->weight();
   }
   return nullptr;
 }
@@ -246,8 +346,9 @@ endpoint* cluster::pick_ring(worker_state& w, const pick_input& p, clock::time_p
                              bool all) {
   auto key = p.in ? key_of(*p.in) : std::nullopt;
   if (!key) return pick_random(w, now, p.tried, all);
-  return ring_owner(
-      *key, [&](std::size_t i) { return !tried(p.tried, i) && (all || eps_[i]->available(now)); });
+  const auto& eps = w.set->eps;
+  return w.set->ring_owner(
+      *key, [&](std::size_t i) { return !tried(p.tried, i) && (all || eps[i]->available(now)); });
 }
 
 std::optional<std::uint64_t> cluster::key_of(const request& in) const {
@@ -282,7 +383,17 @@ std::optional<std::uint64_t> cluster::key_of(const request& in) const {
 
 void cluster::done(endpoint& e, const attempt_result& r) {
   auto now = clock::now();
-  auto& s = local().eps[e.index()];
+  auto& w = local();
+  sync(w);
+  auto* slot = w.slot(e);
+  if (!slot) {
+    // It left the set during the attempt: nothing to learn, one attempt fewer to wait for.
+    auto it = std::find_if(w.gone.begin(), w.gone.end(),
+                           [&](const worker_state::leaving& g) { return g.e.get() == &e; });
+    if (it != w.gone.end() && --it->in_flight == 0) w.gone.erase(it);
+    return;
+  }
+  auto& s = *slot;
   if (s.in_flight > 0) --s.in_flight;
   if (o_.lb == policy::peak_ewma && !r.failure) {
     double rtt = static_cast<double>(r.latency.count());
@@ -295,7 +406,7 @@ void cluster::done(endpoint& e, const attempt_result& r) {
     }
     s.stamp = now;
   }
-  if (r.failure) return record_failure(e, now);
+  if (r.failure) return record_failure(*w.set, e, now);
   if (e.failures_.load(std::memory_order_relaxed) != 0)
     e.failures_.store(0, std::memory_order_relaxed);
   auto until = e.ejected_until_.load(std::memory_order_relaxed);
@@ -313,13 +424,13 @@ void cluster::done(endpoint& e, const attempt_result& r) {
   }
 }
 
-void cluster::record_failure(endpoint& e, clock::time_point now) {
+void cluster::record_failure(const endpoint_set& set, endpoint& e, clock::time_point now) {
   const auto& od = o_.outlier;
   if (od.consecutive_failures == 0) return;
   auto n = e.failures_.fetch_add(1, std::memory_order_relaxed) + 1;
   if (n < od.consecutive_failures || !e.available(now)) return;
-  std::size_t allowed = eps_.size() * od.max_ejection_percent / 100;
-  if (ejected_now(now) >= allowed) return;
+  std::size_t allowed = set.eps.size() * od.max_ejection_percent / 100;
+  if (ejected_now(set, now) >= allowed) return;
   auto k = std::min<std::uint32_t>(e.ejections_.fetch_add(1, std::memory_order_relaxed), 16);
   auto t = std::min(od.ejection_time * (std::int64_t{1} << k), od.max_ejection_time);
   auto until = (now + t).time_since_epoch().count();
@@ -332,9 +443,9 @@ void cluster::record_failure(endpoint& e, clock::time_point now) {
             o_.name, t.count(), n);
 }
 
-std::size_t cluster::ejected_now(clock::time_point now) const {
+std::size_t cluster::ejected_now(const endpoint_set& set, clock::time_point now) {
   std::size_t n = 0;
-  for (const auto& e : eps_)
+  for (const auto& e : set.eps)
     if (!e->available(now)) ++n;
   return n;
 }

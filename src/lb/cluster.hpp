@@ -2,12 +2,16 @@
 // An upstream of many endpoints: the endpoint set, their health, and the choice of one endpoint
 // per attempt (load balancing).
 //
-// A cluster is shared by every worker. What changes while it serves is per endpoint and
-// atomic (ejection by passive outlier detection, relaxed loads on the request path); what a
-// policy keeps between picks (round-robin weights, in-flight counts, latency averages, the
-// random generator) is per worker, found through a thread-local table, so workers share no lock
-// and no written cache line on the request path. The ring of ring_hash is built once and shared
-// read-only.
+// A cluster is shared by every worker. Its endpoints form an immutable set (with ring_hash's
+// ring) that service discovery replaces as a whole (update(), off the workers); each worker
+// holds the set it uses and swaps it, under a lock taken only then, when the cluster's version
+// moved. What changes while a set serves is per endpoint and atomic (ejection by passive
+// outlier detection, relaxed loads on the request path); what a policy keeps between picks
+// (round-robin weights, in-flight counts, latency averages, the random generator) is per
+// worker, found through a thread-local table, so workers share no lock and no written cache
+// line on the request path. An endpoint that stays across an update keeps its health and its
+// per-worker state; one that leaves is marked retired, and lives on while a worker still has
+// an attempt on it.
 //
 // See docs/config.md (upstreams[].endpoints, load_balancing, outlier_detection) for the
 // algorithms and their parameters.
@@ -18,6 +22,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,9 +53,12 @@ struct outlier_options {
 };
 
 struct endpoint_options {
-  std::string host;  // name or IP literal, no brackets
+  std::string host;  // name or IP literal, no brackets: Host, SNI and the certificate's name
   std::uint16_t port = 80;
   std::uint32_t weight = 1;
+  /// The IP literal to connect to, when service discovery resolved `host`; empty: `host`
+  /// itself (a name is then resolved on each new connection).
+  std::string address = {};
 };
 
 struct cluster_options {
@@ -68,11 +76,20 @@ class endpoint {
  public:
   endpoint(const endpoint_options& o, std::size_t index);
   const std::string& host() const noexcept { return host_; }
+  /// Where to connect: the resolved address, or empty for host().
+  const std::string& address() const noexcept { return address_; }
   std::uint16_t port() const noexcept { return port_; }
   std::uint32_t weight() const noexcept { return weight_; }
-  /// "host:port" ("[v6]:port"): its name in logs and the Host authority sent to it.
+  /// "address:port" ("[v6]:port"), or "host:port" when unresolved: its name in logs.
   const std::string& authority() const noexcept { return authority_; }
-  std::size_t index() const noexcept { return index_; }
+  /// Its position in the newest set that holds it (a hint: sets change under a worker).
+  std::size_t index() const noexcept { return index_.load(std::memory_order_relaxed); }
+  /// Set once it left the cluster's endpoint set: its connections are drained, its health
+  /// checker stops. Shared so that a pooled connection can watch it without owning the endpoint.
+  bool retired() const noexcept { return retired_->load(std::memory_order_relaxed); }
+  const std::shared_ptr<const std::atomic<bool>>& retired_flag() const noexcept {
+    return retired_view_;
+  }
 
   /// False while ejected, or while active health checks say it is down.
   bool available(clock::time_point now) const noexcept {
@@ -86,10 +103,13 @@ class endpoint {
  private:
   friend class cluster;
   std::string host_;
+  std::string address_;
   std::uint16_t port_;
   std::uint32_t weight_;
   std::string authority_;
-  std::size_t index_;
+  std::atomic<std::size_t> index_;
+  std::shared_ptr<std::atomic<bool>> retired_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<const std::atomic<bool>> retired_view_ = retired_;  // what retired_flag() lends
   std::atomic<bool> healthy_{true};             // active health checks (up until proven down)
   std::atomic<std::int64_t> ejected_until_{0};  // clock ticks; 0 = never ejected
   std::atomic<std::uint32_t> failures_{0};      // consecutive
@@ -118,7 +138,18 @@ class cluster {
   cluster& operator=(const cluster&) = delete;
 
   const cluster_options& options() const noexcept { return o_; }
-  const std::vector<std::unique_ptr<endpoint>>& endpoints() const noexcept { return eps_; }
+
+  /// The endpoints now (a snapshot: an update() does not change it).
+  std::vector<std::shared_ptr<endpoint>> endpoints() const;
+
+  /// Replaces the endpoint set (service discovery; any thread, never a worker's request
+  /// path). An endpoint equal in host, address, port and weight to a current one is kept with
+  /// its health; the others are new. Returns those that joined and those that left (now
+  /// retired). Workers pick from the new set at their next pick.
+  struct change {
+    std::vector<std::shared_ptr<endpoint>> added, removed;
+  };
+  change update(const std::vector<endpoint_options>& endpoints);
 
   /// An endpoint for the next attempt, or null when none is available (no healthy upstream:
   /// 503). Counts the attempt in flight on this worker until done() is called with the result.
@@ -128,32 +159,41 @@ class cluster {
   /// The hash ring_hash looks up for `in`; nullopt when the request has no such key (no such
   /// header or cookie): it then goes to a random endpoint. Exposed for tests.
   std::optional<std::uint64_t> key_of(const request& in) const;
-  /// ring_hash: the endpoint owning `key` among those for which `usable(i)` holds.
-  template <class Usable>
-  endpoint* ring_owner(std::uint64_t key, Usable usable) const;
-
   /// Per-worker policy state (in_flight, weights, averages), defined in cluster.cpp.
   struct worker_state;
 
+  /// One generation of the endpoints, immutable once published.
+  struct endpoint_set {
+    std::vector<std::shared_ptr<endpoint>> eps;
+    std::uint32_t total_weight = 0;
+    bool equal_weights = true;
+    struct ring_point {
+      std::uint64_t hash;
+      std::uint32_t endpoint;
+    };
+    std::vector<ring_point> ring;  // ring_hash only; sorted by hash
+
+    /// ring_hash: the endpoint owning `key` among those for which `usable(i)` holds.
+    template <class Usable>
+    endpoint* ring_owner(std::uint64_t key, Usable usable) const;
+  };
+
  private:
   worker_state& local();
+  void sync(worker_state& w);
+  std::shared_ptr<const endpoint_set> make_set(std::vector<std::shared_ptr<endpoint>> eps) const;
   endpoint* pick_round_robin(worker_state& w, clock::time_point now, std::uint64_t avoid, bool all);
   endpoint* pick_p2c(worker_state& w, clock::time_point now, std::uint64_t avoid, bool all);
   endpoint* pick_random(worker_state& w, clock::time_point now, std::uint64_t avoid, bool all);
   endpoint* pick_ring(worker_state& w, const pick_input& p, clock::time_point now, bool all);
-  void record_failure(endpoint& e, clock::time_point now);
-  std::size_t ejected_now(clock::time_point now) const;
+  void record_failure(const endpoint_set& s, endpoint& e, clock::time_point now);
+  static std::size_t ejected_now(const endpoint_set& s, clock::time_point now);
 
   cluster_options o_;
-  std::vector<std::unique_ptr<endpoint>> eps_;
-  std::uint32_t total_weight_ = 0;
-  bool equal_weights_ = true;
-  struct ring_point {
-    std::uint64_t hash;
-    std::uint32_t endpoint;
-  };
-  std::vector<ring_point> ring_;  // ring_hash only; sorted by hash
-  std::uint64_t id_ = 0;          // unique per cluster: the key of its per-worker state
+  mutable std::mutex mu_;  // guards set_ (workers take it only on a new version)
+  std::shared_ptr<const endpoint_set> set_;
+  std::atomic<std::uint64_t> version_{1};  // bumped by update()
+  std::uint64_t id_ = 0;                   // unique per cluster: the key of its per-worker state
 };
 
 /// 64-bit FNV-1a then a final mix: stable across runs and machines (ring positions must not
@@ -161,13 +201,13 @@ class cluster {
 std::uint64_t stable_hash(std::string_view s) noexcept;
 
 template <class Usable>
-endpoint* cluster::ring_owner(std::uint64_t key, Usable usable) const {
-  if (ring_.empty()) return nullptr;
-  auto it = std::lower_bound(ring_.begin(), ring_.end(), key,
+endpoint* cluster::endpoint_set::ring_owner(std::uint64_t key, Usable usable) const {
+  if (ring.empty()) return nullptr;
+  auto it = std::lower_bound(ring.begin(), ring.end(), key,
                              [](const ring_point& p, std::uint64_t k) { return p.hash < k; });
-  for (std::size_t n = 0; n < ring_.size(); ++n, ++it) {
-    if (it == ring_.end()) it = ring_.begin();
-    if (usable(it->endpoint)) return eps_[it->endpoint].get();
+  for (std::size_t n = 0; n < ring.size(); ++n, ++it) {
+    if (it == ring.end()) it = ring.begin();
+    if (usable(it->endpoint)) return eps[it->endpoint].get();
   }
   return nullptr;
 }

@@ -66,7 +66,7 @@ asio::awaitable<connector::result> connector::dial(const outbound_request& req) 
     return result{nullptr, upstream_error(e, std::move(detail), retry_class::connect_failure)};
   };
   error_code ec;
-  auto addr = asio::ip::make_address(req.host, ec);
+  auto addr = asio::ip::make_address(req.address.empty() ? req.host : req.address, ec);
   std::vector<tcp::endpoint> eps;
   wd.arm(timeout_);
   if (!ec) {
@@ -84,6 +84,7 @@ asio::awaitable<connector::result> connector::dial(const outbound_request& req) 
   bool timed_out = wd.expired();
   wd.disarm();
   std::string where = req.host + ":" + std::to_string(req.port);
+  if (!req.address.empty()) where += " (" + req.address + ")";
   if (timed_out)
     co_return failed(errc::upstream_connect_timeout, "connect " + where + ": timed out");
   if (cec)

@@ -12,6 +12,7 @@
 
 #include "lb/cluster.hpp"
 #include "trafficcop/transport.hpp"
+#include "upstream/discovery.hpp"
 
 namespace trafficcop::upstream {
 
@@ -63,11 +64,14 @@ struct breaker_state {
 };
 
 /// A transport for `cluster`'s endpoints with `retry` and `breakers`; `o` as for
-/// make_http1_transport (its TLS, timeouts and pools apply to every endpoint).
+/// make_http1_transport (its TLS, timeouts and pools apply to every endpoint). With
+/// `resolve.refresh`, the endpoints named by host name are re-resolved in the background
+/// (discovery.hpp) and the cluster's set follows.
 std::shared_ptr<transport> make_cluster_transport(const http1_transport_options& o,
                                                   std::shared_ptr<lb::cluster> cluster,
                                                   const retry_policy& retry,
                                                   const breaker_options& breakers,
-                                                  const health_check_options& health = {});
+                                                  const health_check_options& health = {},
+                                                  const resolve_options& resolve = {});
 
 }  // namespace trafficcop::upstream

@@ -9,6 +9,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 
 #include "core/log.hpp"
@@ -77,6 +78,14 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
     return streams_.size() < std::min<std::uint32_t>(max_streams_, remote);
   }
   bool alive() const noexcept { return !closed() && !goaway_; }
+  /// Its endpoint left the upstream: no new stream; closed (GOAWAY) once the last one ends.
+  bool drained() const noexcept { return c_->drained(); }
+  bool watches_retirement() const noexcept { return c_->retired != nullptr; }
+  void retire() {
+    goaway_ = true;
+    retiring_ = true;
+    if (streams_.empty()) terminate(NGHTTP2_NO_ERROR);
+  }
   asio::awaitable<bool> wait_settings(std::chrono::milliseconds timeout) {
     auto deadline = clock::now() + timeout;
     while (!settings_seen_ && alive()) {
@@ -134,6 +143,7 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
   std::chrono::milliseconds idle_;
   std::unordered_map<std::int32_t, std::shared_ptr<cstream>> streams_;
   bool goaway_ = false;
+  bool retiring_ = false;       // retire(): ends with its last stream
   bool settings_seen_ = false;  // the upstream's first SETTINGS arrived
   h2::event settings_ev_;
 };
@@ -481,7 +491,10 @@ int h2_client::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t 
   st->ev_read.notify();
   st->ev_room.notify();
   self->streams_.erase(it);
-  if (self->streams_.empty()) self->idle_changed();
+  if (self->streams_.empty() && self->retiring_)
+    self->terminate(NGHTTP2_NO_ERROR);
+  else if (self->streams_.empty())
+    self->idle_changed();
   return 0;
 }
 
@@ -509,7 +522,10 @@ std::shared_ptr<h2_client> h2_pool::find(std::string_view key, const h2_client* 
   auto it = clients_.find(key);
   if (it == clients_.end()) return nullptr;
   auto& v = it->second;
-  std::erase_if(v, [](const std::shared_ptr<h2_client>& h) { return !h->alive(); });
+  std::erase_if(v, [](const std::shared_ptr<h2_client>& h) {
+    if (h->alive() && h->drained()) h->retire();
+    return !h->alive();
+  });
   for (auto& h : v)
     if (h.get() != not_this && h->available()) return h;
   return nullptr;
@@ -546,7 +562,34 @@ h2_pool::connect_guard::~connect_guard() {
 }
 
 void h2_pool::add(const std::string& key, std::shared_ptr<h2_client> h) {
+  bool watch = h->watches_retirement();
   clients_[key].push_back(std::move(h));
+  if (watch) arm_sweep();
+}
+
+void h2_pool::arm_sweep() {
+  if (sweeping_) return;
+  if (!timer_)
+    timer_ = std::make_unique<asio::steady_timer>(static_cast<asio::io_context&>(context()));
+  sweeping_ = true;
+  timer_->expires_after(std::chrono::seconds(1));
+  timer_->async_wait([this](error_code ec) {
+    sweeping_ = false;
+    if (!ec) sweep();
+  });
+}
+
+void h2_pool::sweep() {
+  bool watching = false;
+  for (auto it = clients_.begin(); it != clients_.end();) {
+    std::erase_if(it->second, [&](const std::shared_ptr<h2_client>& h) {
+      if (h->alive() && h->drained()) h->retire();
+      watching = watching || (h->alive() && h->watches_retirement());
+      return !h->alive();
+    });
+    it = it->second.empty() ? clients_.erase(it) : std::next(it);
+  }
+  if (watching) arm_sweep();
 }
 
 std::optional<bool> h2_pool::speaks_h2(std::string_view key) const {
@@ -556,6 +599,7 @@ std::optional<bool> h2_pool::speaks_h2(std::string_view key) const {
 }
 
 void h2_pool::shutdown() {
+  timer_.reset();
   pending_.clear();
   for (auto& [key, v] : clients_)
     for (auto& h : v) h->close_socket();

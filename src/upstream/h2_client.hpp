@@ -8,7 +8,8 @@
 // from the stream's inbound queue, whose window opens only as the proxy reads it.
 //
 // h2_pool (a service of the worker's io_context, like pool_service) keeps the live clients by
-// pool key; a client leaves it when it closes, receives GOAWAY, or idles out.
+// pool key; a client leaves it when it closes, receives GOAWAY, or idles out, or when its
+// endpoint leaves the upstream (a sweep every second retires it: it ends with its last stream).
 #pragma once
 
 #include <memory>
@@ -77,6 +78,10 @@ class h2_pool : public asio::execution_context::service {
 
  private:
   void shutdown() override;
+  void arm_sweep();
+  void sweep();
+  std::unique_ptr<asio::steady_timer> timer_;  // the sweep, while a client watches retirement
+  bool sweeping_ = false;
   struct pending {
     std::size_t connects = 0;
     std::unique_ptr<asio::steady_timer> done;  // waiters park on it; cancelled per connect
@@ -113,8 +118,10 @@ struct h2_policy {
   std::uint32_t max_concurrent_streams = 100;
   std::chrono::milliseconds idle_timeout{90'000};
 };
+/// A connection it makes watches `retired` (its endpoint's, when load balanced).
 asio::awaitable<h2_attempt> h2_pooled_round_trip(outbound_request& req, const std::string& key,
                                                  connector& connect, const h2_policy& policy,
-                                                 const h1_options& h1, const h2_client* avoid);
+                                                 const h1_options& h1, const h2_client* avoid,
+                                                 const retired_flag* retired);
 
 }  // namespace trafficcop::upstream

@@ -17,7 +17,8 @@ round_trip_result failed(proxy_error e) { return {nullptr, std::move(e)}; }
 
 asio::awaitable<h2_attempt> h2_pooled_round_trip(outbound_request& req, const std::string& key,
                                                  connector& connect, const h2_policy& policy,
-                                                 const h1_options& h1, const h2_client* avoid) {
+                                                 const h1_options& h1, const h2_client* avoid,
+                                                 const retired_flag* retired) {
   auto ex = co_await asio::this_coro::executor;
   auto& pool = asio::use_service<h2_pool>(asio::query(ex, asio::execution::context));
   const bool tls = req.scheme == "https";
@@ -39,6 +40,7 @@ asio::awaitable<h2_attempt> h2_pooled_round_trip(outbound_request& req, const st
       if (!r.c) co_return h2_attempt{failed(std::move(r.err))};
       conn_ptr c = std::move(r.c);
       c->key = key;
+      if (retired) c->retired = *retired;
       if (tls) {
         auto alpn = policy.mode == http2_mode::always ? alpn_h2_only : alpn_h2_or_http1;
         if (auto err = co_await connect.start_tls(*c, req, alpn))

@@ -32,13 +32,15 @@ conn_ptr pool_service::take(std::string_view key, bool check) {
     conn_ptr c = std::move(list.back());
     list.pop_back();
     bool peek = check || now - c->idle_since >= recent;
-    if (c->expires > now && c->pending().empty() && (!peek || is_idle_and_open(c->sock))) return c;
+    if (c->expires > now && c->pending().empty() && !c->drained() &&
+        (!peek || is_idle_and_open(c->sock)))
+      return c;
   }
   return nullptr;
 }
 
 void pool_service::put(conn_ptr c, std::chrono::milliseconds idle_timeout, std::size_t max_idle) {
-  if (max_idle == 0 || idle_timeout.count() <= 0 || !c->sock.is_open()) return;
+  if (max_idle == 0 || idle_timeout.count() <= 0 || !c->sock.is_open() || c->drained()) return;
   c->idle_since = std::chrono::steady_clock::now();
   c->expires = c->idle_since + idle_timeout;
   auto it = idle_.find(std::string_view(c->key));
@@ -73,8 +75,9 @@ void pool_service::sweep() {
   bool any = false;
   for (auto it = idle_.begin(); it != idle_.end();) {
     auto& list = it->second;
-    std::erase_if(
-        list, [&](const conn_ptr& c) { return c->expires <= now || !is_idle_and_open(c->sock); });
+    std::erase_if(list, [&](const conn_ptr& c) {
+      return c->expires <= now || c->drained() || !is_idle_and_open(c->sock);
+    });
     any = any || !list.empty();
     it = list.empty() ? idle_.erase(it) : std::next(it);
   }

@@ -29,6 +29,10 @@ namespace trafficcop::upstream {
 
 namespace asio = boost::asio;
 
+/// Raised when the endpoint a connection goes to left its upstream (service discovery): the
+/// connection is then drained, closed when idle rather than pooled.
+using retired_flag = std::shared_ptr<const std::atomic<bool>>;
+
 /// One upstream TCP connection with its read buffer (bytes read but not yet parsed) and its
 /// deadline: one watchdog per connection, reused by every exchange it carries while pooled.
 struct conn {
@@ -62,6 +66,9 @@ struct conn {
   std::uint64_t requests = 0;
   /// The upstream's count of open connections (circuit breaker), decremented on close.
   std::atomic<std::uint32_t>* open_count = nullptr;
+  retired_flag retired;  // null for an address that never leaves
+
+  bool drained() const noexcept { return retired && retired->load(std::memory_order_relaxed); }
 
   std::string_view pending() const noexcept { return {buf.data() + begin, end - begin}; }
   void consume(std::size_t n) noexcept {
@@ -87,7 +94,7 @@ class pool_service : public asio::execution_context::service {
   conn_ptr take(std::string_view key, bool check = true);
   static constexpr std::chrono::milliseconds recent{50};
   /// Keeps `c` idle in the pool named by `c->key` for `idle_timeout`, dropping the oldest
-  /// beyond `max_idle`.
+  /// beyond `max_idle`; a drained connection is closed instead.
   void put(conn_ptr c, std::chrono::milliseconds idle_timeout, std::size_t max_idle);
   /// Idle connections held now (tests).
   std::size_t idle_count() const;

@@ -15,6 +15,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <future>
 #include <thread>
 #include <unordered_map>
 
@@ -74,8 +75,8 @@ bool may_replay(const proxy_error& e, const outbound_request& req, bool reused_c
   return false;
 }
 
-/// The thread that runs active health checks for every upstream: never a worker, so checks
-/// cost the request path nothing. Started on first use, stopped at exit.
+/// The thread that runs active health checks and DNS discovery for every upstream: never a
+/// worker, so neither costs the request path anything. Started on first use, stopped at exit.
 class control_thread {
  public:
   static asio::io_context& context() {
@@ -111,25 +112,54 @@ class transport_impl final : public transport, public std::enable_shared_from_th
         h1_{o.max_response_header_bytes, o.idle_timeout, o.max_idle_per_host},
         h2_{o.http2, o.max_concurrent_streams, o.idle_timeout} {}
 
+  std::vector<std::shared_ptr<lb::endpoint>> endpoints() const { return cluster_->endpoints(); }
+
   asio::awaitable<round_trip_result> round_trip(outbound_request& req) override {
     if (cluster_) co_return co_await round_trip_cluster(req);
     co_return co_await attempt(req);
   }
 
-  /// One checker per endpoint on the control thread; each holds the transport alive.
-  void start_health_checks() {
-    for (const auto& e : cluster_->endpoints()) {
-      asio::co_spawn(control_thread::context(), check_loop(shared_from_this(), e.get()),
+  /// One checker per endpoint on the control thread, until the endpoint leaves; each holds
+  /// the transport alive.
+  void start_health_checks(const std::vector<std::shared_ptr<lb::endpoint>>& eps) {
+    if (!health_.enabled) return;
+    for (const auto& e : eps) {
+      asio::co_spawn(control_thread::context(), check_loop(shared_from_this(), e),
                      [name = e->authority()](std::exception_ptr ex) {
                        if (ex) log::error("health checker of {} ended abnormally", name);
                      });
     }
   }
 
+  /// Re-resolves the cluster's names on the control thread; new endpoints get checkers.
+  /// Waits for the first round (bounded by the resolver's timeouts), so that a proxy starts
+  /// with its names resolved as far as DNS allows.
+  void start_discovery(const upstream::resolve_options& r) {
+    std::weak_ptr<transport_impl> weak = shared_from_this();
+    auto resolved = std::make_shared<std::promise<void>>();
+    auto first = resolved->get_future();
+    asio::co_spawn(control_thread::context(),
+                   upstream::discovery_loop(
+                       cluster_, cluster_->options().endpoints, r,
+                       [weak](const lb::cluster::change& ch) {
+                         if (auto self = weak.lock()) self->start_health_checks(ch.added);
+                       },
+                       [weak] { return !weak.expired(); }, [resolved] { resolved->set_value(); }),
+                   [name = cluster_->options().name](std::exception_ptr ex) {
+                     if (ex) log::error("service discovery of {} ended abnormally", name);
+                   });
+    auto names = cluster_->options().endpoints.size();
+    auto servers = std::max<std::size_t>(r.servers.size(), 1);
+    first.wait_for(2 * r.timeout * static_cast<int>(names * servers) + std::chrono::seconds(1));
+  }
+
  private:
   /// One attempt at req.host:req.port, over the protocol http2_mode picks; a stale pooled
   /// connection or a refused stream is replayed inside it (may_replay).
-  asio::awaitable<round_trip_result> attempt(outbound_request& req) {
+  /// `retired`: the endpoint's flag, watched by the connections made for it; null when the
+  /// address never leaves (a transport without load balancing).
+  asio::awaitable<round_trip_result> attempt(outbound_request& req,
+                                             const upstream::retired_flag* retired = nullptr) {
     // The pool key: this transport, scheme, host and port. Built in a per-thread buffer; a
     // new connection keeps its own copy (once per connection, not per request).
     thread_local std::string key;
@@ -141,20 +171,21 @@ class transport_impl final : public transport, public std::enable_shared_from_th
                                  "protocol upgrade to an HTTP/2-only upstream"}};
       if (!upgrade && (req.scheme == "https" || o_.http2 == http2_mode::always)) {
         std::string h2_key = make_key(req);  // not `key`: other coroutines share the buffer
-        if (auto r = co_await round_trip_h2(req, h2_key)) co_return std::move(*r);
+        if (auto r = co_await round_trip_h2(req, h2_key, retired)) co_return std::move(*r);
         // else the upstream chose HTTP/1.1
       }
     }
     key.clear();
     append_key(key, req);
-    co_return co_await round_trip_h1(req, key);
+    co_return co_await round_trip_h1(req, key, retired);
   }
 
-  asio::awaitable<std::optional<round_trip_result>> round_trip_h2(outbound_request& req,
-                                                                  const std::string& key) {
+  asio::awaitable<std::optional<round_trip_result>> round_trip_h2(
+      outbound_request& req, const std::string& key, const upstream::retired_flag* retired) {
     const upstream::h2_client* refused_by = nullptr;  // a refused stream goes elsewhere
     for (int attempt = 1;; ++attempt) {
-      auto a = co_await upstream::h2_pooled_round_trip(req, key, connector_, h2_, h1_, refused_by);
+      auto a = co_await upstream::h2_pooled_round_trip(req, key, connector_, h2_, h1_, refused_by,
+                                                       retired);
       if (!a.result) co_return std::nullopt;
       auto& r = *a.result;
       if (r.response || !may_replay(r.error, req, true)) co_return std::move(r);
@@ -166,7 +197,8 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     }
   }
 
-  asio::awaitable<round_trip_result> round_trip_h1(outbound_request& req, std::string& key) {
+  asio::awaitable<round_trip_result> round_trip_h1(outbound_request& req, std::string& key,
+                                                   const upstream::retired_flag* retired) {
     auto ex = co_await asio::this_coro::executor;
     auto& pool = asio::use_service<pool_service>(asio::query(ex, asio::execution::context));
     // A request that can be replayed skips the liveness peek: if the upstream closed the
@@ -181,6 +213,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
         if (!r.c) co_return round_trip_result{nullptr, std::move(r.err)};
         c = std::move(r.c);
         append_key(c->key, req);  // not `key`: other coroutines used the buffer meanwhile
+        if (retired) c->retired = *retired;
         if (req.scheme == "https") {
           if (auto err = co_await connector_.start_tls(*c, req))
             co_return round_trip_result{nullptr, std::move(*err)};
@@ -226,10 +259,12 @@ class transport_impl final : public transport, public std::enable_shared_from_th
         tried += e->authority();
       }
       req.host = e->host();
+      req.address = e->address();
       req.port = e->port();
       if (req.host_follows_endpoint) req.header.set("Host", host_for(*e, req.scheme));
+      std::size_t index = e->index();  // `e` may be gone after done()
       auto t0 = lb::clock::now();
-      auto r = co_await attempt(req);
+      auto r = co_await attempt(req, &e->retired_flag());
       auto latency = lb::clock::now() - t0;
       int status = r.response ? r.response->status : 0;
       bool failure = r.response ? status == 502 || status == 503 || status == 504
@@ -241,7 +276,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
       if (tries > retry_.attempts || !should_retry(r, req) || !b.allow_retry(retry_)) co_return r;
       r.response.reset();  // a retried 5xx: its connection is closed, not pooled
       b.count(budget_window::retry);
-      if (e->index() < 64) p.tried |= std::uint64_t{1} << e->index();
+      if (index < 64) p.tried |= std::uint64_t{1} << index;
       if (auto wait = backoff(tries); wait.count() > 0) {
         asio::steady_timer t(co_await asio::this_coro::executor, wait);
         co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -250,11 +285,12 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     }
   }
 
-  static asio::awaitable<void> check_loop(std::shared_ptr<transport_impl> self, lb::endpoint* e) {
+  static asio::awaitable<void> check_loop(std::shared_ptr<transport_impl> self,
+                                          std::shared_ptr<lb::endpoint> e) {
     const auto& h = self->health_;
     auto ex = co_await asio::this_coro::executor;
     asio::steady_timer timer(ex);
-    std::uint64_t seed = reinterpret_cast<std::uintptr_t>(e) ^ 0x9E3779B97F4A7C15ULL;
+    std::uint64_t seed = reinterpret_cast<std::uintptr_t>(e.get()) ^ 0x9E3779B97F4A7C15ULL;
     auto jitter = [&](std::chrono::milliseconds span) {
       seed ^= seed << 13;
       seed ^= seed >> 7;
@@ -266,6 +302,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     std::uint32_t passed = 0, failed = 0;
     for (;;) {
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (e->retired()) co_return;  // it left the upstream (service discovery)
       auto started = lb::clock::now();
       std::string why = co_await self->check_once(*e);
       if (why.empty()) {
@@ -295,6 +332,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     req.method = "GET";
     req.scheme = health_.scheme;
     req.host = e.host();
+    req.address = e.address();
     req.port = e.port();
     req.target = health_.path;
     req.header.add("Host", host_for(e, req.scheme));
@@ -304,7 +342,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
       auto r = co_await connector_.connect(req);
       co_return r.c ? std::string{} : r.err.detail;
     }
-    auto r = co_await attempt(req);
+    auto r = co_await attempt(req, &e.retired_flag());
     if (!r.response) co_return r.error.detail;
     int status = r.response->status;
     // Read the body out so that the connection is pooled for the next check.
@@ -404,11 +442,12 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     return {nullptr, upstream::upstream_error(e, std::move(detail))};
   }
 
-  /// Host for an endpoint: its authority, without the scheme's default port (as for a URL).
+  /// Host for an endpoint: its host (a name even when resolved) and port, without the
+  /// scheme's default port (as for a URL).
   static std::string host_for(const lb::endpoint& e, const std::string& scheme) {
-    if (e.port() == (scheme == "https" ? 443 : 80))
-      return e.host().find(':') != std::string::npos ? "[" + e.host() + "]" : e.host();
-    return e.authority();
+    std::string h = e.host().find(':') != std::string::npos ? "[" + e.host() + "]" : e.host();
+    if (e.port() != (scheme == "https" ? 443 : 80)) h += ":" + std::to_string(e.port());
+    return h;
   }
 
   std::string make_key(const outbound_request& req) const {
@@ -431,6 +470,10 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     key += req.host;
     key += ':';
     at(req.port);
+    if (!req.address.empty()) {
+      key += '@';
+      key += req.address;
+    }
   }
 
   http1_transport_options o_;
@@ -455,9 +498,11 @@ std::shared_ptr<transport> upstream::make_cluster_transport(const http1_transpor
                                                             std::shared_ptr<lb::cluster> cluster,
                                                             const retry_policy& retry,
                                                             const breaker_options& breakers,
-                                                            const health_check_options& health) {
+                                                            const health_check_options& health,
+                                                            const resolve_options& resolve) {
   auto t = std::make_shared<transport_impl>(o, std::move(cluster), retry, breakers, health);
-  if (health.enabled) t->start_health_checks();
+  t->start_health_checks(t->endpoints());
+  if (resolve.refresh.count() > 0) t->start_discovery(resolve);
   return t;
 }
 

@@ -53,7 +53,7 @@ class Upstream:
     """The server on its own thread and event loop.
 
     Upstream(tls=(cert, key) or None, protocols={"h1", "h2"}, initial_window=65535,
-             max_concurrent_streams=1000)
+             max_concurrent_streams=1000, port=0, host="127.0.0.1")
     .port, .records() (copies), .wait_records(pred, what), .find(test_id),
     .open_gate(name), .refused (connections refused for a protocol not in `protocols`),
     .connections (count accepted), .conns() and .wait_conns(pred, what) (connection records by
@@ -62,9 +62,10 @@ class Upstream:
     """
 
     def __init__(self, tls=None, protocols=("h1", "h2"), initial_window=65535,
-                 max_concurrent_streams=1000, on_record=None, port=0):
+                 max_concurrent_streams=1000, on_record=None, port=0, host="127.0.0.1"):
         self.protocols = set(protocols)
         self.port = port
+        self.host = host
         self.tls = tls
         self.initial_window = initial_window
         self.max_concurrent_streams = max_concurrent_streams
@@ -104,7 +105,7 @@ class Upstream:
                 alpn = [p for p, k in (("h2", "h2"), ("http/1.1", "h1")) if k in self.protocols]
                 ctx.set_alpn_protocols(alpn)
             self.server = self.loop.run_until_complete(
-                asyncio.start_server(self._serve, "127.0.0.1", self.port, ssl=ctx,
+                asyncio.start_server(self._serve, self.host, self.port, ssl=ctx,
                                      limit=1 << 20))
             self.port = self.server.sockets[0].getsockname()[1]
         except Exception as e:  # noqa: BLE001 - reported by the constructor

@@ -5,9 +5,11 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <map>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace trafficcop::lb {
@@ -195,6 +197,98 @@ TEST(Outlier, AllEjectedMeansNoEndpointUnlessPanic) {
   panic.done(*panic.endpoints()[0], {true, {}});
   panic.done(*panic.endpoints()[1], {true, {}});
   EXPECT_NE(panic.pick({}), nullptr) << "below the panic threshold every endpoint is used";
+}
+
+// --- update(): the endpoint set replaced by service discovery --------------------------------
+
+std::vector<endpoint_options> hosts(std::vector<std::string> addrs) {
+  std::vector<endpoint_options> v;
+  for (auto& a : addrs) v.push_back({"api.internal", 9000, 1, a});
+  return v;
+}
+
+TEST(Update, KeepsStayingEndpointsWithTheirHealthAndDropsTheOthers) {
+  cluster_options o;
+  o.name = "api";
+  o.endpoints = hosts({"10.0.0.1", "10.0.0.2"});
+  o.outlier.consecutive_failures = 1;
+  cluster c(o);
+  auto before = c.endpoints();
+  ASSERT_EQ(before.size(), 2u);
+  EXPECT_EQ(before[0]->authority(), "10.0.0.1:9000");
+  EXPECT_EQ(before[0]->host(), "api.internal");
+  c.done(*before[1], {true, {}});  // 10.0.0.2 ejected
+  ASSERT_FALSE(before[1]->available(clock::now()));
+
+  auto ch = c.update(hosts({"10.0.0.2", "10.0.0.3"}));
+  ASSERT_EQ(ch.added.size(), 1u);
+  EXPECT_EQ(ch.added[0]->address(), "10.0.0.3");
+  ASSERT_EQ(ch.removed.size(), 1u);
+  EXPECT_EQ(ch.removed[0].get(), before[0].get());
+  EXPECT_TRUE(before[0]->retired());
+  auto after = c.endpoints();
+  ASSERT_EQ(after.size(), 2u);
+  EXPECT_EQ(after[0].get(), before[1].get()) << "the same endpoint, its ejection kept";
+  EXPECT_FALSE(after[0]->available(clock::now()));
+  EXPECT_FALSE(after[0]->retired());
+  // Only 10.0.0.3 is available now: every pick goes there, none to the retired 10.0.0.1.
+  auto count = spread(c, 50);
+  EXPECT_EQ(count, (std::vector<std::size_t>{0, 50}));
+  EXPECT_TRUE(c.update(hosts({"10.0.0.3", "10.0.0.2"})).added.empty()) << "order alone: no change";
+}
+
+TEST(Update, AnAttemptOnALeavingEndpointEndsSafely) {
+  for (auto p : {policy::round_robin, policy::least_request, policy::peak_ewma, policy::random,
+                 policy::ring_hash}) {
+    cluster_options o;
+    o.lb = p;
+    o.endpoints = hosts({"10.0.0.1"});
+    cluster c(o);
+    auto* e = c.pick({});
+    ASSERT_NE(e, nullptr);
+    auto ch = c.update(hosts({"10.0.0.9"}));
+    ASSERT_EQ(ch.removed.size(), 1u);
+    ch = {};               // the worker's table now holds the last reference but for the set below
+    auto* f = c.pick({});  // this worker moves to the new set; `e` is kept for its attempt
+    ASSERT_NE(f, nullptr);
+    EXPECT_EQ(f->address(), "10.0.0.9");
+    EXPECT_TRUE(e->retired());
+    c.done(*e, {true, std::chrono::milliseconds(1)});  // ASan: no use after free
+    c.done(*f, {false, std::chrono::milliseconds(1)});
+  }
+}
+
+TEST(Update, WorkersPickWhileTheSetChanges) {
+  cluster_options o;
+  o.lb = policy::least_request;
+  o.endpoints = hosts({"10.0.0.1", "10.0.0.2"});
+  cluster c(o);
+  std::atomic<bool> stop{false};
+  std::atomic<std::size_t> picks{0}, misses{0};
+  auto worker = [&] {
+    while (!stop.load()) {
+      auto* e = c.pick({});
+      if (!e) {
+        ++misses;
+        continue;
+      }
+      // Every address ever published is one of these.
+      if (e->address() != "10.0.0.1" && e->address() != "10.0.0.2" && e->address() != "10.0.0.3")
+        ++misses;
+      c.done(*e, {false, std::chrono::microseconds(50)});
+      ++picks;
+    }
+  };
+  std::thread a(worker), b(worker);
+  for (int i = 0; i < 200; ++i) {
+    c.update(i % 2 ? hosts({"10.0.0.1", "10.0.0.2"}) : hosts({"10.0.0.2", "10.0.0.3"}));
+    std::this_thread::yield();
+  }
+  while (picks.load() < 1000) std::this_thread::yield();
+  stop = true;
+  a.join();
+  b.join();
+  EXPECT_EQ(misses.load(), 0u);
 }
 
 }  // namespace
