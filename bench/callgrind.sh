@@ -13,6 +13,9 @@
 #   (prints a markdown table and keeps it as bench/results/<timestamp>-callgrind.md)
 #   options: --only-trafficcop  --n1 N  --n2 N  --bin-dir DIR  --no-install
 #            --annotate  also print trafficcop's 25 costliest functions (callgrind_annotate)
+#            --endpoints N [--policy P]  what load balancing costs (issue 9): trafficcop with an
+#              upstream of 1 endpoint, then of N endpoints (N ports of the same nginx) with
+#              load_balancing P (default round_robin); no nginx/HAProxy rows
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -25,6 +28,8 @@ N2=2000
 PROXIES="trafficcop nginx haproxy"
 ANNOTATE=0
 INSTALL=1
+ENDPOINTS=0
+POLICY=round_robin
 PORT_BASE=${BENCH_PORT_BASE:-18600}
 TC_BIN=$ROOT/build-release/bin/trafficcop
 ECHO_BIN=$ROOT/build-release/bin/trafficcop-echo
@@ -44,11 +49,46 @@ parse_args() {
       --n2) N2=$2; shift 2 ;;
       --bin-dir) TC_BIN=$2/trafficcop; ECHO_BIN=$2/trafficcop-echo; shift 2 ;;
       --no-install) INSTALL=0; shift ;;
-      -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+      --endpoints) ENDPOINTS=$2; shift 2 ;;
+      --policy) POLICY=$2; shift 2 ;;
+      -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
   [ "$N2" -gt "$N1" ] || die "--n2 must be larger than --n1"
+  if [ "$ENDPOINTS" -gt 1 ]; then PROXIES="trafficcop-lb1 trafficcop-lb$ENDPOINTS"; fi
+}
+
+# lb_config N: a config file as the --upstream command line of start_under, but with an
+# upstream of N endpoints (ports PORT_BACKEND, PORT_BACKEND+100, ...: one nginx listens on all).
+lb_config() {
+  local n=$1 eps="" i
+  for i in $(seq 0 $((n - 1))); do eps+="http://127.0.0.1:$((PORT_BACKEND + 100 * i)), "; done
+  cat >"$TMP/lb$n.yaml" <<EOF
+workers: 1
+access_log: {path: "off"}
+listeners: [{address: "127.0.0.1:$PORT_PROXY"}]
+upstreams:
+  - name: u
+    endpoints: [${eps%, }]
+    load_balancing: $POLICY
+routes: [{upstream: u}]
+EOF
+  echo "$TMP/lb$n.yaml"
+}
+
+# The extra ports of --endpoints on the backend nginx (after start_backends rendered it).
+add_backend_ports() {
+  local extra="" i
+  for i in $(seq 1 $((ENDPOINTS - 1))); do
+    extra+="        listen 127.0.0.1:$((PORT_BACKEND + 100 * i));\\n"
+  done
+  sed -i "s|^\(        listen 127.0.0.1:$PORT_BACKEND backlog=4096;\)|\1\n$extra|" \
+    "$TMP/backend-nginx.conf"
+  nginx -e "$TMP/backend-nginx.stderr" -p "$TMP" -c "$TMP/backend-nginx.conf" -s reload
+  for i in $(seq 1 $((ENDPOINTS - 1))); do
+    wait_ready "http://127.0.0.1:$((PORT_BACKEND + 100 * i))/small" "backend :$((PORT_BACKEND + 100 * i))"
+  done
 }
 
 # start_under TOOL PROXY TAG: the proxy, 1 worker, configured as in bench/run.sh, run under
@@ -62,6 +102,9 @@ start_under() {
     vg=(strace -f -c -o "$TMP/$tag.strace")
   fi
   case "$proxy" in
+    trafficcop-lb*)
+      start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config "${proxy#trafficcop-lb}")" \
+        --drain-timeout 1s --log-level warn ;;
     trafficcop)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" --listen "127.0.0.1:$PORT_PROXY" \
         --upstream "http://127.0.0.1:$PORT_BACKEND" --workers 1 --access-log off \
@@ -131,6 +174,7 @@ main() {
   ensure_trafficcop
   check_ports "$PORT_BACKEND" "$PORT_ECHO" "$PORT_PROXY"
   start_backends ""
+  if [ "$ENDPOINTS" -gt 1 ]; then add_backend_ports; fi
   local proxy i1 i2 per ratio tc_per=""
   LINES=()
   STOP_WAIT=30   # valgrind needs longer than the usual 5 s to wind down and write its file
@@ -139,7 +183,7 @@ main() {
     count callgrind "$proxy" "$N1"; i1=$COUNT
     count callgrind "$proxy" "$N2"; i2=$COUNT
     per=$(( (i2 - i1) / (N2 - N1) ))
-    if [ "$proxy" = trafficcop ]; then tc_per=$per; fi
+    if [ -z "$tc_per" ]; then tc_per=$per; fi  # the first row: trafficcop (or its 1 endpoint)
     log "$proxy: $per instructions per request; now the same under strace -f -c"
     count strace "$proxy" "$N1"
     count strace "$proxy" "$N2"
