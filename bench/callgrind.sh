@@ -16,6 +16,8 @@
 #            --endpoints N [--policy P]  what load balancing costs (issue 9): trafficcop with an
 #              upstream of 1 endpoint, then of N endpoints (N ports of the same nginx) with
 #              load_balancing P (default round_robin); no nginx/HAProxy rows
+#            --metrics  what metrics cost (issue 10): trafficcop from a config of 1 endpoint,
+#              without then with `admin:` (which turns counting on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -30,6 +32,7 @@ ANNOTATE=0
 INSTALL=1
 ENDPOINTS=0
 POLICY=round_robin
+METRICS=0
 PORT_BASE=${BENCH_PORT_BASE:-18600}
 TC_BIN=$ROOT/build-release/bin/trafficcop
 ECHO_BIN=$ROOT/build-release/bin/trafficcop-echo
@@ -51,20 +54,26 @@ parse_args() {
       --no-install) INSTALL=0; shift ;;
       --endpoints) ENDPOINTS=$2; shift 2 ;;
       --policy) POLICY=$2; shift 2 ;;
+      --metrics) METRICS=1; shift ;;
       -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
   [ "$N2" -gt "$N1" ] || die "--n2 must be larger than --n1"
   if [ "$ENDPOINTS" -gt 1 ]; then PROXIES="trafficcop-lb1 trafficcop-lb$ENDPOINTS"; fi
+  if [ "$METRICS" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-metrics"; fi
 }
 
-# lb_config N: a config file as the --upstream command line of start_under, but with an
-# upstream of N endpoints (ports PORT_BACKEND, PORT_BACKEND+100, ...: one nginx listens on all).
+# lb_config N [admin]: a config file as the --upstream command line of start_under, but with
+# an upstream of N endpoints (ports PORT_BACKEND, PORT_BACKEND+100, ...: one nginx listens on
+# all), and with `admin` an admin listener (metrics on).
 lb_config() {
-  local n=$1 eps="" i
+  local n=$1 with_admin=${2:-} eps="" i file
   for i in $(seq 0 $((n - 1))); do eps+="http://127.0.0.1:$((PORT_BACKEND + 100 * i)), "; done
-  cat >"$TMP/lb$n.yaml" <<EOF
+  file="$TMP/lb$n${with_admin:+-admin}.yaml"
+  {
+    [ -z "$with_admin" ] || echo "admin: {address: \"127.0.0.1:$((PORT_PROXY + 1))\"}"
+    cat <<EOF
 workers: 1
 access_log: {path: "off"}
 listeners: [{address: "127.0.0.1:$PORT_PROXY"}]
@@ -74,7 +83,8 @@ upstreams:
     load_balancing: $POLICY
 routes: [{upstream: u}]
 EOF
-  echo "$TMP/lb$n.yaml"
+  } >"$file"
+  echo "$file"
 }
 
 # The extra ports of --endpoints on the backend nginx (after start_backends rendered it).
@@ -104,7 +114,9 @@ start_under() {
   case "$proxy" in
     trafficcop-lb*)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config "${proxy#trafficcop-lb}")" \
-        --drain-timeout 1s --log-level warn ;;
+        --log-level warn ;;
+    trafficcop-metrics)
+      start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config 1 admin)" --log-level warn ;;
     trafficcop)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" --listen "127.0.0.1:$PORT_PROXY" \
         --upstream "http://127.0.0.1:$PORT_BACKEND" --workers 1 --access-log off \

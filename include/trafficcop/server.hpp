@@ -99,6 +99,15 @@ struct server_options {
   std::chrono::milliseconds read_body_timeout{60'000};
 };
 
+/// Connection counts of one listener, summed over workers (metrics).
+struct listener_counters {
+  std::uint64_t accepted = 0;
+  std::uint64_t open_http1 = 0;  // open now, HTTP/1.x (TLS handshake done, if any)
+  std::uint64_t open_http2 = 0;
+  std::uint64_t tls_handshakes_ok = 0;
+  std::uint64_t tls_handshakes_failed = 0;
+};
+
 /// Graceful-shutdown and listener state of a running server; all members are thread-safe.
 class server {
  public:
@@ -128,6 +137,8 @@ class server {
 
   /// Connections open now, summed over workers (for tests and metrics).
   std::size_t open_connections() const;
+  /// Per listener (by index in server_options::listen), after start().
+  std::vector<listener_counters> listener_stats() const;
 
   struct impl;
 

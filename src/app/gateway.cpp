@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Config → handler: the route table and one reverse_proxy per route.
 #include "app/gateway.hpp"
+#include "app/counting_body.hpp"
 #include "app/router.hpp"
 #include "trafficcop/transport.hpp"
 
@@ -20,14 +21,28 @@ void apply_edits(header_map& h, const config::header_edits& e) {
   for (const auto& [name, value] : e.add) h.add(name, value);
 }
 
-/// The route table and a handler per route (router.hpp says which route wins).
+/// The route table and a handler per route (router.hpp says which route wins); with
+/// `metrics`, each request is counted under its route.
 class router {
  public:
-  router(route_table table, std::vector<handler> handlers)
-      : table_(std::move(table)), handlers_(std::move(handlers)) {}
+  router(route_table table, std::vector<handler> handlers, std::shared_ptr<app::metrics> m)
+      : table_(std::move(table)), handlers_(std::move(handlers)), metrics_(std::move(m)) {}
 
   asio::awaitable<void> serve(response_writer& w, request& in) const {
     auto i = table_.match(in);
+    if (!metrics_) {
+      co_await dispatch(i, w, in);
+      co_return;
+    }
+    counting_body body(in.body);
+    in.body = &body;
+    co_await dispatch(i, w, in);
+    in.body = body.inner();  // `body` dies with this frame
+    metrics_->observe(i == route_table::none ? handlers_.size() : i, in, w, body.bytes);
+  }
+
+ private:
+  asio::awaitable<void> dispatch(std::size_t i, response_writer& w, request& in) const {
     if (i == route_table::none) {
       w.log().error = "no route";
       co_await write_text(w, 404, "Not Found\n");
@@ -36,9 +51,9 @@ class router {
     co_await handlers_[i](w, in);
   }
 
- private:
   route_table table_;
   std::vector<handler> handlers_;  // by route index
+  std::shared_ptr<app::metrics> metrics_;
 };
 
 /// strip_prefix / prefix_rewrite: the path the next handler sees, and so the one the proxy
@@ -165,7 +180,8 @@ upstream::retry_policy retry_for(const config::upstream& u) {
   return r;
 }
 
-std::shared_ptr<transport> transport_for(const config::upstream& u) {
+std::shared_ptr<transport> transport_for(const config::upstream& u,
+                                         std::shared_ptr<lb::cluster> cluster) {
   http1_transport_options o;
   o.connect_timeout = u.connect_timeout;
   o.idle_timeout = u.idle_timeout;
@@ -205,7 +221,7 @@ std::shared_ptr<transport> transport_for(const config::upstream& u) {
     r.servers = u.resolve->servers;
     r.timeout = u.resolve->timeout;
   }
-  return upstream::make_cluster_transport(o, cluster_for(u), retry_for(u), b, h, r);
+  return upstream::make_cluster_transport(o, std::move(cluster), retry_for(u), b, h, r);
 }
 
 forwarded_mode to_mode(config::forwarded_policy p) {
@@ -248,13 +264,18 @@ handler proxy_for(const config::config& cfg, const config::route& r, const confi
 
 }  // namespace
 
-handler build_router(const config::config& cfg) {
+handler build_router(const config::config& cfg) { return build_gateway(cfg).h; }
+
+gateway build_gateway(const config::config& cfg, std::shared_ptr<metrics> m) {
+  gateway g;
   // One transport (and so one pool per worker) per upstream, shared by its routes.
   std::map<std::string, std::shared_ptr<transport>> transports;
   std::map<std::string, const config::upstream*> upstreams;
   for (const auto& u : cfg.upstreams) {
-    transports[u.name] = transport_for(u);
+    auto cluster = cluster_for(u);
+    transports[u.name] = transport_for(u, cluster);
     upstreams[u.name] = &u;
+    g.upstreams.push_back({u.name, transports[u.name], std::move(cluster)});
   }
   std::vector<handler> handlers;
   handlers.reserve(cfg.routes.size());
@@ -282,8 +303,10 @@ handler build_router(const config::config& cfg) {
       h = with_prefix_rewrite(std::move(h), r.path_prefix, r.strip_prefix ? "/" : r.prefix_rewrite);
     handlers.push_back(std::move(h));
   }
-  auto rt = std::make_shared<router>(route_table(cfg.routes, cfg.listeners), std::move(handlers));
-  return [rt](response_writer& w, request& in) { return rt->serve(w, in); };
+  auto rt = std::make_shared<router>(route_table(cfg.routes, cfg.listeners), std::move(handlers),
+                                     std::move(m));
+  g.h = [rt](response_writer& w, request& in) { return rt->serve(w, in); };
+  return g;
 }
 
 server_options to_server_options(const config::config& cfg) {

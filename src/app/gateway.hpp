@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "app/metrics.hpp"
 #include "config/config.hpp"
 #include "trafficcop/http.hpp"
 #include "trafficcop/server.hpp"
@@ -46,6 +47,14 @@ handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink);
 
 /// The router and proxies for `cfg` (no access log).
 handler build_router(const config::config& cfg);
+
+/// The router and proxies for `cfg`, counting requests in `m` when given, with the upstreams
+/// it made (for metrics and the admin API).
+struct gateway {
+  handler h;
+  std::vector<upstream_runtime> upstreams;
+};
+gateway build_gateway(const config::config& cfg, std::shared_ptr<metrics> m = nullptr);
 
 server_options to_server_options(const config::config& cfg);
 

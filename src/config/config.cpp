@@ -7,6 +7,7 @@
 // yaml-cpp exceptions never leave this file.
 #include "config/config.hpp"
 #include "config/loader.hpp"
+#include "core/cidr.hpp"
 
 #include <unistd.h>
 
@@ -247,7 +248,38 @@ void loader::read_root(const node& root) {
                   {"limits", [this](auto& n, auto& path) { read_limits(n, path); }},
                   {"timeouts", [this](auto& n, auto& path) { read_timeouts(n, path); }},
                   {"access_log", [this](auto& n, auto& path) { read_access_log(n, path); }},
+                  {"admin", [this](auto& n, auto& path) { read_admin(n, path); }},
               });
+}
+
+void loader::read_admin(const node& n, const std::string& path) {
+  auto& a = cfg_.admin.emplace();
+  bool has_address = false;
+  auto address = [&](const node& v, const std::string& at) {
+    has_address = true;
+    if (!read(v, at, a.address)) return;
+    if (auto err = check_listen_address(a.address)) return fail(at, *err);
+    if (!listen_addresses_.insert(a.address).second)
+      fail(at, quote(a.address) + " is also a listener's address");
+  };
+  auto allow = [&](const node& v, const std::string& at) {
+    read_list(v, at, [&](const node& item, const std::string& iat) {
+      std::string s;
+      if (!read(item, iat, s)) return;
+      if (!cidr::parse(s)) return fail(iat, quote(s) + " is not an address or a CIDR block");
+      a.allow.push_back(std::move(s));
+    });
+  };
+  read_fields(n, path, {{"address", address, true}, {"allow", allow}});
+  if (!has_address) return;
+  // The admin API reloads and drains the proxy: off loopback, only for named clients.
+  auto host = a.address.substr(0, a.address.rfind(':'));
+  bool loopback =
+      host == "127.0.0.1" || host == "[::1]" || host == "localhost" || host.starts_with("127.");
+  if (!loopback && a.allow.empty())
+    fail(child(path, "allow"),
+         "required when address is not a loopback address (the admin API can reload and "
+         "drain the proxy): list the CIDRs of the clients it may answer");
 }
 
 void loader::read_listener(const node& n, const std::string& path) {

@@ -215,6 +215,7 @@ struct respond {
 };
 
 struct route {
+  std::string name;  // optional, unique: the `route` label of metrics (else its index)
   /// Host (port ignored, case-insensitive): an exact name, "*.suffix" (a wildcard: any name
   /// ending in ".suffix"), or "" for any.
   std::string host;
@@ -261,6 +262,12 @@ struct access_log {
   log_format format = log_format::json;
 };
 
+/// The admin listener (off when absent): see docs/config.md#admin.
+struct admin {
+  std::string address;             // host:port
+  std::vector<std::string> allow;  // CIDRs of the clients it answers; required off loopback
+};
+
 struct config {
   std::uint32_t workers = 0;  // 0 = one per core
   std::vector<listener> listeners;
@@ -275,6 +282,7 @@ struct config {
   target_policy upstream_target = target_policy::normalized;
   underscore_policy headers_with_underscores = underscore_policy::drop;
   std::optional<duration> flush_interval;  // default for routes
+  std::optional<struct admin> admin;
 };
 
 struct load_result {

@@ -403,6 +403,7 @@ class loader {
   void read_retries(const node& n, const std::string& path, struct retries& r);
   void read_breaker(const node& n, const std::string& path, circuit_breaker& b);
   void read_resolve(const node& n, const std::string& path, upstream& u);
+  void read_admin(const node& n, const std::string& path);
   void read_health_check(const node& n, const std::string& path, upstream& u);
   void check_endpoints(const std::string& path, upstream& u, bool has_url);
   bool read_percent(const node& n, const std::string& path, std::uint32_t& out);
@@ -439,6 +440,7 @@ class loader {
   std::set<std::string> mistyped_lists_;  // top-level lists that were not lists
   std::set<std::string> listen_addresses_;
   std::set<std::string> upstream_names_;
+  std::set<std::string> route_names_;
   std::set<std::string> listener_names_;
   // The routes with one host and path matcher, for the never-matching check.
   struct route_group {

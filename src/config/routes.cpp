@@ -58,6 +58,11 @@ void loader::read_route_fields(const node& n, const std::string& path, route& r)
   read_fields(
       n, path,
       {
+          {"name",
+           [&](auto& v, auto& at) {
+             if (read_non_empty(v, at, r.name) && !route_names_.insert(r.name).second)
+               fail(at, "duplicate route name " + quote(r.name));
+           }},
           {"host", host},
           {"path", a_path([&](std::string s) { r.path = std::move(s); })},
           {"path_prefix", a_path([&](std::string s) { r.path_prefix = std::move(s); })},

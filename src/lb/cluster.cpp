@@ -239,7 +239,10 @@ endpoint* cluster::pick(const pick_input& p) {
     }
     if (e || p.tried == 0) break;
   }
-  if (e) ++w.slot(*e)->in_flight;
+  if (e) {
+    ++w.slot(*e)->in_flight;
+    e->stats().local().picks.add();
+  }
   return e;
 }
 
@@ -383,6 +386,8 @@ std::optional<std::uint64_t> cluster::key_of(const request& in) const {
 
 void cluster::done(endpoint& e, const attempt_result& r) {
   auto now = clock::now();
+  auto& stats = e.stats().local();
+  stats.dones.add();
   auto& w = local();
   sync(w);
   auto* slot = w.slot(e);
@@ -405,6 +410,7 @@ void cluster::done(endpoint& e, const attempt_result& r) {
       s.ewma_ns = s.ewma_ns * keep + rtt * (1 - keep);
     }
     s.stamp = now;
+    stats.ewma_ns.store(s.ewma_ns, std::memory_order_relaxed);
   }
   if (r.failure) return record_failure(*w.set, e, now);
   if (e.failures_.load(std::memory_order_relaxed) != 0)

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/counters.hpp"
 #include "trafficcop/http.hpp"
 
 namespace trafficcop::lb {
@@ -71,6 +72,16 @@ struct cluster_options {
   std::uint32_t panic_threshold = 0;
 };
 
+/// What an endpoint did, per thread (metrics and the admin API; counters.hpp).
+struct alignas(64) endpoint_stats {
+  counters::by_status responses;    // attempts answered, by the endpoint's status
+  counters::cell connect_failures;  // attempts that never connected (TLS included)
+  counters::cell errors;            // attempts that failed after connecting (reset, timeout)
+  counters::cell picks;             // attempts begun (a pick) ...
+  counters::cell dones;             // ... and ended: picks - dones is in flight
+  std::atomic<double> ewma_ns{0};   // peak_ewma: this thread's latency average
+};
+
 /// One endpoint; its health fields are shared by the workers.
 class endpoint {
  public:
@@ -96,6 +107,12 @@ class endpoint {
     return healthy_.load(std::memory_order_relaxed) &&
            ejected_until_.load(std::memory_order_relaxed) <= now.time_since_epoch().count();
   }
+  /// Ejected by passive outlier detection now.
+  bool ejected(clock::time_point now) const noexcept {
+    return ejected_until_.load(std::memory_order_relaxed) > now.time_since_epoch().count();
+  }
+  counters::per_thread<endpoint_stats>& stats() noexcept { return stats_; }
+  const counters::per_thread<endpoint_stats>& stats() const noexcept { return stats_; }
   /// Active health checks publish their verdict here (any thread).
   void set_healthy(bool up) noexcept { healthy_.store(up, std::memory_order_relaxed); }
   bool healthy() const noexcept { return healthy_.load(std::memory_order_relaxed); }
@@ -110,6 +127,7 @@ class endpoint {
   std::atomic<std::size_t> index_;
   std::shared_ptr<std::atomic<bool>> retired_ = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<const std::atomic<bool>> retired_view_ = retired_;  // what retired_flag() lends
+  counters::per_thread<endpoint_stats> stats_;
   std::atomic<bool> healthy_{true};             // active health checks (up until proven down)
   std::atomic<std::int64_t> ejected_until_{0};  // clock ticks; 0 = never ejected
   std::atomic<std::uint32_t> failures_{0};      // consecutive

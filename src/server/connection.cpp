@@ -539,11 +539,30 @@ asio::awaitable<void> connection::run() {
   error_code ec;
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);  // write() tries a synchronous write first
-  if (tls_ && !co_await handshake()) {
-    close();
-    co_return;
+  auto& stats = w_.listeners[listener_];
+  if (tls_) {
+    bool ok = co_await handshake();
+    (ok ? stats.tls_ok : stats.tls_failed).fetch_add(1, std::memory_order_relaxed);
+    if (!ok) {
+      close();
+      co_return;
+    }
   }
+  // Open connections by protocol, from here to the end of run() (on any exit).
+  struct open_while {
+    std::atomic<std::uint64_t>* n;
+    explicit open_while(std::atomic<std::uint64_t>& c) : n(&c) {
+      n->fetch_add(1, std::memory_order_relaxed);
+    }
+    void move_to(std::atomic<std::uint64_t>& c) {
+      n->fetch_sub(1, std::memory_order_relaxed);
+      n = &c;
+      n->fetch_add(1, std::memory_order_relaxed);
+    }
+    ~open_while() { n->fetch_sub(1, std::memory_order_relaxed); }
+  } open(stats.open_http1);
   if (http2_ && co_await wants_http2()) {
+    open.move_to(stats.open_http2);
     co_await serve_http2(*this, *http2_);
     close();
     co_return;

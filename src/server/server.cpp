@@ -74,6 +74,7 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
       co_await t.async_wait(use_nothrow);
       continue;
     }
+    w.listeners[index].accepted.fetch_add(1, std::memory_order_relaxed);
     auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
                                           tls ? tls->current() : nullptr, http2, index);
     w.conns.insert(c.get());
@@ -99,7 +100,8 @@ struct server::impl {
   handler h;
   // TLS per listener (null: plain); declared before the workers, whose connections use them.
   std::vector<std::unique_ptr<detail::tls_listener>> tls;
-  std::vector<listener_http2> http2;  // per listener, defaults filled in
+  std::vector<listener_http2> http2;                // per listener, defaults filled in
+  std::unique_ptr<detail::listener_stats[]> stats;  // per listener
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<tcp::endpoint> endpoints;
   std::atomic<bool> shutting_down{false};
@@ -139,8 +141,10 @@ error_code server::start(std::string& what) {
     impl_->tls.push_back(std::make_unique<detail::tls_listener>(std::move(t)));
   }
   std::random_device rd;
+  impl_->stats = std::make_unique<detail::listener_stats[]>(o.listen.size());
   for (unsigned i = 0; i < n; ++i) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->opts, impl_->h, i));
+    impl_->workers.back()->listeners = impl_->stats.get();
     impl_->workers.back()->id_seed = (std::uint64_t{rd()} << 32) | rd();
   }
   // Bind every listener on every worker; the first bind of a port-0 address picks the port
@@ -245,6 +249,20 @@ void server::wait() {
   for (auto& w : impl_->workers)
     if (w->thread.joinable()) w->thread.join();
   impl_->workers.clear();
+}
+
+std::vector<listener_counters> server::listener_stats() const {
+  std::vector<listener_counters> out;
+  if (!impl_->stats) return out;
+  for (std::size_t i = 0; i < impl_->endpoints.size(); ++i) {
+    const auto& s = impl_->stats[i];
+    auto get = [](const std::atomic<std::uint64_t>& a) {
+      return a.load(std::memory_order_relaxed);
+    };
+    out.push_back(
+        {get(s.accepted), get(s.open_http1), get(s.open_http2), get(s.tls_ok), get(s.tls_failed)});
+  }
+  return out;
 }
 
 std::size_t server::open_connections() const {

@@ -19,6 +19,12 @@ namespace trafficcop::detail {
 
 class connection;
 
+/// A listener's connection counters, shared by the workers (bumped per connection, not per
+/// request).
+struct listener_stats {
+  std::atomic<std::uint64_t> accepted{0}, open_http1{0}, open_http2{0}, tls_ok{0}, tls_failed{0};
+};
+
 struct worker {
   worker(const server_options& o, const handler& h, unsigned i) : opts(o), handle(h), index(i) {}
 
@@ -36,6 +42,7 @@ struct worker {
   bool draining = false;
   /// Parked accept loops wait here while the worker is at max_connections.
   std::unique_ptr<asio::steady_timer> capacity;
+  listener_stats* listeners = nullptr;  // the server's, by listener index
   std::uint64_t next_request = 0;
   std::uint64_t id_seed = 0;
   std::thread thread;

@@ -48,6 +48,7 @@ asio::awaitable<connector::result> connector::connect(const outbound_request& re
   if (r.c) {
     counts_->connections.fetch_add(1, std::memory_order_relaxed);
     r.c->open_count = &counts_->connections;
+    r.c->idle_count = &counts_->idle;
   }
   co_return r;
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "lb/cluster.hpp"
@@ -61,7 +62,22 @@ struct breaker_state {
   std::atomic<std::uint32_t> connections{0};
   std::atomic<std::uint32_t> pending{0};
   std::atomic<std::uint32_t> requests{0};
+  std::atomic<std::uint32_t> idle{0};  // of `connections`, idle in a worker's pool
 };
+
+/// What the admin API shows of an upstream's transport.
+struct upstream_stats {
+  std::uint64_t retries = 0;
+  std::uint64_t breaker_rejections = 0;  // requests refused by a circuit breaker
+  std::uint32_t connections = 0;         // open to the upstream (HTTP/1.1 and HTTP/2)
+  std::uint32_t idle = 0;                // of those, idle in a pool
+  std::uint32_t pending = 0;             // connects under way
+  std::uint32_t requests = 0;            // in flight
+  bool circuit_open = false;             // a breaker is at its limit now
+};
+
+/// The statistics of a transport made by make_cluster_transport; nullopt for another.
+std::optional<upstream_stats> stats_of(const transport& t);
 
 /// A transport for `cluster`'s endpoints with `retry` and `breakers`; `o` as for
 /// make_http1_transport (its TLS, timeouts and pools apply to every endpoint). With

@@ -33,8 +33,10 @@ conn_ptr pool_service::take(std::string_view key, bool check) {
     list.pop_back();
     bool peek = check || now - c->idle_since >= recent;
     if (c->expires > now && c->pending().empty() && !c->drained() &&
-        (!peek || is_idle_and_open(c->sock)))
+        (!peek || is_idle_and_open(c->sock))) {
+      c->set_idle(false);
       return c;
+    }
   }
   return nullptr;
 }
@@ -47,6 +49,7 @@ void pool_service::put(conn_ptr c, std::chrono::milliseconds idle_timeout, std::
   if (it == idle_.end()) it = idle_.emplace(c->key, std::vector<conn_ptr>{}).first;
   auto& list = it->second;
   if (list.size() >= max_idle) list.erase(list.begin());  // the coldest goes
+  c->set_idle(true);
   list.push_back(std::move(c));
   arm_sweep();
 }

@@ -43,6 +43,7 @@ struct conn {
         }) {}
   ~conn() {
     if (open_count) open_count->fetch_sub(1, std::memory_order_relaxed);
+    set_idle(false);
   }
   conn(const conn&) = delete;
   conn& operator=(const conn&) = delete;
@@ -66,6 +67,14 @@ struct conn {
   std::uint64_t requests = 0;
   /// The upstream's count of open connections (circuit breaker), decremented on close.
   std::atomic<std::uint32_t>* open_count = nullptr;
+  /// The upstream's count of idle pooled connections (metrics), kept by set_idle().
+  std::atomic<std::uint32_t>* idle_count = nullptr;
+  bool idle = false;
+  void set_idle(bool now) noexcept {
+    if (idle == now) return;
+    idle = now;
+    if (idle_count) idle_count->fetch_add(now ? 1u : ~0u, std::memory_order_relaxed);
+  }
   retired_flag retired;  // null for an address that never leaves
 
   bool drained() const noexcept { return retired && retired->load(std::memory_order_relaxed); }

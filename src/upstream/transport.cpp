@@ -19,6 +19,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/counters.hpp"
 #include "core/log.hpp"
 
 #include "core/stream_io.hpp"
@@ -233,6 +234,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     if (counts_.requests.fetch_add(1, std::memory_order_relaxed) >= breakers_.max_requests &&
         breakers_.max_requests != 0) {
       counts_.requests.fetch_sub(1, std::memory_order_relaxed);
+      rejections_.local().add();
       co_return failed(errc::circuit_open, "circuit breaker: max_requests reached");
     }
     struct release {
@@ -270,12 +272,14 @@ class transport_impl final : public transport, public std::enable_shared_from_th
       bool failure = r.response ? status == 502 || status == 503 || status == 504
                                 : r.error.source == error_source::upstream &&
                                       r.error.ec != make_error_code(errc::circuit_open);
+      count_outcome(*e, r);
       cluster_->done(*e, {failure, latency});
       r.tries = tries;
       if (tries > 1) r.tried = tried;
       if (tries > retry_.attempts || !should_retry(r, req) || !b.allow_retry(retry_)) co_return r;
       r.response.reset();  // a retried 5xx: its connection is closed, not pooled
       b.count(budget_window::retry);
+      retries_.local().add();
       if (index < 64) p.tried |= std::uint64_t{1} << index;
       if (auto wait = backoff(tries); wait.count() > 0) {
         asio::steady_timer t(co_await asio::this_coro::executor, wait);
@@ -283,6 +287,36 @@ class transport_impl final : public transport, public std::enable_shared_from_th
       }
       if (io::cancelled(co_await asio::this_coro::cancellation_state)) co_return client_gone();
     }
+  }
+
+ public:
+  upstream::upstream_stats stats() const {
+    upstream::upstream_stats s;
+    retries_.each([&](const counters::cell& c) { s.retries += c.get(); });
+    rejections_.each([&](const counters::cell& c) { s.breaker_rejections += c.get(); });
+    s.connections = counts_.connections.load(std::memory_order_relaxed);
+    s.idle = counts_.idle.load(std::memory_order_relaxed);
+    s.pending = counts_.pending.load(std::memory_order_relaxed);
+    s.requests = counts_.requests.load(std::memory_order_relaxed);
+    auto at = [](std::uint32_t n, std::uint32_t max) { return max != 0 && n >= max; };
+    s.circuit_open = at(s.requests, breakers_.max_requests) ||
+                     at(s.connections, breakers_.max_connections) ||
+                     at(s.pending, breakers_.max_pending);
+    return s;
+  }
+
+ private:
+  /// An attempt's outcome in the endpoint's counters (metrics).
+  void count_outcome(lb::endpoint& e, const round_trip_result& r) {
+    auto& s = e.stats().local();
+    if (r.response)
+      s.responses.add(r.response->status);
+    else if (r.error.ec == make_error_code(errc::circuit_open))
+      rejections_.local().add();  // max_connections or max_pending (the connector's breakers)
+    else if (r.error.retry == retry_class::connect_failure)
+      s.connect_failures.add();
+    else if (r.error.source == error_source::upstream)
+      s.errors.add();
   }
 
   static asio::awaitable<void> check_loop(std::shared_ptr<transport_impl> self,
@@ -482,6 +516,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
   upstream::retry_policy retry_;
   upstream::breaker_options breakers_;
   upstream::breaker_state counts_;
+  counters::per_thread<counters::cell> retries_, rejections_;  // metrics
   std::uint64_t id_ = next_transport_id.fetch_add(1, std::memory_order_relaxed);
   upstream::connector connector_;
   upstream::h1_options h1_;
@@ -489,6 +524,12 @@ class transport_impl final : public transport, public std::enable_shared_from_th
 };
 
 }  // namespace
+
+std::optional<upstream::upstream_stats> upstream::stats_of(const transport& t) {
+  auto* impl = dynamic_cast<const transport_impl*>(&t);
+  if (!impl) return std::nullopt;
+  return impl->stats();
+}
 
 std::shared_ptr<transport> make_http1_transport(http1_transport_options opts) {
   return std::make_shared<transport_impl>(opts);
