@@ -25,7 +25,8 @@ void apply_edits(header_map& h, const config::header_edits& e) {
 /// `metrics`, each request is counted under its route.
 class router {
  public:
-  router(route_table table, std::vector<handler> handlers, std::shared_ptr<app::metrics> m)
+  router(route_table table, std::vector<handler> handlers,
+         std::shared_ptr<const app::metrics::binding> m)
       : table_(std::move(table)), handlers_(std::move(handlers)), metrics_(std::move(m)) {}
 
   asio::awaitable<void> serve(response_writer& w, request& in) const {
@@ -38,7 +39,8 @@ class router {
     in.body = &body;
     co_await dispatch(i, w, in);
     in.body = body.inner();  // `body` dies with this frame
-    metrics_->observe(i == route_table::none ? handlers_.size() : i, in, w, body.bytes);
+    app::metrics::observe(*metrics_, i == route_table::none ? handlers_.size() : i, in, w,
+                          body.bytes);
   }
 
  private:
@@ -53,7 +55,7 @@ class router {
 
   route_table table_;
   std::vector<handler> handlers_;  // by route index
-  std::shared_ptr<app::metrics> metrics_;
+  std::shared_ptr<const app::metrics::binding> metrics_;
 };
 
 /// strip_prefix / prefix_rewrite: the path the next handler sees, and so the one the proxy
@@ -266,16 +268,26 @@ handler proxy_for(const config::config& cfg, const config::route& r, const confi
 
 handler build_router(const config::config& cfg) { return build_gateway(cfg).h; }
 
-gateway build_gateway(const config::config& cfg, std::shared_ptr<metrics> m) {
+gateway build_gateway(const config::config& cfg, metrics* m,
+                      const std::vector<upstream_runtime>& before) {
   gateway g;
-  // One transport (and so one pool per worker) per upstream, shared by its routes.
+  // One transport (and so one pool per worker) per upstream, shared by its routes. An
+  // upstream configured as before keeps its transport: its pools stay warm, its health and
+  // balancer state stay, its checks go on.
   std::map<std::string, std::shared_ptr<transport>> transports;
   std::map<std::string, const config::upstream*> upstreams;
   for (const auto& u : cfg.upstreams) {
-    auto cluster = cluster_for(u);
-    transports[u.name] = transport_for(u, cluster);
+    auto same = std::find_if(before.begin(), before.end(),
+                             [&](const upstream_runtime& r) { return r.cfg == u; });
+    if (same != before.end()) {
+      g.upstreams.push_back(*same);
+    } else {
+      auto cluster = cluster_for(u);
+      auto t = transport_for(u, cluster);
+      g.upstreams.push_back({u.name, std::move(t), std::move(cluster), u});
+    }
+    transports[u.name] = g.upstreams.back().t;
     upstreams[u.name] = &u;
-    g.upstreams.push_back({u.name, transports[u.name], std::move(cluster)});
   }
   std::vector<handler> handlers;
   handlers.reserve(cfg.routes.size());
@@ -304,7 +316,7 @@ gateway build_gateway(const config::config& cfg, std::shared_ptr<metrics> m) {
     handlers.push_back(std::move(h));
   }
   auto rt = std::make_shared<router>(route_table(cfg.routes, cfg.listeners), std::move(handlers),
-                                     std::move(m));
+                                     m ? m->bind(cfg) : nullptr);
   g.h = [rt](response_writer& w, request& in) { return rt->serve(w, in); };
   return g;
 }

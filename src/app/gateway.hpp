@@ -49,12 +49,14 @@ handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink);
 handler build_router(const config::config& cfg);
 
 /// The router and proxies for `cfg`, counting requests in `m` when given, with the upstreams
-/// it made (for metrics and the admin API).
+/// it made (for metrics and the admin API). An upstream of `before` (the previous config's)
+/// configured exactly the same is reused as it is.
 struct gateway {
   handler h;
   std::vector<upstream_runtime> upstreams;
 };
-gateway build_gateway(const config::config& cfg, std::shared_ptr<metrics> m = nullptr);
+gateway build_gateway(const config::config& cfg, metrics* m = nullptr,
+                      const std::vector<upstream_runtime>& before = {});
 
 server_options to_server_options(const config::config& cfg);
 

@@ -14,8 +14,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
-#include "app/admin.hpp"
 #include "app/gateway.hpp"
+#include "app/runtime.hpp"
 #include "config/config.hpp"
 #include "core/log.hpp"
 
@@ -69,118 +69,6 @@ int report(tc::config::load_result r, const std::string& source) {
     std::fprintf(stderr, "%s: %s\n", source.c_str(), msg.c_str());
   }
   return r.errors.empty() ? 0 : 1;
-}
-
-/// The admin listener of `cfg.admin` on its own server (one thread), or null when off.
-std::unique_ptr<tc::server> start_admin(const tc::config::config& cfg,
-                                        std::shared_ptr<tc::app::admin_state> st) {
-  tc::server_options o;
-  o.listen = {cfg.admin->address};
-  o.workers = 1;
-  o.max_connections = 64;
-  auto admin = std::make_unique<tc::server>(o, tc::app::admin_handler(std::move(st)));
-  std::string what;
-  if (admin->start(what)) {
-    std::fprintf(stderr, "trafficcop: admin: %s\n", what.c_str());
-    return nullptr;
-  }
-  auto ep = admin->local_endpoints().at(0);
-  tc::log::info("admin API on {}:{}", ep.address().to_string(), ep.port());
-  return admin;
-}
-
-int run(const tc::config::config& cfg, const std::string& yaml) {
-  std::shared_ptr<tc::app::metrics> m;
-  if (cfg.admin) m = std::make_shared<tc::app::metrics>(cfg);
-  auto g = tc::app::build_gateway(cfg, m);
-  tc::handler h = g.h;
-  if (cfg.access_log.path != "off") {
-    try {
-      auto sink =
-          std::make_shared<tc::app::access_log_sink>(cfg.access_log.path, cfg.access_log.format);
-      h = tc::app::with_access_log(std::move(h), std::move(sink));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "trafficcop: %s\n", e.what());
-      return 1;
-    }
-  }
-  // Signals are handled on the main thread only; workers never see them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
-
-  tc::server srv(tc::app::to_server_options(cfg), std::move(h));
-  std::string what;
-  if (auto ec = srv.start(what)) {
-    std::fprintf(stderr, "trafficcop: %s\n", what.c_str());
-    return 1;
-  }
-  for (const auto& ep : srv.local_endpoints())
-    tc::log::info("listening on {}:{}", ep.address().to_string(), ep.port());
-
-  auto st = std::make_shared<tc::app::admin_state>();
-  st->m = m;
-  st->upstreams = g.upstreams;
-  st->config_json = tc::app::config_as_json(yaml);
-  st->srv = &srv;
-  for (const auto& l : cfg.listeners) st->listeners.push_back(l.address);
-  st->version = TRAFFICCOP_VERSION;
-  st->process.last_reload_success = static_cast<double>(std::time(nullptr));
-  // SIGHUP's work, also POST /reload's (run on the admin thread, one at a time).
-  auto reload = [&srv, st](const char* who) {
-    std::string err;
-    if (auto ec = srv.reload_tls(err)) {
-      tc::log::error("{}: certificates not reloaded, keeping the current ones: {}", who, err);
-      st->process.reloads_failed.fetch_add(1);
-      return err + "\n";
-    }
-    tc::log::info("{}: certificates reloaded", who);
-    st->process.reloads_ok.fetch_add(1);
-    st->process.last_reload_success = static_cast<double>(std::time(nullptr));
-    return std::string();
-  };
-  std::mutex reload_mu;
-  st->reload = [&] {
-    std::lock_guard l(reload_mu);
-    return reload("POST /reload");
-  };
-  st->drain = [] { ::kill(::getpid(), SIGTERM); };  // the main thread's sigwait takes it
-  std::unique_ptr<tc::server> admin;
-  if (cfg.admin) {
-    if (cfg.admin->address.empty()) return 1;
-    for (const auto& a : cfg.admin->allow) st->allow.push_back(*tc::cidr::parse(a));
-    admin = start_admin(cfg, st);
-    if (!admin) {
-      srv.shutdown(std::chrono::milliseconds(0));
-      srv.wait();
-      return 1;
-    }
-  }
-  st->ready = true;
-
-  int sig = 0;
-  for (;;) {
-    sigwait(&set, &sig);
-    if (sig != SIGHUP) break;
-    // SIGHUP: new certificates for new connections; on any failure the old ones stay.
-    std::lock_guard l(reload_mu);
-    reload("SIGHUP");
-  }
-  st->draining = true;
-  tc::log::info("{}: draining for up to {} ms", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                cfg.timeouts.drain.count());
-  srv.shutdown(cfg.timeouts.drain);
-  srv.wait();
-  if (admin) {
-    admin->shutdown(std::chrono::milliseconds(0));
-    admin->wait();
-  }
-  tc::log::info("stopped");
-  return 0;
 }
 
 }  // namespace
@@ -240,5 +128,5 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (int rc = report(r, source)) return rc;
-  return run(*r.cfg, yaml);
+  return tc::app::run(*r.cfg, yaml, a.config_file, TRAFFICCOP_VERSION);
 }

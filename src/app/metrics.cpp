@@ -236,20 +236,29 @@ void histogram_cells::observe(std::chrono::nanoseconds d) noexcept {
   count.add();
 }
 
-metrics::metrics(const config::config& cfg) {
-  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
-    const auto& r = cfg.routes[i];
-    auto s = std::make_unique<route_series>();
-    s->route = r.name.empty() ? std::to_string(i) : r.name;
-    s->upstream = r.upstream;
-    routes_.push_back(std::move(s));
-  }
-  routes_.push_back(std::make_unique<route_series>());  // no route: both labels ""
+std::shared_ptr<const metrics::binding> metrics::bind(const config::config& cfg) {
+  std::lock_guard l(mu_);
+  auto b = std::make_shared<binding>();
+  auto series = [&](std::string route, std::string upstream) {
+    auto& s = all_[{route, upstream}];
+    if (!s) {
+      s = std::make_unique<route_series>();
+      s->route = std::move(route);
+      s->upstream = std::move(upstream);
+    }
+    b->push_back(s.get());
+  };
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i)
+    series(cfg.routes[i].name.empty() ? std::to_string(i) : cfg.routes[i].name,
+           cfg.routes[i].upstream);
+  series("", "");  // no route
+  live_ = b;
+  return b;
 }
 
-void metrics::observe(std::size_t route, const request& in, response_writer& w,
+void metrics::observe(const binding& b, std::size_t route, const request& in, response_writer& w,
                       std::uint64_t bytes_in) {
-  auto& c = routes_[std::min(route, routes_.size() - 1)]->cells.local();
+  auto& c = b[std::min(route, b.size() - 1)]->cells.local();
   // 499 when the client left before a response was complete (nginx's, as the access log).
   int status = w.status();
   if (in.client_gone() && (status == 0 || !w.head_sent())) status = 499;
@@ -262,6 +271,13 @@ void metrics::observe(std::size_t route, const request& in, response_writer& w,
 }
 
 std::string metrics::render(const sources& src, bool openmetrics) const {
+  std::shared_ptr<const binding> live;
+  {
+    std::lock_guard l(mu_);
+    live = live_;
+  }
+  static const binding none;
+  const binding& routes_ = live ? *live : none;
   writer w(openmetrics);
   struct sums {
     std::map<int, std::uint64_t> codes;

@@ -9,7 +9,9 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,7 @@ struct upstream_runtime {
   std::string name;
   std::shared_ptr<transport> t;
   std::shared_ptr<lb::cluster> cluster;
+  config::upstream cfg;  // what it was made from (a reload reuses it when unchanged)
 };
 
 /// Process-wide figures kept outside the request path (reloads).
@@ -58,11 +61,20 @@ struct process_counters {
 
 class metrics {
  public:
-  /// Series for `cfg`'s routes (and one for requests no route took).
-  explicit metrics(const config::config& cfg);
+  struct route_series {
+    std::string route, upstream;  // label values
+    counters::per_thread<route_cells> cells;
+  };
+  /// The series of one config's routes, by route index, then one for requests no route took.
+  using binding = std::vector<route_series*>;
 
-  /// Counts a finished request of route `route` (routes.size() = no route).
-  void observe(std::size_t route, const request& in, response_writer& w, std::uint64_t bytes_in);
+  /// The series of `cfg`'s routes, made live for render(). A route keeps its series (its
+  /// counts) across reloads as long as its labels stay the same.
+  std::shared_ptr<const binding> bind(const config::config& cfg);
+
+  /// Counts a finished request of route `route` of `b` (b.size() - 1: no route).
+  static void observe(const binding& b, std::size_t route, const request& in, response_writer& w,
+                      std::uint64_t bytes_in);
 
   /// What render() reads besides the routes.
   struct sources {
@@ -77,11 +89,9 @@ class metrics {
   std::string render(const sources& s, bool openmetrics = false) const;
 
  private:
-  struct route_series {
-    std::string route, upstream;  // label values
-    counters::per_thread<route_cells> cells;
-  };
-  std::vector<std::unique_ptr<route_series>> routes_;  // by route index, then "no route"
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<route_series>> all_;
+  std::shared_ptr<const binding> live_;  // what render() shows
 };
 
 }  // namespace trafficcop::app

@@ -47,6 +47,8 @@ struct header_edits {
   std::vector<std::pair<std::string, std::string>> add;
   /// Remove these fields (case-insensitive names).
   std::vector<std::string> remove;
+
+  bool operator==(const header_edits&) const = default;
 };
 
 /// Strict-Transport-Security on a TLS listener. At namespace level: clang cannot default-
@@ -55,6 +57,8 @@ struct hsts_policy {
   std::chrono::seconds max_age{365 * 24 * 3600};  // "365d"
   bool include_subdomains = false;
   bool preload = false;
+
+  bool operator==(const hsts_policy&) const = default;
 };
 
 /// TLS on a listener: the first certificate is the default, others are chosen by SNI.
@@ -62,6 +66,7 @@ struct listener_tls {
   struct certificate {
     std::string cert_file;
     std::string key_file;
+    bool operator==(const certificate&) const = default;
   };
   std::vector<certificate> certificates;  // empty = plain TCP
   std::string min_version = "1.2";        // "1.2" or "1.3"
@@ -71,6 +76,8 @@ struct listener_tls {
   /// Strict-Transport-Security (RFC 6797) on this listener's responses.
   using hsts_policy = config::hsts_policy;
   std::optional<hsts_policy> hsts;  // null: the header is not added
+
+  bool operator==(const listener_tls&) const = default;
 };
 
 /// HTTP/2 on a listener (docs/http2.md).
@@ -81,6 +88,8 @@ struct listener_http2 {
   std::uint64_t initial_window_size = 256 * 1024;  // per stream
   std::uint64_t connection_window_size = 1024 * 1024;
   std::uint64_t max_header_list_size = 0;  // 0 = limits.max_header_bytes
+
+  bool operator==(const listener_http2&) const = default;
 };
 
 struct listener {
@@ -88,6 +97,8 @@ struct listener {
   std::string address = "127.0.0.1:8080";  // host:port; [v6]:port
   listener_tls tls;
   listener_http2 http2;
+
+  bool operator==(const listener&) const = default;
 };
 
 /// HTTP/2 towards an upstream: auto = ALPN on https (h2 if offered), HTTP/1.1 on http;
@@ -102,6 +113,8 @@ struct upstream_tls {
   bool insecure_skip_verify = false;
   std::string cert_file;  // client certificate chain (mTLS), with key_file
   std::string key_file;
+
+  bool operator==(const upstream_tls&) const = default;
 };
 
 /// One address of an upstream, from `url:` or an `endpoints:` entry.
@@ -110,6 +123,8 @@ struct endpoint {
   std::string host;  // without brackets
   std::uint16_t port = 80;
   std::uint32_t weight = 1;
+
+  bool operator==(const endpoint&) const = default;
 };
 
 enum class lb_policy { round_robin, least_request, peak_ewma, ring_hash, random };
@@ -118,6 +133,8 @@ enum class lb_policy { round_robin, least_request, peak_ewma, ring_hash, random 
 struct hash_key {
   enum class kind { client_ip, path, header, cookie } what = kind::client_ip;
   std::string name;
+
+  bool operator==(const hash_key&) const = default;
 };
 
 /// Passive health (on by default): see docs/config.md#upstreamsoutlier_detection.
@@ -125,6 +142,8 @@ struct outlier_detection {
   std::uint32_t consecutive_failures = 5;  // 0 = off
   duration ejection_time{30000};           // doubled on each repeat, capped at 5 min
   std::uint32_t max_ejection_percent = 50;
+
+  bool operator==(const outlier_detection&) const = default;
 };
 
 struct retries {
@@ -136,6 +155,8 @@ struct retries {
   std::uint32_t budget_min_per_second = 3;
   duration backoff_base{25};
   duration backoff_max{250};
+
+  bool operator==(const retries&) const = default;
 };
 
 /// Active health checks (off when absent): see docs/config.md#upstreamshealth_check.
@@ -148,12 +169,16 @@ struct health_check {
   std::uint32_t unhealthy_threshold = 3;
   int expected_min = 200;  // expected_status: "200-399" or "200"
   int expected_max = 399;
+
+  bool operator==(const health_check&) const = default;
 };
 
 struct circuit_breaker {
   std::uint32_t max_connections = 1024;  // 0 = no limit
   std::uint32_t max_pending = 256;
   std::uint32_t max_requests = 1024;
+
+  bool operator==(const circuit_breaker&) const = default;
 };
 
 /// DNS service discovery (off when absent): see docs/config.md#upstreamsresolve.
@@ -161,6 +186,8 @@ struct resolve {
   duration refresh{30000};
   std::vector<std::string> servers;  // "ip" or "ip:port", "[v6]:port"; empty = the system's
   duration timeout{2000};
+
+  bool operator==(const resolve&) const = default;
 };
 
 struct upstream {
@@ -187,6 +214,8 @@ struct upstream {
   std::optional<struct health_check> health_check;
   circuit_breaker breaker;
   std::optional<struct resolve> resolve;
+
+  bool operator==(const upstream&) const = default;
 };
 
 /// A regular expression compiled at load (RE2: linear-time matching, so a hostile path or
@@ -248,6 +277,8 @@ struct limits {
   std::uint64_t max_uri_bytes = 8 * 1024;      // request-target; over → 414
   std::uint64_t max_body_bytes = 0;            // 0 = unlimited; over → 413
   std::uint32_t max_connections = 10000;       // client connections per worker; then accept waits
+
+  bool operator==(const limits&) const = default;
 };
 
 struct timeouts {
@@ -255,11 +286,15 @@ struct timeouts {
   duration idle{60000};         // keep-alive idle between client requests
   duration read_body{60000};    // max gap between client body bytes
   duration drain{10000};        // graceful shutdown: how long in-flight requests may finish
+
+  bool operator==(const timeouts&) const = default;
 };
 
 struct access_log {
   std::string path = "-";  // "-" = stdout, "off" = disabled, or a file path
   log_format format = log_format::json;
+
+  bool operator==(const access_log&) const = default;
 };
 
 /// The admin listener (off when absent): see docs/config.md#admin.

@@ -76,6 +76,10 @@ struct upstream_stats {
   bool circuit_open = false;             // a breaker is at its limit now
 };
 
+/// Stops the health checks and DNS discovery of a transport made by make_cluster_transport
+/// (an upstream a reload dropped); requests it still carries are not affected.
+void stop_background(transport& t);
+
 /// The statistics of a transport made by make_cluster_transport; nullopt for another.
 std::optional<upstream_stats> stats_of(const transport& t);
 

@@ -145,7 +145,11 @@ class transport_impl final : public transport, public std::enable_shared_from_th
                        [weak](const lb::cluster::change& ch) {
                          if (auto self = weak.lock()) self->start_health_checks(ch.added);
                        },
-                       [weak] { return !weak.expired(); }, [resolved] { resolved->set_value(); }),
+                       [weak] {
+                         auto self = weak.lock();
+                         return self && !self->stopped_.load();
+                       },
+                       [resolved] { resolved->set_value(); }),
                    [name = cluster_->options().name](std::exception_ptr ex) {
                      if (ex) log::error("service discovery of {} ended abnormally", name);
                    });
@@ -290,6 +294,9 @@ class transport_impl final : public transport, public std::enable_shared_from_th
   }
 
  public:
+  /// Ends the background work (health checks, discovery) at its next wake-up.
+  void stop() { stopped_ = true; }
+
   upstream::upstream_stats stats() const {
     upstream::upstream_stats s;
     retries_.each([&](const counters::cell& c) { s.retries += c.get(); });
@@ -336,7 +343,8 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     std::uint32_t passed = 0, failed = 0;
     for (;;) {
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      if (e->retired()) co_return;  // it left the upstream (service discovery)
+      // It left the upstream (service discovery), or the upstream left the config (reload).
+      if (e->retired() || self->stopped_.load()) co_return;
       auto started = lb::clock::now();
       std::string why = co_await self->check_once(*e);
       if (why.empty()) {
@@ -517,6 +525,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
   upstream::breaker_options breakers_;
   upstream::breaker_state counts_;
   counters::per_thread<counters::cell> retries_, rejections_;  // metrics
+  std::atomic<bool> stopped_{false};
   std::uint64_t id_ = next_transport_id.fetch_add(1, std::memory_order_relaxed);
   upstream::connector connector_;
   upstream::h1_options h1_;
@@ -524,6 +533,10 @@ class transport_impl final : public transport, public std::enable_shared_from_th
 };
 
 }  // namespace
+
+void upstream::stop_background(transport& t) {
+  if (auto* impl = dynamic_cast<transport_impl*>(&t)) impl->stop();
+}
 
 std::optional<upstream::upstream_stats> upstream::stats_of(const transport& t) {
   auto* impl = dynamic_cast<const transport_impl*>(&t);
