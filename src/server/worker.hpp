@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "core/fd_budget.hpp"
 #include "trafficcop/server.hpp"
 
 namespace trafficcop::detail {
@@ -36,6 +37,10 @@ struct worker {
   bool draining = false;
   /// Parked accept loops wait here while the worker is at max_connections.
   std::unique_ptr<asio::steady_timer> capacity;
+  /// The worker's descriptor budget (core/fd_budget.hpp, issue 14.5): at `fd_plan.connections`
+  /// open connections new ones are shed; `spare` sheds one when accept fails with EMFILE.
+  fd_plan fds{SIZE_MAX, 256};
+  spare_descriptor spare;
   std::uint64_t next_request = 0;
   std::uint64_t id_seed = 0;
   std::thread thread;
