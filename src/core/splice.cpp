@@ -26,7 +26,7 @@ constexpr int pipe_bytes = 256 * 1024;
 /// reads, so without a bound 1,000 slow readers cost 2,000 descriptors in pipes alone.
 struct pipe_budget {
   std::size_t in_use = 0;
-  std::size_t limit = 256;
+  std::size_t limit = 64;
 };
 thread_local pipe_budget pipes;
 

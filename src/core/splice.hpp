@@ -41,7 +41,7 @@ class splice_endpoint {
 constexpr std::uint64_t min_splice_bytes = 64 * 1024;
 
 /// Pipes in use at once on this thread (a worker's fd_plan::splice_pipes, core/fd_budget.hpp):
-/// past it, splice_body() reports no_descriptors and the body is copied. Default: 256.
+/// past it, splice_body() reports no_descriptors and the body is copied. Default: 64.
 void set_splice_pipe_limit(std::size_t n) noexcept;
 
 /// Moves exactly `n` bytes from `from` to `to`. no_descriptors: no pipe could be made (the

@@ -39,7 +39,7 @@ struct worker {
   std::unique_ptr<asio::steady_timer> capacity;
   /// The worker's descriptor budget (core/fd_budget.hpp, issue 14.5): at `fd_plan.connections`
   /// open connections new ones are shed; `spare` sheds one when accept fails with EMFILE.
-  fd_plan fds{SIZE_MAX, 256};
+  fd_plan fds{SIZE_MAX, 64};
   spare_descriptor spare;
   std::uint64_t next_request = 0;
   std::uint64_t id_seed = 0;

@@ -36,7 +36,7 @@ TEST(FdPlan, IssueExample) {
 }
 
 TEST(FdPlan, PipesAreBoundedWhateverTheLimit) {
-  EXPECT_EQ(plan_descriptors(1u << 20, 2, 1).splice_pipes, 256u);
+  EXPECT_EQ(plan_descriptors(1u << 20, 2, 1).splice_pipes, 64u);
   EXPECT_GT(plan_descriptors(1u << 20, 2, 1).connections, 100000u);
 }
 
