@@ -98,6 +98,7 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
     auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
                                           tls ? tls->current() : nullptr, http2, index);
     w.conns.insert(c.get());
+    w.peak = std::max(w.peak, w.conns.size());
     asio::co_spawn(
         w.ioc, c->run(),
         asio::bind_cancellation_slot(c->cancel_signal.slot(), [c, &w](std::exception_ptr e) {

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: MIT
-// Worker helpers: request ids, the hang-up watch sweep, the end of a connection.
+// Worker helpers: request ids, the hang-up watch sweep, the end of a connection, and the
+// release of memory after a burst.
 #include "server/worker.hpp"
 
+#include <malloc.h>
+
+#include "core/thread_caches.hpp"
 #include "server/connection.hpp"
 
 namespace trafficcop::detail {
@@ -54,7 +58,32 @@ void worker::sweep_watches() {
 void worker::connection_done(connection* c) {
   conns.erase(c);
   if (capacity) capacity->cancel();  // wake an accept loop parked at max_connections
-  if (draining && conns.empty()) ioc.stop();
+  if (draining && conns.empty()) {
+    ioc.stop();
+    return;
+  }
+  release_memory_after_burst();
+}
+
+void worker::release_memory_after_burst() {
+  // #14.6: after a burst, memory stayed at its peak: the thread's caches kept what the busiest
+  // moment needed, and glibc keeps freed pages of its arenas mapped. Once enough of the peak's
+  // connections have closed, the caches are cut to a warm core and the free pages returned
+  // (malloc_trim releases whole free pages anywhere in every arena, not only the heap's top).
+  // A second's delay lets the rest of the burst close first, so one trim covers it; steady
+  // traffic never comes here, so its caches stay warm.
+  std::size_t open = conns.size();
+  if (trim_pending || peak < open + trim_after_closed || open > peak / 2) return;
+  trim_pending = true;
+  if (!trim_timer) trim_timer = std::make_unique<asio::steady_timer>(ioc);
+  trim_timer->expires_after(std::chrono::seconds(1));
+  trim_timer->async_wait([this](error_code ec) {
+    trim_pending = false;
+    if (ec || draining) return;
+    thread_caches::trim(trim_keep);
+    ::malloc_trim(0);
+    peak = conns.size();
+  });
 }
 
 }  // namespace trafficcop::detail

@@ -58,6 +58,16 @@ struct worker {
   void sweep_watches();
   /// Called when a connection ends; stops the loop once draining and nothing is left.
   void connection_done(connection* c);
+
+  /// Memory after a burst (issue 14.6, worker.cpp): the most connections open since the last
+  /// trim; once `trim_after_closed` of them closed and at most half remain, the thread's caches
+  /// keep `trim_keep` spares each and malloc_trim returns free pages to the kernel.
+  std::size_t peak = 0;
+  static constexpr std::size_t trim_after_closed = 64;
+  static constexpr std::size_t trim_keep = 16;
+  std::unique_ptr<asio::steady_timer> trim_timer;
+  bool trim_pending = false;
+  void release_memory_after_burst();
 };
 
 }  // namespace trafficcop::detail
