@@ -9,7 +9,8 @@
 //      forwarding headers per `forwarded` (spec 13-16, 56), Host per `keep_host` (spec 7-8),
 //      upgrade fields re-added for a valid upgrade (spec 24-26);
 //   2. `rewrite(in, out)` — last, so whatever it sets is sent as written (spec 12);
-//   3. `transport->round_trip(out)`; 1xx answers are relayed as they come (spec 38);
+//   3. a small body of declared length is read whole (`request_buffering`), then
+//      `transport->round_trip(out)`; 1xx answers are relayed as they come (spec 38);
 //   4. response hop-by-hop fields removed (spec 33), then `modify_response` (spec 35);
 //   5. the head and the body are streamed to the client with the flush policy (spec 40-42);
 //      trailers follow (spec 36-37). A 101 becomes a two-way tunnel (spec 27-30).
@@ -70,6 +71,13 @@ struct reverse_proxy_options {
   /// whenever the upstream has nothing more ready, which is sooner. Forced to < 0 for
   /// text/event-stream and for bodies of unknown length (spec 41).
   std::chrono::milliseconds flush_interval{0};
+
+  /// Request bodies with a declared length up to this many bytes are read whole before the
+  /// upstream is chosen and connected (nginx's proxy_request_buffering, bounded): a client
+  /// that sends its body slowly then holds no upstream connection (issue 14.5). Larger bodies,
+  /// and bodies of unknown length (chunked, HTTP/2 without content-length: maybe a gRPC
+  /// stream that waits for answers), are streamed as they come. 0 streams every body.
+  std::uint64_t request_buffering = 64 * 1024;
 
   /// How long the upstream may take to send the whole response head (→ 504, spec 57), and
   /// the longest it may stall while reading the request body or sending the response body.

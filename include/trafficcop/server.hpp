@@ -89,6 +89,10 @@ struct server_options {
   underscore_fields headers_with_underscores = underscore_fields::drop;
   /// Open client connections per worker; at the limit the worker stops accepting until one
   /// closes (the kernel's backlog holds the rest), so descriptors and memory stay bounded.
+  /// Independently, start() raises RLIMIT_NOFILE's soft limit to the hard one and derives a
+  /// descriptor budget per worker (connection_budget()): at that many connections new ones
+  /// are shed at once (503 on plain listeners, closed on TLS ones) so that requests in flight
+  /// never fail for want of a descriptor.
   std::size_t max_connections = 10'000;
 
   /// From the first byte of a request to the end of its head; expiry → 408 and close.
@@ -134,6 +138,11 @@ class server {
 
   /// Blocks until every worker has stopped (after shutdown()).
   void wait();
+
+  /// Client connections per worker that the descriptor limit allows (after start()): at this
+  /// many, new connections are shed. Each counts two descriptors (its upstream connection),
+  /// beside a reserve and the splice pipes (src/core/fd_budget.hpp).
+  std::size_t connection_budget() const noexcept;
 
   /// Connections open now, summed over workers (for tests and metrics).
   std::size_t open_connections() const;

@@ -250,6 +250,7 @@ handler proxy_for(const config::config& cfg, const config::route& r, const confi
   // Unset: flush when the upstream pauses (a demanding user expects nginx's behaviour: bytes
   // do not wait for more bytes), see docs/config.md.
   o.flush_interval = r.flush_interval.value_or(cfg.flush_interval.value_or(config::duration{100}));
+  o.request_buffering = r.request_buffering.value_or(cfg.request_buffering);
   if (!r.request_headers.set.empty() || !r.request_headers.add.empty() ||
       !r.request_headers.remove.empty())
     o.rewrite = [edits = r.request_headers](const request&, outbound_request& out) {

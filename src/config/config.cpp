@@ -242,6 +242,7 @@ void loader::read_root(const node& root) {
                   {"upstream_target", into(cfg_.upstream_target)},
                   {"headers_with_underscores", into(cfg_.headers_with_underscores)},
                   {"flush_interval", into(cfg_.flush_interval)},
+                  {"request_buffering", into_buffering(cfg_.request_buffering)},
                   {"listeners", list(&loader::read_listener)},
                   {"upstreams", list(&loader::read_upstream)},
                   {"routes", list(&loader::read_route)},

@@ -268,7 +268,8 @@ struct route {
   std::optional<target_policy> upstream_target;  // overrides the global setting
   header_edits request_headers;
   header_edits response_headers;
-  std::optional<duration> flush_interval;  // -1ms = flush every write
+  std::optional<duration> flush_interval;          // -1ms = flush every write
+  std::optional<std::uint64_t> request_buffering;  // overrides the global setting
 };
 
 struct limits {
@@ -318,7 +319,13 @@ struct config {
   underscore_policy headers_with_underscores = underscore_policy::drop;
   std::optional<duration> flush_interval;  // default for routes
   std::optional<struct admin> admin;
+  /// Request bodies of declared length up to this are read whole before the upstream is
+  /// connected (issue 14.5); 0 = stream every body. At most max_request_buffering.
+  std::uint64_t request_buffering = 64 * 1024;
 };
+
+/// Buffered bodies are held in memory, per request: larger ones are streamed.
+inline constexpr std::uint64_t max_request_buffering = 1024 * 1024;
 
 struct load_result {
   std::optional<config> cfg;        // set when errors is empty

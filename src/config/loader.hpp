@@ -382,6 +382,19 @@ class loader {
   handler into(T& out) {
     return [this, &out](const node& n, const std::string& path) { read(n, path, out); };
   }
+  /// request_buffering: a size up to max_request_buffering (0 = off).
+  template <class T>
+  handler into_buffering(T& out) {
+    return [this, &out](const node& n, const std::string& path) {
+      std::uint64_t v = 0;
+      if (!read(n, path, v)) return;
+      if (v > max_request_buffering)
+        return fail(path,
+                    "at most 1m: buffered bodies are held in memory (larger ones are "
+                    "streamed; 0 streams every body)");
+      out = v;
+    };
+  }
   template <class T>
   handler into_positive(T& out) {
     return [this, &out](const node& n, const std::string& path) {

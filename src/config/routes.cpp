@@ -80,6 +80,7 @@ void loader::read_route_fields(const node& n, const std::string& path, route& r)
           {"host_header", into(r.host_header)},
           {"upstream_target", into(r.upstream_target)},
           {"flush_interval", into(r.flush_interval)},
+          {"request_buffering", into_buffering(r.request_buffering)},
           {"request_headers", edits(r.request_headers)},
           {"response_headers", edits(r.response_headers)},
       });
@@ -109,8 +110,9 @@ void loader::check_route_combinations(const node& n, const std::string& path, ro
                                              "redirect, respond");
   if (r.upstream.empty()) {
     // Nothing is sent upstream: what shapes the upstream request has nothing to act on.
-    for (const char* k : {"strip_prefix", "prefix_rewrite", "host_rewrite", "host_header",
-                          "upstream_target", "flush_interval", "request_headers"})
+    for (const char* k :
+         {"strip_prefix", "prefix_rewrite", "host_rewrite", "host_header", "upstream_target",
+          "flush_interval", "request_buffering", "request_headers"})
       if (has(n, k))
         fail(child(path, k), std::string("applies to routes with an upstream only (this one has ") +
                                  actions[0] + ")");

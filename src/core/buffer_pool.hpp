@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/thread_caches.hpp"
+
 namespace trafficcop {
 
 class buffer_pool {
@@ -36,9 +38,18 @@ class buffer_pool {
 
  private:
   static constexpr std::size_t max_free = 256;  // per thread: 8 MiB at most
+  struct spares {
+    spares() { thread_caches::add(&trim); }
+    std::vector<std::unique_ptr<char[]>> v;
+  };
+  static void trim(std::size_t keep) {
+    auto& free = list();
+    if (free.size() > keep) free.resize(keep);
+    free.shrink_to_fit();
+  }
   static std::vector<std::unique_ptr<char[]>>& list() {
-    thread_local std::vector<std::unique_ptr<char[]>> free;
-    return free;
+    thread_local spares free;
+    return free.v;
   }
   static void put(std::unique_ptr<char[]> p) {
     if (!p) return;

@@ -7,6 +7,8 @@
 #include <memory>
 #include <vector>
 
+#include "core/thread_caches.hpp"
+
 namespace trafficcop {
 
 template <class T, std::size_t Max>
@@ -27,9 +29,18 @@ class recycler {
   }
 
  private:
+  struct spares {
+    spares() { thread_caches::add(&trim); }
+    std::vector<std::unique_ptr<T>> v;
+  };
+  static void trim(std::size_t keep) {
+    auto& s = spare();
+    if (s.size() > keep) s.resize(keep);
+    s.shrink_to_fit();
+  }
   static std::vector<std::unique_ptr<T>>& spare() {
-    thread_local std::vector<std::unique_ptr<T>> s;
-    return s;
+    thread_local spares s;
+    return s.v;
   }
 };
 

@@ -12,6 +12,8 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "core/fd_budget.hpp"
+
 namespace trafficcop::detail {
 namespace {
 
@@ -20,23 +22,42 @@ constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 // client can pin in the kernel per relay stays a quarter MiB.
 constexpr int pipe_bytes = 256 * 1024;
 
-/// A pipe per relay, closed at its end. Keeping empty pipes for reuse would save three system
-/// calls per large body, but leaves descriptors open that belong to no connection (the fd
-/// accounting in tests/system would no longer show leaks exactly); a relay moves at least
-/// 64 KiB, where those calls are noise.
+/// The thread's pipe budget (issue 14.5): a slow reader holds its pipe pair for as long as it
+/// reads, so without a bound 1,000 slow readers cost 2,000 descriptors in pipes alone.
+struct pipe_budget {
+  std::size_t in_use = 0;
+  std::size_t limit = 64;
+};
+thread_local pipe_budget pipes;
+
+/// A pipe per relay, closed at its end and counted in the thread's budget while open. Keeping
+/// empty pipes for reuse would save three system calls per large body, but leaves descriptors
+/// open that belong to no connection (the fd accounting in tests/system would no longer show
+/// leaks exactly); a relay moves at least 64 KiB, where those calls are noise.
 struct pipe_pair {
   int r = -1;
   int w = -1;
   std::size_t capacity = 64 * 1024;
+  bool counted = false;
+  pipe_pair() = default;
+  pipe_pair(const pipe_pair&) = delete;
+  pipe_pair& operator=(const pipe_pair&) = delete;
   ~pipe_pair() {
     if (r >= 0) ::close(r);
     if (w >= 0) ::close(w);
+    if (counted) --pipes.in_use;
   }
 };
 
 bool open_pipe(pipe_pair& p) {
+  if (pipes.in_use >= pipes.limit) return false;  // copy through user space instead
   int fds[2];
-  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return false;
+  if (::pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+    if (errno == EMFILE || errno == ENFILE) note_out_of_descriptors("splice pipe");
+    return false;
+  }
+  p.counted = true;
+  ++pipes.in_use;
   p.r = fds[0];
   p.w = fds[1];
   int got = ::fcntl(p.w, F_SETPIPE_SZ, pipe_bytes);
@@ -60,6 +81,8 @@ asio::awaitable<error_code> wait(splice_endpoint& side, asio::socket_base::wait_
 }
 
 }  // namespace
+
+void set_splice_pipe_limit(std::size_t n) noexcept { pipes.limit = n; }
 
 asio::awaitable<error_code> splice_body(splice_endpoint& from, splice_endpoint& to,
                                         std::uint64_t n) {

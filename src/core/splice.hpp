@@ -40,9 +40,13 @@ class splice_endpoint {
 /// off for them.
 constexpr std::uint64_t min_splice_bytes = 64 * 1024;
 
-/// Moves exactly `n` bytes from `from` to `to`. no_descriptors: no pipe could be made and
-/// nothing moved (copy instead). Other errors: the source ended early
-/// (partial_message), a wait timed out (timed_out), cancellation (operation_aborted), or the
+/// Pipes in use at once on this thread (a worker's fd_plan::splice_pipes, core/fd_budget.hpp):
+/// past it, splice_body() reports no_descriptors and the body is copied. Default: 64.
+void set_splice_pipe_limit(std::size_t n) noexcept;
+
+/// Moves exactly `n` bytes from `from` to `to`. no_descriptors: no pipe could be made (the
+/// thread's pipe limit, or EMFILE) and nothing moved (copy instead). Other errors: the source ended
+/// early (partial_message), a wait timed out (timed_out), cancellation (operation_aborted), or the
 /// system call's error. Either side's spliced() tells how far it got.
 asio::awaitable<error_code> splice_body(splice_endpoint& from, splice_endpoint& to,
                                         std::uint64_t n);

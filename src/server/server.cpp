@@ -12,7 +12,9 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "core/fd_budget.hpp"
 #include "core/log.hpp"
+#include "core/splice.hpp"
 #include "server/connection.hpp"
 #include "server/tls.hpp"
 #include "server/worker.hpp"
@@ -67,17 +69,37 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
     auto [ec, sock] = co_await acc.async_accept(peer, use_nothrow);
     if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || w.draining)
       co_return;
+    if (ec == asio::error::no_descriptors ||
+        ec == error_code(ENFILE, asio::error::get_system_category())) {
+      // #14.5: out of descriptors despite the budget. The connection stays in the backlog and
+      // the listener stays readable: take it with the spare descriptor and shed it, rather
+      // than spin on accept or leave the client waiting.
+      detail::note_out_of_descriptors("accept");
+      if (w.spare.shed_one(acc.native_handle(), tls == nullptr)) continue;
+    }
     if (ec) {
-      // Out of descriptors or similar: back off briefly instead of spinning.
-      log::warn("accept: {}", ec.message());
+      // Out of descriptors with no spare, or similar: back off briefly instead of spinning.
+      if (ec != asio::error::no_descriptors) log::warn("accept: {}", ec.message());
       asio::steady_timer t(w.ioc, std::chrono::milliseconds(50));
       co_await t.async_wait(use_nothrow);
+      continue;
+    }
+    if (w.conns.size() >= w.fds.connections) {
+      // #14.5: at the descriptor budget. Accepting would let the process hit EMFILE and fail
+      // requests in flight (their upstream connections, their pipes); parking would leave the
+      // client waiting in the dark for as long as the connections that fill the worker last
+      // (slow readers: minutes). A 503 now tells it to come back.
+      detail::note_shed(w.fds.connections);
+      error_code rec;
+      int fd = sock.release(rec);
+      if (!rec) detail::shed_connection(fd, tls == nullptr);
       continue;
     }
     w.listeners[index].accepted.fetch_add(1, std::memory_order_relaxed);
     auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
                                           tls ? tls->current() : nullptr, http2, index);
     w.conns.insert(c.get());
+    w.peak = std::max(w.peak, w.conns.size());
     asio::co_spawn(
         w.ioc, c->run(),
         asio::bind_cancellation_slot(c->cancel_signal.slot(), [c, &w](std::exception_ptr e) {
@@ -105,6 +127,7 @@ struct server::impl {
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<tcp::endpoint> endpoints;
   std::atomic<bool> shutting_down{false};
+  detail::fd_plan fds;
 };
 
 server::server(server_options opts, handler h) : impl_(std::make_unique<impl>()) {
@@ -122,6 +145,10 @@ server::~server() {
 error_code server::start(std::string& what) {
   auto& o = impl_->opts;
   unsigned n = o.workers ? o.workers : std::max(1u, std::thread::hardware_concurrency());
+  // #14.5: the connection and pipe budgets follow from the descriptors the process may open.
+  auto nofile = detail::raise_nofile_limit();
+  auto plan = detail::plan_descriptors(nofile.now, n, o.listen.size());
+  impl_->fds = plan;
   impl_->tls.clear();
   impl_->http2.assign(o.listen.size(), listener_http2{});
   for (std::size_t i = 0; i < o.listen.size() && i < o.http2.size(); ++i)
@@ -146,6 +173,21 @@ error_code server::start(std::string& what) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->opts, impl_->h, i));
     impl_->workers.back()->listeners = impl_->stats.get();
     impl_->workers.back()->id_seed = (std::uint64_t{rd()} << 32) | rd();
+    impl_->workers.back()->fds = plan;
+  }
+  if (nofile.now != 0) {
+    std::string raised =
+        nofile.before != nofile.now ? " (raised from " + std::to_string(nofile.before) + ")" : "";
+    if (o.max_connections <= plan.connections)
+      log::info(
+          "descriptors: RLIMIT_NOFILE {}{}; per worker {} connections (max_connections, "
+          "then accept waits) and {} splice pipes",
+          nofile.now, raised, o.max_connections, plan.splice_pipes);
+    else
+      log::info(
+          "descriptors: RLIMIT_NOFILE {}{}; per worker at most {} connections (then new "
+          "ones are shed) and {} splice pipes",
+          nofile.now, raised, plan.connections, plan.splice_pipes);
   }
   // Bind every listener on every worker; the first bind of a port-0 address picks the port
   // the other workers then share.
@@ -192,6 +234,7 @@ error_code server::start(std::string& what) {
       sigemptyset(&pipe);
       sigaddset(&pipe, SIGPIPE);
       pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+      detail::set_splice_pipe_limit(wp->fds.splice_pipes);
       auto guard = asio::make_work_guard(wp->ioc);  // stays up until shutdown stops it
       wp->ioc.run();
     });
@@ -264,6 +307,7 @@ std::vector<listener_counters> server::listener_stats() const {
   }
   return out;
 }
+std::size_t server::connection_budget() const noexcept { return impl_->fds.connections; }
 
 std::size_t server::open_connections() const {
   std::size_t n = 0;

@@ -13,6 +13,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include "core/fd_budget.hpp"
 #include "trafficcop/server.hpp"
 
 namespace trafficcop::detail {
@@ -43,6 +44,10 @@ struct worker {
   /// Parked accept loops wait here while the worker is at max_connections.
   std::unique_ptr<asio::steady_timer> capacity;
   listener_stats* listeners = nullptr;  // the server's, by listener index
+  /// The worker's descriptor budget (core/fd_budget.hpp, issue 14.5): at `fd_plan.connections`
+  /// open connections new ones are shed; `spare` sheds one when accept fails with EMFILE.
+  fd_plan fds{SIZE_MAX, 64};
+  spare_descriptor spare;
   std::uint64_t next_request = 0;
   std::uint64_t id_seed = 0;
   std::thread thread;
@@ -60,6 +65,16 @@ struct worker {
   void sweep_watches();
   /// Called when a connection ends; stops the loop once draining and nothing is left.
   void connection_done(connection* c);
+
+  /// Memory after a burst (issue 14.6, worker.cpp): the most connections open since the last
+  /// trim; once `trim_after_closed` of them closed and at most half remain, the thread's caches
+  /// keep `trim_keep` spares each and malloc_trim returns free pages to the kernel.
+  std::size_t peak = 0;
+  static constexpr std::size_t trim_after_closed = 64;
+  static constexpr std::size_t trim_keep = 16;
+  std::unique_ptr<asio::steady_timer> trim_timer;
+  bool trim_pending = false;
+  void release_memory_after_burst();
 };
 
 }  // namespace trafficcop::detail

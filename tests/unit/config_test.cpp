@@ -153,6 +153,38 @@ TEST(ConfigLoad, AppliesDefaultsFromTheStructs) {
   EXPECT_EQ(cfg.routes[0].path_prefix, "/");
 }
 
+TEST(ConfigLoad, RequestBuffering) {
+  // #14.5: on by default with a bound, overridable per route, off with 0.
+  EXPECT_EQ(must_load(minimal).request_buffering, 64u * 1024);
+  auto cfg = must_load(R"(
+request_buffering: 16k
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes:
+  - {path_prefix: /grpc, upstream: demo, request_buffering: 0}
+  - {path_prefix: /, upstream: demo}
+)");
+  EXPECT_EQ(cfg.request_buffering, 16u * 1024);
+  EXPECT_EQ(cfg.routes[0].request_buffering, 0u);
+  EXPECT_EQ(cfg.routes[1].request_buffering, std::nullopt);
+  EXPECT_EQ(errors_of(std::string(minimal) + "request_buffering: 2m\n"),
+            errors{"request_buffering: at most 1m: buffered bodies are held in memory (larger "
+                   "ones are streamed; 0 streams every body)"});
+  EXPECT_EQ(errors_of(std::string(minimal) + "request_buffering: lots\n"),
+            errors{"request_buffering: \"lots\" is not a size (e.g. 16384, 16k, 1MiB)"});
+  EXPECT_EQ(errors_of(R"(
+listeners: [{address: "127.0.0.1:8080"}]
+upstreams: [{name: demo, url: "http://127.0.0.1:9000"}]
+routes:
+  - {path_prefix: /, upstream: demo, request_buffering: 4m}
+  - {path_prefix: /r, respond: {status: 204}, request_buffering: 1k}
+)"),
+            (errors{"routes[0].request_buffering: at most 1m: buffered bodies are held in memory "
+                    "(larger ones are streamed; 0 streams every body)",
+                    "routes[1].request_buffering: applies to routes with an upstream only (this "
+                    "one has respond)"}));
+}
+
 TEST(ConfigLoad, LoadsQuickstartExample) {
   auto result = load_file(std::string(TRAFFICCOP_SOURCE_DIR) + "/examples/quickstart.yaml");
   EXPECT_EQ(result.errors, errors{});

@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+// Worker helpers: request ids, the hang-up watch sweep, the end of a connection, and the
+// release of memory after a burst.
+#include "server/worker.hpp"
+
+#include <malloc.h>
+
+#include "core/thread_caches.hpp"
+#include "server/connection.hpp"
+
+namespace trafficcop::detail {
+
+void worker::make_request_id(std::string& out) {
+  // 8 hex digits of seed, 2 of worker index, 10 of sequence: unique across workers and
+  // restarts. Written by hand: snprintf costs more than the rest of the id handling together.
+  static constexpr char hex[] = "0123456789abcdef";
+  char buf[20];
+  auto put = [&](std::size_t at, std::size_t digits, std::uint64_t v) {
+    for (std::size_t i = 0; i < digits; ++i) buf[at + digits - 1 - i] = hex[(v >> (4 * i)) & 15];
+  };
+  put(0, 8, id_seed & 0xffffffffu);
+  put(8, 2, index & 0xffu);
+  put(10, 10, ++next_request);
+  out.assign(buf, sizeof buf);
+}
+
+std::uint64_t worker::want_watch() {
+  if (!watch_sweeping) {
+    watch_sweeping = true;
+    if (!watch_timer) watch_timer = std::make_unique<asio::steady_timer>(ioc);
+    sweep_watches();
+  }
+  return watch_tick;
+}
+
+void worker::sweep_watches() {
+  watch_timer->expires_after(watch_period);
+  watch_timer->async_wait([this](error_code ec) {
+    if (ec) {
+      watch_sweeping = false;
+      return;
+    }
+    ++watch_tick;
+    bool wanted = false;
+    for (connection* c : conns) {
+      if (c->wants_watch(watch_tick))
+        c->begin_watch();
+      else if (c->want_watch_)
+        wanted = true;
+    }
+    if (wanted)
+      sweep_watches();
+    else
+      watch_sweeping = false;
+  });
+}
+
+void worker::connection_done(connection* c) {
+  conns.erase(c);
+  if (capacity) capacity->cancel();  // wake an accept loop parked at max_connections
+  if (draining && conns.empty()) {
+    ioc.stop();
+    return;
+  }
+  release_memory_after_burst();
+}
+
+void worker::release_memory_after_burst() {
+  // #14.6: after a burst, memory stayed at its peak: the thread's caches kept what the busiest
+  // moment needed, and glibc keeps freed pages of its arenas mapped. Once enough of the peak's
+  // connections have closed, the caches are cut to a warm core and the free pages returned
+  // (malloc_trim releases whole free pages anywhere in every arena, not only the heap's top).
+  // A second's delay lets the rest of the burst close first, so one trim covers it; steady
+  // traffic never comes here, so its caches stay warm.
+  std::size_t open = conns.size();
+  if (trim_pending || peak < open + trim_after_closed || open > peak / 2) return;
+  trim_pending = true;
+  if (!trim_timer) trim_timer = std::make_unique<asio::steady_timer>(ioc);
+  trim_timer->expires_after(std::chrono::seconds(1));
+  trim_timer->async_wait([this](error_code ec) {
+    trim_pending = false;
+    if (ec || draining) return;
+    thread_caches::trim(trim_keep);
+    ::malloc_trim(0);
+    peak = conns.size();
+  });
+}
+
+}  // namespace trafficcop::detail
