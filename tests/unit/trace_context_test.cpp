@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
 // Request identity parsers: W3C traceparent (https://www.w3.org/TR/trace-context/ §3.2) and
-// the request id sanity rule.
+// the request id sanity rule; and the config keys of request_id, trace_context and
+// access_log.fields.
 #include <gtest/gtest.h>
 
 #include <string>
 #include <string_view>
 
+#include "config/config.hpp"
 #include "http/trace_context.hpp"
 
 namespace trafficcop::http {
@@ -113,3 +115,74 @@ TEST(RequestId, NonzeroLowerHex) {
 
 }  // namespace
 }  // namespace trafficcop::http
+
+namespace trafficcop::config {
+namespace {
+
+constexpr std::string_view minimal = R"(
+listeners:
+  - address: 127.0.0.1:8080
+upstreams:
+  - name: demo
+    url: http://127.0.0.1:9000
+routes:
+  - upstream: demo
+)";
+
+TEST(ConfigIdentity, Defaults) {
+  auto r = load_string(minimal, "t.yaml");
+  ASSERT_TRUE(r.cfg);
+  EXPECT_EQ(r.cfg->request_id.header, "X-Request-Id");
+  EXPECT_TRUE(r.cfg->request_id.trust_incoming);
+  EXPECT_TRUE(r.cfg->request_id.upstream);
+  EXPECT_TRUE(r.cfg->request_id.response);
+  EXPECT_TRUE(r.cfg->trace_context.enabled);
+  EXPECT_TRUE(r.cfg->trace_context.sampled);
+  EXPECT_TRUE(r.cfg->access_log.fields.empty());
+}
+
+TEST(ConfigIdentity, ParsesEveryKey) {
+  auto r = load_string(std::string(minimal) + R"(
+request_id: {header: X-Correlation-Id, trust_incoming: false, upstream: false, response: false}
+trace_context: {enabled: false, sampled: false}
+access_log: {format: combined, fields: [trace_id, endpoint, tries, user_agent, protocol]}
+)",
+                       "t.yaml");
+  for (const auto& e : r.errors) ADD_FAILURE() << e;
+  ASSERT_TRUE(r.cfg);
+  EXPECT_EQ(r.cfg->request_id.header, "X-Correlation-Id");
+  EXPECT_FALSE(r.cfg->request_id.trust_incoming);
+  EXPECT_FALSE(r.cfg->request_id.upstream);
+  EXPECT_FALSE(r.cfg->request_id.response);
+  EXPECT_FALSE(r.cfg->trace_context.enabled);
+  EXPECT_FALSE(r.cfg->trace_context.sampled);
+  EXPECT_EQ(r.cfg->access_log.fields,
+            (std::vector<log_field>{log_field::trace_id, log_field::endpoint, log_field::tries,
+                                    log_field::user_agent, log_field::protocol}));
+}
+
+TEST(ConfigIdentity, ErrorsArePathQualified) {
+  auto r = load_string(std::string(minimal) + R"(
+request_id: {header: "X Request", trust: true}
+trace_context: {enabled: maybe}
+access_log: {fields: [time, agent, time, {a: 1}]}
+)",
+                       "t.yaml");
+  EXPECT_EQ(r.errors,
+            (std::vector<std::string>{
+                "request_id.header: \"X Request\" is not a valid header name (RFC 9110 token)",
+                "request_id.trust: unknown key",
+                "trace_context.enabled: expected true or false, got \"maybe\"",
+                "access_log.fields[1]: unknown access log field \"agent\" (one of time, id, "
+                "trace_id, span_id, remote, host, method, target, proto, protocol, status, "
+                "bytes_in, bytes_out, duration_ms, upstream, endpoint, upstream_status, "
+                "upstream_ms, tries, error, user_agent, referer, tls_version, tls_client)",
+                "access_log.fields[2]: field \"time\" is listed twice",
+                "access_log.fields[3]: expected a string, got a map"}));
+  r = load_string(std::string(minimal) + "access_log: {fields: []}\n", "t.yaml");
+  EXPECT_EQ(r.errors,
+            (std::vector<std::string>{"access_log.fields: at least one field is required"}));
+}
+
+}  // namespace
+}  // namespace trafficcop::config
