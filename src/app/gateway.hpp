@@ -49,7 +49,8 @@ handler with_access_log(handler next, std::shared_ptr<access_log_sink> sink);
 handler build_router(const config::config& cfg);
 
 /// The router and proxies for `cfg`, counting requests in `m` when given, with the upstreams
-/// it made (for metrics and the admin API).
+/// it made (for metrics and the admin API). `h` runs the request identity middleware
+/// (request_identity.hpp) before the router.
 struct gateway {
   handler h;
   std::vector<upstream_runtime> upstreams;
