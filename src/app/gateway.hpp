@@ -22,8 +22,9 @@ namespace trafficcop::app {
 class access_log_sink {
  public:
   /// `path`: "-" for stdout, or a file opened for append. Throws std::runtime_error naming the
-  /// path if the file cannot be opened (start-up only).
-  access_log_sink(const std::string& path, config::log_format format);
+  /// path if the file cannot be opened (start-up only). `fields`: config::access_log::fields.
+  access_log_sink(const std::string& path, config::log_format format,
+                  std::vector<config::log_field> fields = {});
   ~access_log_sink();
   access_log_sink(const access_log_sink&) = delete;
   access_log_sink& operator=(const access_log_sink&) = delete;
@@ -39,6 +40,7 @@ class access_log_sink {
   bool owns_fd_;
   bool atomic_appends_ = true;  // a regular file: one write(2) of any size stays whole
   config::log_format format_;
+  std::vector<config::log_field> fields_;  // empty: the format's default
 };
 
 /// Wraps `next`: one access-log line per request, after it completed (status 499 when the

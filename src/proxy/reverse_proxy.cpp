@@ -143,6 +143,7 @@ class proxy {
     }
     auto& res = *rt.response;
     if (lf.upstream_addr.empty()) lf.upstream_addr = res.peer;
+    lf.endpoint = res.peer;
     lf.upstream_status = res.status;
     co_await respond(w, in, res, up_type);
     // HTTP/2 upstreams may still be reading the client's body (full duplex): stop that before
