@@ -115,7 +115,11 @@ int logged_status(const request& in, const response_writer& w) {
 
 access_log_sink::access_log_sink(const std::string& path, config::log_format format,
                                  std::vector<config::log_field> fields)
-    : fd_(STDOUT_FILENO), owns_fd_(false), format_(format), fields_(std::move(fields)) {
+    : fd_(STDOUT_FILENO),
+      owns_fd_(false),
+      format_(format),
+      fields_(std::move(fields)),
+      path_(path) {
   if (path != "-") {
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::runtime_error("access log " + path + ": " + std::strerror(errno));
@@ -123,6 +127,20 @@ access_log_sink::access_log_sink(const std::string& path, config::log_format for
   }
   struct stat st {};
   atomic_appends_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+std::string access_log_sink::reopen() {
+  if (!owns_fd_) return {};  // stdout: whoever holds the other end rotates
+  int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return path_ + ": " + std::strerror(errno);
+  // dup3 swaps the file behind fd_ in one step: a write(2) racing with it, from a worker
+  // flushing its batch, goes whole to the old file or whole to the new one, and fd_ is never
+  // closed under it. So no line is lost, split or written to a closed descriptor.
+  int rc = ::dup3(fd, fd_, O_CLOEXEC);
+  int err = errno;
+  ::close(fd);
+  if (rc < 0) return path_ + ": " + std::strerror(err);
+  return {};
 }
 
 access_log_sink::~access_log_sink() {

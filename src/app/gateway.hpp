@@ -34,6 +34,10 @@ class access_log_sink {
               std::uint64_t bytes_in, std::chrono::steady_clock::duration total) const;
   /// Writes whole lines out now.
   void write_out(std::string_view lines) const;
+  /// SIGUSR1 (logrotate): opens the path again and writes there from now on; safe while
+  /// workers write. Lines still batched in a worker (at most 100 ms of them) go to the new
+  /// file. Returns "" or what failed (the old file is then kept). Nothing to do on stdout.
+  std::string reopen();
 
  private:
   int fd_;
@@ -41,6 +45,7 @@ class access_log_sink {
   bool atomic_appends_ = true;  // a regular file: one write(2) of any size stays whole
   config::log_format format_;
   std::vector<config::log_field> fields_;  // empty: the format's default
+  std::string path_;
 };
 
 /// Wraps `next`: one access-log line per request, after it completed (status 499 when the

@@ -90,29 +90,33 @@ std::unique_ptr<tc::server> start_admin(const tc::config::config& cfg,
 }
 
 int run(const tc::config::config& cfg, const std::string& yaml) {
-  std::shared_ptr<tc::app::metrics> m;
-  if (cfg.admin) m = std::make_shared<tc::app::metrics>(cfg);
-  auto g = tc::app::build_gateway(cfg, m);
-  tc::handler h = g.h;
-  if (cfg.access_log.path != "off") {
-    try {
-      auto sink =
-          std::make_shared<tc::app::access_log_sink>(cfg.access_log.path, cfg.access_log.format);
-      h = tc::app::with_access_log(std::move(h), std::move(sink));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "trafficcop: %s\n", e.what());
-      return 1;
-    }
-  }
-  // Signals are handled on the main thread only; workers never see them.
+  // Signals are handled on the main thread only; no other thread ever sees them. Blocked
+  // before anything starts a thread (health checks and DNS discovery do, in build_gateway),
+  // since a thread inherits the mask and SIGHUP or SIGUSR1 delivered to one would kill us.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  std::shared_ptr<tc::app::metrics> m;
+  if (cfg.admin) m = std::make_shared<tc::app::metrics>(cfg);
+  auto g = tc::app::build_gateway(cfg, m);
+  tc::handler h = g.h;
+  std::shared_ptr<tc::app::access_log_sink> sink;
+  if (cfg.access_log.path != "off") {
+    try {
+      sink = std::make_shared<tc::app::access_log_sink>(cfg.access_log.path, cfg.access_log.format,
+                                                        cfg.access_log.fields);
+      h = tc::app::with_access_log(std::move(h), sink);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "trafficcop: %s\n", e.what());
+      return 1;
+    }
+  }
   tc::server srv(tc::app::to_server_options(cfg), std::move(h));
   std::string what;
   if (auto ec = srv.start(what)) {
@@ -165,6 +169,14 @@ int run(const tc::config::config& cfg, const std::string& yaml) {
   int sig = 0;
   for (;;) {
     sigwait(&set, &sig);
+    if (sig == SIGUSR1) {  // logrotate moved the access log away: write to a new file
+      if (!sink) continue;
+      if (auto err = sink->reopen(); !err.empty())
+        tc::log::error("SIGUSR1: access log not reopened, still writing the old file: {}", err);
+      else
+        tc::log::info("SIGUSR1: access log reopened");
+      continue;
+    }
     if (sig != SIGHUP) break;
     // SIGHUP: new certificates for new connections; on any failure the old ones stay.
     std::lock_guard l(reload_mu);
@@ -206,7 +218,18 @@ int main(int argc, char** argv) {
   app.add_option("--access-log-format", a.log_format, "json or combined")->capture_default_str();
   app.add_option("--drain-timeout", a.drain, "How long in-flight requests may finish on SIGTERM")
       ->capture_default_str();
-  app.add_option("--log-level", a.log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--log-level", a.log_level,
+                 "Error log verbosity: trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.footer(
+      "Signals:\n"
+      "  SIGTERM, SIGINT  stop accepting, let requests in flight finish (up to --drain-timeout\n"
+      "                   or timeouts.drain), then exit\n"
+      "  SIGHUP           reload: the listeners' TLS certificates are read again\n"
+      "  SIGUSR1          reopen the access log file (for logrotate)\n"
+      "\n"
+      "Configuration reference: docs/config.md");
   auto* check = app.add_subcommand("check", "Validate a configuration file and exit");
   std::string check_file;
   check->add_option("-c,--config", check_file, "YAML configuration file")->required();
