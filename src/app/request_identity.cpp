@@ -69,8 +69,8 @@ void decide_trace(request& in, const config::trace_context& tc) {
     in.header.erase("tracestate");
   }
   random_hex(in.span_id, 16);
-  std::string value;
-  value.reserve(55);
+  thread_local std::string value;  // its storage is reused: nothing allocated per request
+  value.clear();
   http::append_traceparent(value, in.trace_id, in.span_id, flags);
   in.header.set("traceparent", value);
 }
