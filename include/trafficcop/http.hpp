@@ -172,8 +172,16 @@ struct request {
   body_reader* body = nullptr;
   /// Filled once `body` has been read to its end (chunked trailer section).
   header_map trailer;
-  /// Generated or taken from X-Request-Id; unique per request for logs.
+  /// Generated or taken from X-Request-Id; unique per request for logs. The binary's request
+  /// identity middleware (src/app/request_identity.hpp) may replace it per its config.
   std::string id;
+  /// W3C Trace Context, set by the request identity middleware (empty without it): the trace
+  /// id (32 lowercase hex digits) and this hop's span id (16), which the traceparent sent
+  /// upstream carries as its parent-id.
+  std::string trace_id;
+  std::string span_id;
+  /// The TLS version of the connection as OpenSSL names it ("TLSv1.3"); empty on plain ones.
+  std::string_view tls_version;
   std::chrono::steady_clock::time_point received_at{};
 
   /// True once the client has gone away; awaited operations in the handler are cancelled
@@ -231,6 +239,8 @@ class response_writer {
     /// Upstream attempts (0: none was made; more than 1 after retries, `upstream_addr` then
     /// lists every endpoint tried).
     std::uint32_t tries = 0;
+    /// "ip:port" of the endpoint whose response was relayed; empty when none answered.
+    std::string endpoint;
   };
   virtual log_fields& log() = 0;
 

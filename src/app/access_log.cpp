@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <span>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -112,8 +113,13 @@ int logged_status(const request& in, const response_writer& w) {
 
 }  // namespace
 
-access_log_sink::access_log_sink(const std::string& path, config::log_format format)
-    : fd_(STDOUT_FILENO), owns_fd_(false), format_(format) {
+access_log_sink::access_log_sink(const std::string& path, config::log_format format,
+                                 std::vector<config::log_field> fields)
+    : fd_(STDOUT_FILENO),
+      owns_fd_(false),
+      format_(format),
+      fields_(std::move(fields)),
+      path_(path) {
   if (path != "-") {
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (fd_ < 0) throw std::runtime_error("access log " + path + ": " + std::strerror(errno));
@@ -123,9 +129,129 @@ access_log_sink::access_log_sink(const std::string& path, config::log_format for
   atomic_appends_ = ::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+std::string access_log_sink::reopen() {
+  if (!owns_fd_) return {};  // stdout: whoever holds the other end rotates
+  int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return path_ + ": " + std::strerror(errno);
+  // dup3 swaps the file behind fd_ in one step: a write(2) racing with it, from a worker
+  // flushing its batch, goes whole to the old file or whole to the new one, and fd_ is never
+  // closed under it. So no line is lost, split or written to a closed descriptor.
+  int rc = ::dup3(fd, fd_, O_CLOEXEC);
+  int err = errno;
+  ::close(fd);
+  if (rc < 0) return path_ + ": " + std::strerror(err);
+  return {};
+}
+
 access_log_sink::~access_log_sink() {
   if (owns_fd_) ::close(fd_);
 }
+
+namespace {
+
+/// What a line is made of, gathered once per request.
+struct line_context {
+  const request& in;
+  const response_writer& w;
+  const response_writer::log_fields& lf;
+  int status;
+  const std::string& error;
+  std::uint64_t bytes_in;
+  clock::duration total;
+};
+
+std::string_view header_or_empty(const request& in, std::string_view name) {
+  return in.header.get(name).value_or(std::string_view{});
+}
+
+/// A field's value as text (strings) or as a number written by `num`; `null` when it has none.
+struct field_value {
+  enum kind { text, number, null } k = text;
+  std::string_view s;
+  std::string owned;  // for computed text (time)
+};
+
+field_value value_of(config::log_field f, const line_context& c, std::string& num) {
+  using F = config::log_field;
+  auto text = [](std::string_view s) { return field_value{field_value::text, s, {}}; };
+  auto integer = [&](std::int64_t v) {
+    num.clear();
+    fmt::format_to(std::back_inserter(num), "{}", v);
+    return field_value{field_value::number, num, {}};
+  };
+  auto decimal = [&](double v) {  // milliseconds, to the microsecond
+    num.clear();
+    fmt::format_to(std::back_inserter(num), "{:.3f}", v);
+    return field_value{field_value::number, num, {}};
+  };
+  switch (f) {
+    case F::time: {
+      field_value v{field_value::text, {}, timestamp(false)};
+      return v;
+    }
+    case F::id:
+      return text(c.in.id);
+    case F::trace_id:
+      return text(c.in.trace_id);
+    case F::span_id:
+      return text(c.in.span_id);
+    case F::remote:
+      return text(c.in.remote_addr);
+    case F::host:
+      return text(c.in.host);
+    case F::method:
+      return text(c.in.method);
+    case F::target:
+      return text(c.in.target);
+    case F::proto:
+    case F::protocol:
+      return text(proto_name(c.in.version));
+    case F::status:
+      return integer(c.status);
+    case F::bytes_in:
+      return integer(static_cast<std::int64_t>(c.bytes_in));
+    case F::bytes_out:
+      return integer(static_cast<std::int64_t>(c.w.bytes_written()));
+    case F::duration_ms:
+      return decimal(ms(c.total));
+    case F::upstream:
+      return text(c.lf.upstream_addr);
+    case F::endpoint:
+      return text(c.lf.endpoint);
+    case F::upstream_status:
+      return integer(c.lf.upstream_status);
+    case F::upstream_ms:
+      if (c.lf.upstream_latency.count() < 0) return field_value{field_value::null, {}, {}};
+      return decimal(ms(c.lf.upstream_latency));
+    case F::tries:
+      return integer(c.lf.tries);
+    case F::error:
+      return text(c.error);
+    case F::user_agent:
+      return text(header_or_empty(c.in, "user-agent"));
+    case F::referer:
+      return text(header_or_empty(c.in, "referer"));
+    case F::tls_version:
+      return text(c.in.tls_version);
+    case F::tls_client:
+      return text(c.in.tls_client);
+  }
+  return text({});
+}
+
+/// The default JSON line: the keys of the first release in their order (tls_client only when
+/// there is one), then those added since.
+constexpr config::log_field default_json[] = {
+    config::log_field::time,        config::log_field::id,       config::log_field::remote,
+    config::log_field::method,      config::log_field::target,   config::log_field::proto,
+    config::log_field::status,      config::log_field::bytes_in, config::log_field::bytes_out,
+    config::log_field::duration_ms, config::log_field::upstream, config::log_field::upstream_status,
+    config::log_field::upstream_ms, config::log_field::tries,    config::log_field::error,
+    config::log_field::tls_client,  config::log_field::trace_id, config::log_field::host,
+    config::log_field::user_agent,  config::log_field::referer,  config::log_field::tls_version,
+    config::log_field::endpoint};
+
+}  // namespace
 
 void access_log_sink::format(std::string& line, const request& in, const response_writer& w,
                              std::uint64_t bytes_in, clock::duration total) const {
@@ -133,49 +259,62 @@ void access_log_sink::format(std::string& line, const request& in, const respons
   int status = logged_status(in, w);
   std::string error = lf.error;
   if (status == 499 && error.empty()) error = "client went away";
+  line_context c{in, w, lf, status, error, bytes_in, total};
+  std::string num;
   if (format_ == config::log_format::json) {
-    line += "{\"time\":";
-    json_string(line, timestamp(false));
-    line += ",\"id\":";
-    json_string(line, in.id);
-    line += ",\"remote\":";
-    json_string(line, in.remote_addr);
-    line += ",\"method\":";
-    json_string(line, in.method);
-    line += ",\"target\":";
-    json_string(line, in.target);
-    fmt::format_to(std::back_inserter(line),
-                   ",\"proto\":\"{}\",\"status\":{},\"bytes_in\":{},\"bytes_out\":{},"
-                   "\"duration_ms\":{:.3f},\"upstream\":",
-                   proto_name(in.version), status, bytes_in, w.bytes_written(), ms(total));
-    json_string(line, lf.upstream_addr);
-    fmt::format_to(std::back_inserter(line),
-                   ",\"upstream_status\":{},\"upstream_ms\":", lf.upstream_status);
-    if (lf.upstream_latency.count() < 0)
-      line += "null";
-    else
-      fmt::format_to(std::back_inserter(line), "{:.3f}", ms(lf.upstream_latency));
-    fmt::format_to(std::back_inserter(line), ",\"tries\":{}", lf.tries);
-    line += ",\"error\":";
-    json_string(line, error);
-    if (!in.tls_client.empty()) {  // mTLS: who the verified client certificate names
-      line += ",\"tls_client\":";
-      json_string(line, in.tls_client);
+    bool defaults = fields_.empty();
+    std::span<const config::log_field> fields =
+        defaults ? std::span<const config::log_field>(default_json) : fields_;
+    char sep = '{';
+    for (auto f : fields) {
+      auto v = value_of(f, c, num);
+      // Compatibility: the default line has had tls_client only on mTLS requests.
+      if (defaults && f == config::log_field::tls_client && v.s.empty()) continue;
+      line += sep;
+      sep = ',';
+      line += '"';
+      line += config::name(f);
+      line += "\":";
+      if (v.k == field_value::null)
+        line += "null";
+      else if (v.k == field_value::number)
+        line += v.s;
+      else
+        json_string(line, v.owned.empty() ? v.s : std::string_view(v.owned));
     }
     line += "}\n";
-  } else {
-    auto ip = in.remote_addr.substr(0, in.remote_addr.rfind(':'));
-    fmt::format_to(std::back_inserter(line),
-                   "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" id={} rt={:.3f} "
-                   "upstream={} upstream_status={} urt={:.3f} bytes_in={}{}{}\n",
-                   ip, timestamp(true), clf_escape(in.method), clf_escape(in.target),
-                   proto_name(in.version), status, w.bytes_written(),
-                   clf_escape(in.header.get("referer").value_or("-")),
-                   clf_escape(in.header.get("user-agent").value_or("-")), in.id, ms(total) / 1000,
-                   lf.upstream_addr.empty() ? "-" : lf.upstream_addr, lf.upstream_status,
-                   ms(lf.upstream_latency) / 1000, bytes_in, error.empty() ? "" : " error=\"",
-                   error.empty() ? "" : clf_escape(error) + "\"");
+    return;
   }
+  auto ip = in.remote_addr.substr(0, in.remote_addr.rfind(':'));
+  // urt: "-" when no upstream was asked (no route, a local answer), like nginx's
+  // $upstream_response_time; it used to print the unset latency as -0.000.
+  std::string urt = lf.upstream_latency.count() < 0
+                        ? std::string("-")
+                        : fmt::format("{:.3f}", ms(lf.upstream_latency) / 1000);
+  fmt::format_to(
+      std::back_inserter(line),
+      "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" id={} rt={:.3f} "
+      "upstream={} upstream_status={} urt={} bytes_in={}",
+      ip, timestamp(true), clf_escape(in.method), clf_escape(in.target), proto_name(in.version),
+      status, w.bytes_written(), clf_escape(in.header.get("referer").value_or("-")),
+      clf_escape(in.header.get("user-agent").value_or("-")), in.id, ms(total) / 1000,
+      lf.upstream_addr.empty() ? "-" : lf.upstream_addr, lf.upstream_status, urt, bytes_in);
+  // `fields:` adds name=value pairs: numbers bare, text quoted and escaped, "-" for none.
+  for (auto f : fields_) {
+    auto v = value_of(f, c, num);
+    std::string_view s = v.owned.empty() ? v.s : std::string_view(v.owned);
+    line += ' ';
+    line += config::name(f);
+    line += '=';
+    if (v.k == field_value::number)
+      line += s;
+    else if (v.k == field_value::null || s.empty())
+      line += '-';
+    else
+      line += '"' + clf_escape(s) + '"';
+  }
+  if (!error.empty()) line += " error=\"" + clf_escape(error) + "\"";
+  line += '\n';
 }
 
 void access_log_sink::write_out(std::string_view lines) const {

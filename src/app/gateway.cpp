@@ -2,6 +2,7 @@
 // Config → handler: the route table and one reverse_proxy per route.
 #include "app/gateway.hpp"
 #include "app/counting_body.hpp"
+#include "app/request_identity.hpp"
 #include "app/router.hpp"
 #include "trafficcop/transport.hpp"
 
@@ -256,9 +257,13 @@ handler proxy_for(const config::config& cfg, const config::route& r, const confi
     o.rewrite = [edits = r.request_headers](const request&, outbound_request& out) {
       apply_edits(out.header, edits);
     };
+  // The request id middleware already set the response's id field: the upstream's own line
+  // (an echo, or another id) would be a second one. The route's edits still come last.
+  std::string drop = cfg.request_id.response ? cfg.request_id.header : std::string();
   if (!r.response_headers.set.empty() || !r.response_headers.add.empty() ||
-      !r.response_headers.remove.empty())
-    o.modify_response = [edits = r.response_headers](upstream_response& res, const request&) {
+      !r.response_headers.remove.empty() || !drop.empty())
+    o.modify_response = [edits = r.response_headers, drop](upstream_response& res, const request&) {
+      if (!drop.empty()) res.header.erase(drop);
       apply_edits(res.header, edits);
       return error_code{};
     };
@@ -318,7 +323,8 @@ gateway build_gateway(const config::config& cfg, metrics* m,
   }
   auto rt = std::make_shared<router>(route_table(cfg.routes, cfg.listeners), std::move(handlers),
                                      m ? m->bind(cfg) : nullptr);
-  g.h = [rt](response_writer& w, request& in) { return rt->serve(w, in); };
+  handler h = [rt](response_writer& w, request& in) { return rt->serve(w, in); };
+  g.h = with_request_identity(std::move(h), cfg.request_id, cfg.trace_context);
   return g;
 }
 

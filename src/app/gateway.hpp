@@ -22,8 +22,9 @@ namespace trafficcop::app {
 class access_log_sink {
  public:
   /// `path`: "-" for stdout, or a file opened for append. Throws std::runtime_error naming the
-  /// path if the file cannot be opened (start-up only).
-  access_log_sink(const std::string& path, config::log_format format);
+  /// path if the file cannot be opened (start-up only). `fields`: config::access_log::fields.
+  access_log_sink(const std::string& path, config::log_format format,
+                  std::vector<config::log_field> fields = {});
   ~access_log_sink();
   access_log_sink(const access_log_sink&) = delete;
   access_log_sink& operator=(const access_log_sink&) = delete;
@@ -33,12 +34,18 @@ class access_log_sink {
               std::uint64_t bytes_in, std::chrono::steady_clock::duration total) const;
   /// Writes whole lines out now.
   void write_out(std::string_view lines) const;
+  /// SIGUSR1 (logrotate): opens the path again and writes there from now on; safe while
+  /// workers write. Lines still batched in a worker (at most 100 ms of them) go to the new
+  /// file. Returns "" or what failed (the old file is then kept). Nothing to do on stdout.
+  std::string reopen();
 
  private:
   int fd_;
   bool owns_fd_;
   bool atomic_appends_ = true;  // a regular file: one write(2) of any size stays whole
   config::log_format format_;
+  std::vector<config::log_field> fields_;  // empty: the format's default
+  std::string path_;
 };
 
 /// Wraps `next`: one access-log line per request, after it completed (status 499 when the
@@ -50,7 +57,8 @@ handler build_router(const config::config& cfg);
 
 /// The router and proxies for `cfg`, counting requests in `m` when given, with the upstreams
 /// it made (for metrics and the admin API). An upstream of `before` (the previous config's)
-/// configured exactly the same is reused as it is.
+/// configured exactly the same is reused as it is. `h` runs the request identity middleware
+/// (request_identity.hpp) before the router.
 struct gateway {
   handler h;
   std::vector<upstream_runtime> upstreams;

@@ -18,11 +18,14 @@
 
 namespace trafficcop::app {
 
+class access_log_sink;
+
 /// One config's handler chain (router, proxies, access log) and its upstreams.
 struct generation {
   config::config cfg;
   handler h;
   std::vector<upstream_runtime> upstreams;
+  std::shared_ptr<access_log_sink> sink;  // null when the access log is off
 };
 
 class live_config {

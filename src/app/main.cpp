@@ -94,7 +94,19 @@ int main(int argc, char** argv) {
   app.add_option("--access-log-format", a.log_format, "json or combined")->capture_default_str();
   app.add_option("--drain-timeout", a.drain, "How long in-flight requests may finish on SIGTERM")
       ->capture_default_str();
-  app.add_option("--log-level", a.log_level, "debug, info, warn or error")->capture_default_str();
+  app.add_option("--log-level", a.log_level,
+                 "Error log verbosity: trace, debug, info, warn, error or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.footer(
+      "Signals:\n"
+      "  SIGTERM, SIGINT  stop accepting, let requests in flight finish (up to --drain-timeout\n"
+      "                   or timeouts.drain), then exit\n"
+      "  SIGHUP           reload: the config file (-c) and the TLS certificates are read\n"
+      "                   again; a config that fails keeps the running one\n"
+      "  SIGUSR1          reopen the access log file (for logrotate)\n"
+      "\n"
+      "Configuration reference: docs/config.md");
   auto* check = app.add_subcommand("check", "Validate a configuration file and exit");
   std::string check_file;
   check->add_option("-c,--config", check_file, "YAML configuration file")->required();

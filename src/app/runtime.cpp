@@ -30,8 +30,9 @@ std::shared_ptr<const generation> build(const config::config& cfg, metrics* m,
   g->h = std::move(gw.h);
   g->upstreams = std::move(gw.upstreams);
   if (cfg.access_log.path != "off") {
-    auto sink = std::make_shared<access_log_sink>(cfg.access_log.path, cfg.access_log.format);
-    g->h = with_access_log(std::move(g->h), std::move(sink));
+    g->sink = std::make_shared<access_log_sink>(cfg.access_log.path, cfg.access_log.format,
+                                                cfg.access_log.fields);
+    g->h = with_access_log(std::move(g->h), g->sink);
   }
   return g;
 }
@@ -139,6 +140,18 @@ class reloader {
 
 int run(const config::config& cfg, const std::string& yaml, const std::string& config_file,
         const std::string& version) {
+  // Signals are handled on the main thread only; no other thread ever sees them. Blocked
+  // before anything starts a thread (health checks and DNS discovery do, in build), since a
+  // thread inherits the mask and SIGHUP or SIGUSR1 delivered to one would kill the process.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
   std::shared_ptr<metrics> m;
   if (cfg.admin) m = std::make_shared<metrics>();
   std::shared_ptr<const generation> first;
@@ -149,14 +162,6 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
     return 1;
   }
   live_config live(first);
-  // Signals are handled on the main thread only; workers never see them.
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGINT);
-  sigaddset(&set, SIGTERM);
-  sigaddset(&set, SIGHUP);
-  pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  std::signal(SIGPIPE, SIG_IGN);
 
   server srv(to_server_options(cfg), live.entry());
   std::string what;
@@ -193,6 +198,15 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
   int sig = 0;
   for (;;) {
     sigwait(&set, &sig);
+    if (sig == SIGUSR1) {  // logrotate moved the access log away: write to a new file
+      auto sink = live.current()->sink;
+      if (!sink) continue;
+      if (auto err = sink->reopen(); !err.empty())
+        log::error("SIGUSR1: access log not reopened, still writing the old file: {}", err);
+      else
+        log::info("SIGUSR1: access log reopened");
+      continue;
+    }
     if (sig != SIGHUP) break;
     reloads.reload("SIGHUP");
   }

@@ -250,6 +250,8 @@ void loader::read_root(const node& root) {
                   {"timeouts", [this](auto& n, auto& path) { read_timeouts(n, path); }},
                   {"access_log", [this](auto& n, auto& path) { read_access_log(n, path); }},
                   {"admin", [this](auto& n, auto& path) { read_admin(n, path); }},
+                  {"request_id", [this](auto& n, auto& path) { read_request_id(n, path); }},
+                  {"trace_context", [this](auto& n, auto& path) { read_trace_context(n, path); }},
               });
 }
 
@@ -437,7 +439,48 @@ void loader::read_access_log(const node& n, const std::string& path) {
               {
                   {"path", [&](auto& v, auto& at) { read_non_empty(v, at, a.path); }},
                   {"format", into(a.format)},
+                  {"fields", [&](auto& v, auto& at) { read_log_fields(v, at, a.fields); }},
               });
+}
+
+void loader::read_log_fields(const node& n, const std::string& path, std::vector<log_field>& out) {
+  std::string names;
+  for (const auto& [field_name, f] : log_fields)
+    names += (names.empty() ? "" : ", ") + std::string(field_name);
+  bool listed = read_list(n, path, [&](const node& v, const std::string& at) {
+    std::string s;
+    if (!read(v, at, s)) return;
+    auto it = std::find_if(std::begin(log_fields), std::end(log_fields),
+                           [&](const auto& e) { return e.first == s; });
+    if (it == std::end(log_fields))
+      return fail(at, "unknown access log field " + quote(s) + " (one of " + names + ")");
+    if (std::find(out.begin(), out.end(), it->second) != out.end())
+      return fail(at, "field " + quote(s) + " is listed twice");
+    out.push_back(it->second);
+  });
+  if (listed && n.size() == 0) fail(path, "at least one field is required");
+}
+
+void loader::read_request_id(const node& n, const std::string& path) {
+  auto& r = cfg_.request_id;
+  auto header = [&](const node& v, const std::string& at) {
+    std::string s;
+    if (!read_non_empty(v, at, s)) return;
+    if (!is_token(s)) return fail(at, quote(s) + " is not a valid header name (RFC 9110 token)");
+    r.header = std::move(s);
+  };
+  read_fields(n, path,
+              {
+                  {"header", header},
+                  {"trust_incoming", into(r.trust_incoming)},
+                  {"upstream", into(r.upstream)},
+                  {"response", into(r.response)},
+              });
+}
+
+void loader::read_trace_context(const node& n, const std::string& path) {
+  auto& t = cfg_.trace_context;
+  read_fields(n, path, {{"enabled", into(t.enabled)}, {"sampled", into(t.sampled)}});
 }
 
 void loader::check_required() {
@@ -498,6 +541,19 @@ load_result load_file(const std::string& path) {
     return result;
   }
   return load_string(text, path);
+}
+
+// The table lists the fields in the enum's order, so a field's name is one index away (the
+// access log asks for a name per field per line).
+static_assert([] {
+  for (std::size_t i = 0; i < std::size(log_fields); ++i)
+    if (static_cast<std::size_t>(log_fields[i].second) != i) return false;
+  return true;
+}());
+
+std::string_view name(log_field f) noexcept {
+  auto i = static_cast<std::size_t>(f);
+  return i < std::size(log_fields) ? log_fields[i].first : std::string_view{};
 }
 
 std::string summary(const config& cfg) {

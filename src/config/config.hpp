@@ -291,11 +291,59 @@ struct timeouts {
   bool operator==(const timeouts&) const = default;
 };
 
+/// An access-log field (docs/config.md, "access_log"). `proto` and `protocol` are one value
+/// under two names: `proto` is the JSON key of the default line, `protocol` the name.
+enum class log_field {
+  time,
+  id,
+  trace_id,
+  span_id,
+  remote,
+  host,
+  method,
+  target,
+  proto,
+  protocol,
+  status,
+  bytes_in,
+  bytes_out,
+  duration_ms,
+  upstream,
+  endpoint,
+  upstream_status,
+  upstream_ms,
+  tries,
+  error,
+  user_agent,
+  referer,
+  tls_version,
+  tls_client
+};
+/// The field's name in `fields:` and its JSON key.
+std::string_view name(log_field f) noexcept;
+
 struct access_log {
   std::string path = "-";  // "-" = stdout, "off" = disabled, or a file path
   log_format format = log_format::json;
+  /// json: the keys of a line, in order; combined: `name=value` pairs added after the fixed
+  /// part. Empty: json writes its default line, combined nothing more.
+  std::vector<log_field> fields;
 
   bool operator==(const access_log&) const = default;
+};
+
+/// The request id: read from the client, sent upstream, returned to the client.
+struct request_id {
+  std::string header = "X-Request-Id";
+  bool trust_incoming = true;  // keep a sane client value (http::is_sane_request_id)
+  bool upstream = true;        // set `header` on the request sent upstream
+  bool response = true;        // set `header` on the response to the client
+};
+
+/// W3C Trace Context: continue a valid traceparent, start a trace otherwise.
+struct trace_context {
+  bool enabled = true;
+  bool sampled = true;  // the sampled flag of traces started here
 };
 
 /// The admin listener (off when absent): see docs/config.md#admin.
@@ -313,6 +361,8 @@ struct config {
   struct limits limits;
   struct timeouts timeouts;
   struct access_log access_log;
+  struct request_id request_id;
+  struct trace_context trace_context;
   host_policy host_header = host_policy::rewrite;
   forwarded_policy forwarded = forwarded_policy::append;
   target_policy upstream_target = target_policy::normalized;

@@ -326,6 +326,33 @@ inline constexpr std::string_view retry_conditions[] = {
     "connect_failure", "refused_stream", "reset_before_response", "502", "503", "504"};
 inline constexpr std::pair<std::string_view, log_format> log_formats[] = {
     {"json", log_format::json}, {"combined", log_format::combined}};
+/// Every access log field by its name, in the order the documentation lists them.
+inline constexpr std::pair<std::string_view, log_field> log_fields[] = {
+    {"time", log_field::time},
+    {"id", log_field::id},
+    {"trace_id", log_field::trace_id},
+    {"span_id", log_field::span_id},
+    {"remote", log_field::remote},
+    {"host", log_field::host},
+    {"method", log_field::method},
+    {"target", log_field::target},
+    {"proto", log_field::proto},
+    {"protocol", log_field::protocol},
+    {"status", log_field::status},
+    {"bytes_in", log_field::bytes_in},
+    {"bytes_out", log_field::bytes_out},
+    {"duration_ms", log_field::duration_ms},
+    {"upstream", log_field::upstream},
+    {"endpoint", log_field::endpoint},
+    {"upstream_status", log_field::upstream_status},
+    {"upstream_ms", log_field::upstream_ms},
+    {"tries", log_field::tries},
+    {"error", log_field::error},
+    {"user_agent", log_field::user_agent},
+    {"referer", log_field::referer},
+    {"tls_version", log_field::tls_version},
+    {"tls_client", log_field::tls_client},
+};
 
 using node = YAML::Node;
 using handler = std::function<void(const node&, const std::string& path)>;
@@ -441,6 +468,9 @@ class loader {
   void read_limits(const node& n, const std::string& path);
   void read_timeouts(const node& n, const std::string& path);
   void read_access_log(const node& n, const std::string& path);
+  void read_log_fields(const node& n, const std::string& path, std::vector<log_field>& out);
+  void read_request_id(const node& n, const std::string& path);
+  void read_trace_context(const node& n, const std::string& path);
 
   // Checks across sections, after the walk.
   void check_required();

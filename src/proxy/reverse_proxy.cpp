@@ -42,7 +42,8 @@ asio::awaitable<void> default_error_handler(response_writer& w, const request& i
   int status = e.status();
   if (status == 499) co_return;  // nobody to answer (spec 49); the access log says 499
   log::warn("proxy error: {} {} (id {}): {} -> {}", in.method, in.target, in.id, e.detail, status);
-  w.header().clear();
+  // Fields an outer handler set (the request id middleware's X-Request-Id) stay, as in Go's
+  // default ErrorHandler; nothing of the upstream's response is in the map yet.
   std::string body = std::string(reason_phrase(status)) + "\n";
   co_await write_text(w, status, body);
 }
@@ -212,6 +213,7 @@ class proxy {
     }
     auto& res = *rt.response;
     if (lf.upstream_addr.empty()) lf.upstream_addr = res.peer;
+    lf.endpoint = res.peer;
     lf.upstream_status = res.status;
     co_await respond(w, in, res, up_type);
     // HTTP/2 upstreams may still be reading the client's body (full duplex): stop that before

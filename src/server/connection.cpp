@@ -144,6 +144,7 @@ class writer final : public response_writer, public splice_endpoint {
     out_.clear();
     log_.upstream_addr.clear();
     log_.tries = 0;
+    log_.endpoint.clear();
     log_.upstream_status = 0;
     log_.upstream_latency = std::chrono::microseconds(-1);
     log_.error.clear();
@@ -531,6 +532,7 @@ asio::awaitable<bool> connection::handshake() {
   wd_.disarm();
   if (ec) log::debug("{} TLS handshake failed: {}", remote_, ec.message());
   if (!ec) tls_client_ = client_subject(tls_->native_handle());
+  if (!ec) tls_version_ = SSL_get_version(tls_->native_handle());
   co_return !ec;
 }
 
@@ -743,6 +745,7 @@ asio::awaitable<bool> connection::serve_one() {
   req.content_length = 0;
   req.tls = tls_ != nullptr;
   req.tls_client.assign(tls_client_);
+  req.tls_version = tls_version_;
   req.client_gone_ = &client_gone_;
   continue_sent_ = head_sent_ = false;
   if (auto ec = co_await read_head(req)) {

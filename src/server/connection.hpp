@@ -95,7 +95,8 @@ class connection : public std::enable_shared_from_this<connection> {
   /// TLS over sock_ on a TLS listener; reads and writes go through it when set.
   std::shared_ptr<tls_server> tls_certs_;  // the generation this connection was accepted with
   std::unique_ptr<io::tls_stream> tls_;
-  std::string tls_client_;  // mTLS: the verified client certificate's subject
+  std::string tls_client_;        // mTLS: the verified client certificate's subject
+  std::string_view tls_version_;  // "TLSv1.3": OpenSSL's static name, for request::tls_version
   worker& w_;
   const server_options& opts_;
   watchdog wd_;

@@ -71,6 +71,7 @@ struct stream {
     res_trailer.clear();
     log.upstream_addr.clear();
     log.tries = 0;
+    log.endpoint.clear();
     log.upstream_status = 0;
     log.upstream_latency = std::chrono::microseconds(-1);
     log.error.clear();
@@ -469,6 +470,7 @@ void h2_connection::start(stream& st) {
   req.listener = c_.listener_;
   req.tls = c_.tls_ != nullptr;
   req.tls_client = c_.tls_client_;
+  req.tls_version = c_.tls_version_;
   req.client_gone_ = &st.gone;
   if (auto h = req.header.get("host")) {
     // RFC 9113 §8.3.1: a Host naming another entity than :authority makes it malformed.
