@@ -88,6 +88,9 @@ struct listener {
   std::string address = "127.0.0.1:8080";  // host:port; [v6]:port
   listener_tls tls;
   listener_http2 http2;
+  /// Every connection starts with a PROXY protocol header (v1 or v2) naming the client;
+  /// without a valid one it is closed (docs/config.md#listenersproxy_protocol).
+  bool proxy_protocol = false;
 };
 
 /// HTTP/2 towards an upstream: auto = ALPN on https (h2 if offered), HTTP/1.1 on http;
@@ -187,6 +190,8 @@ struct upstream {
   std::optional<struct health_check> health_check;
   circuit_breaker breaker;
   std::optional<struct resolve> resolve;
+  /// PROXY protocol header on each new connection: 0 = none, 1 = v1 (text), 2 = v2 (binary).
+  std::uint8_t send_proxy_protocol = 0;
 };
 
 /// A regular expression compiled at load (RE2: linear-time matching, so a hostile path or
@@ -283,6 +288,9 @@ struct config {
   underscore_policy headers_with_underscores = underscore_policy::drop;
   std::optional<duration> flush_interval;  // default for routes
   std::optional<struct admin> admin;
+  /// Peers (CIDRs, or addresses) whose X-Forwarded-For is believed (nginx's set_real_ip_from
+  /// with real_ip_recursive on); as written in the file, each checked by the loader.
+  std::vector<std::string> trusted_proxies;
 };
 
 struct load_result {
