@@ -18,8 +18,11 @@ std::optional<address> parse_ip(std::string_view s) noexcept {
   char buf[46];
   std::memcpy(buf, s.data(), s.size());
   buf[s.size()] = '\0';
+  // The family from the text: make_address would try IPv6 first, and most peers are IPv4.
   boost::system::error_code ec;
-  auto a = boost::asio::ip::make_address(buf, ec);
+  address a = s.find(':') == std::string_view::npos
+                  ? address(boost::asio::ip::make_address_v4(buf, ec))
+                  : address(boost::asio::ip::make_address_v6(buf, ec));
   if (ec) return std::nullopt;
   return a;
 }
@@ -143,7 +146,16 @@ std::optional<address> address_of(std::string_view addr) noexcept {
 
 void resolve_client(const header_map& h, std::string_view peer,
                     const std::vector<ip_network>& trusted, std::string& client) {
-  client.assign(peer);
+  // The client so far: the peer until an element names an earlier hop. Formatted once, at
+  // the end: a chain of trusted hops costs a parse per element, not a string each.
+  std::optional<address> found;
+  unsigned found_port = 0;
+  auto done = [&] {
+    if (found)
+      format(client, *found, found_port);
+    else
+      client.assign(peer);
+  };
   // Right to left over every line's elements: the last line holds the nearest hops.
   for (auto it = std::make_reverse_iterator(h.end()); it != std::make_reverse_iterator(h.begin());
        ++it) {
@@ -156,11 +168,13 @@ void resolve_client(const header_map& h, std::string_view peer,
       if (trim(element).empty()) continue;  // "a,,b": an empty element names nobody
       unsigned port = 0;
       auto a = parse_forwarded_element(element, port);
-      if (!a) return;  // not an address: the hop that wrote it is the client
-      format(client, *a, port);
-      if (!contains(trusted, *a)) return;
+      if (!a) return done();  // not an address: the hop that wrote it is the client
+      found = a;
+      found_port = port;
+      if (!contains(trusted, *a)) return done();
     }
   }
+  done();
 }
 
 }  // namespace http
