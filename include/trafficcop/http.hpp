@@ -156,9 +156,20 @@ struct request {
   header_map header;
   /// Value of Host (RFC 9112 §3.2), or the authority of an absolute-form target.
   std::string host;
-  /// "ip:port" of the client.
+  /// "ip:port" of the client: the TCP peer, or the source a PROXY protocol header named
+  /// (listeners with proxy_protocol), or, when that peer is a trusted proxy
+  /// (server_options::trusted_proxies), the first untrusted X-Forwarded-For hop, with port 0
+  /// when the element had none. What access logs, client_ip hashing and X-Forwarded-For
+  /// (replace) see.
   std::string remote_addr;
-  /// "ip:port" the request arrived on.
+  /// "ip:port" of the hop the request came from: the TCP peer, or the PROXY header's source.
+  /// Empty when the server did not say (requests made by hand): remote_addr then stands for it.
+  std::string peer_addr;
+  /// Whether the peer's X-Forwarded-For and Forwarded may be passed on (forwarded: append):
+  /// true without trusted_proxies (every peer is believed, Go's default) or when the peer is
+  /// in it; false otherwise.
+  bool forwarded_trusted = true;
+  /// "ip:port" the request arrived on (with PROXY protocol: the destination it names).
   std::string local_addr;
   /// The listener it arrived on: its index in server_options::listen.
   std::size_t listener = 0;

@@ -17,6 +17,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include "trafficcop/http.hpp"
+#include "trafficcop/ip_network.hpp"
 
 namespace trafficcop {
 
@@ -80,6 +81,17 @@ struct server_options {
   std::vector<listener_http2> http2;
   /// Worker threads; 0 = one per core.
   unsigned workers = 0;
+  /// PROXY protocol (v1 or v2, HAProxy's proxy-protocol.txt) per listen address, by index in
+  /// `listen`; a missing entry is off. On: every connection must start with a header, read
+  /// within read_header_timeout and at most 4 KiB, else it is closed; the client it names is
+  /// request::remote_addr/peer_addr. The header comes before TLS.
+  std::vector<bool> proxy_protocol;
+  /// Peers whose X-Forwarded-For is believed: for a request from one of them, remote_addr is
+  /// the first X-Forwarded-For hop from the right that is not in this list (nginx's
+  /// real_ip_recursive) and request::forwarded_trusted is true; from any other peer it is
+  /// false. Empty: every peer's X-Forwarded-For is passed on but none sets remote_addr.
+  /// The peer is the PROXY header's source on a proxy_protocol listener.
+  std::vector<ip_network> trusted_proxies;
 
   std::size_t max_header_bytes = 16 * 1024;  // → 431
   std::size_t max_headers = 100;             // → 431

@@ -149,6 +149,13 @@ struct http1_transport_options {
   /// upgrade always use HTTP/1.1 (with `always`: refused, 501).
   http2_mode http2 = http2_mode::never;
   std::uint32_t max_concurrent_streams = 100;
+  /// PROXY protocol version (1 or 2) written on every new connection before anything else (TLS
+  /// included), naming the inbound request's client (request::remote_addr) and the address it
+  /// reached (local_addr); 0 = off. A connection made without an inbound request (a health
+  /// check) says v1 UNKNOWN / v2 LOCAL. Since a connection then speaks for one client, pooled
+  /// connections (HTTP/1.1 and HTTP/2) are reused only for requests of that same client
+  /// address pair: the pool key includes it.
+  std::uint8_t send_proxy_protocol = 0;
 };
 
 /// The default transport: HTTP/1.1 over TCP with keep-alive pooling, and HTTP/2 as

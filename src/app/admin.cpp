@@ -164,10 +164,10 @@ std::string config_as_json(const std::string& yaml) {
 handler admin_handler(std::shared_ptr<admin_state> s) {
   return [s](response_writer& w, request& in) -> asio::awaitable<void> {
     if (!s->allow.empty()) {
-      auto ip = http::host_of(in.remote_addr);
-      bool ok = false;
-      for (const auto& c : s->allow) ok = ok || c.contains(ip);
-      if (!ok) {
+      // The TCP peer: the admin listener takes no PROXY header and trusts no X-Forwarded-For.
+      error_code ec;
+      auto ip = asio::ip::make_address(std::string(http::host_of(in.remote_addr)), ec);
+      if (ec || !contains(s->allow, ip)) {
         co_await reply(w, 403, text, "Forbidden: not in admin.allow\n");
         co_return;
       }

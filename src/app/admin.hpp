@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "app/metrics.hpp"
-#include "core/cidr.hpp"
 #include "trafficcop/http.hpp"
+#include "trafficcop/ip_network.hpp"
 #include "trafficcop/server.hpp"
 
 namespace trafficcop::app {
@@ -28,7 +28,7 @@ struct admin_state {
   std::vector<std::string> listeners;  // addresses, by index
   process_counters process;
   std::string version;
-  std::vector<cidr> allow;  // empty: any client
+  std::vector<ip_network> allow;  // empty: any client
 
   std::atomic<bool> ready{false};     // serving with a live config
   std::atomic<bool> draining{false};  // stopping: /ready answers 503

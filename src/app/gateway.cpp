@@ -189,6 +189,7 @@ std::shared_ptr<transport> transport_for(const config::upstream& u,
   o.connect_timeout = u.connect_timeout;
   o.idle_timeout = u.idle_timeout;
   o.max_idle_per_host = u.max_idle;
+  o.send_proxy_protocol = u.send_proxy_protocol;
   o.tls = tls_options(u.tls);
   switch (u.http2) {
     case config::upstream_http2::automatic:
@@ -352,7 +353,10 @@ server_options to_server_options(const config::config& cfg) {
     h.max_header_list_size = static_cast<std::uint32_t>(
         std::min<std::uint64_t>(l.http2.max_header_list_size, 0x7fffffff));
     o.http2.push_back(h);
+    o.proxy_protocol.push_back(l.proxy_protocol);
   }
+  for (const auto& cidr : cfg.trusted_proxies)  // checked by the loader
+    if (auto n = ip_network::parse(cidr)) o.trusted_proxies.push_back(*n);
   o.workers = cfg.workers;
   o.max_header_bytes = cfg.limits.max_header_bytes;
   o.max_headers = cfg.limits.max_headers;

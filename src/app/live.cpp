@@ -49,6 +49,7 @@ std::string needs_restart(const config::config& a, const config::config& b) {
   check(a.limits == b.limits, "limits");
   check(a.timeouts == b.timeouts, "timeouts");
   check(a.headers_with_underscores == b.headers_with_underscores, "headers_with_underscores");
+  check(a.trusted_proxies == b.trusted_proxies, "trusted_proxies");
   bool admin_same =
       a.admin.has_value() == b.admin.has_value() &&
       (!a.admin || (a.admin->address == b.admin->address && a.admin->allow == b.admin->allow));

@@ -185,7 +185,8 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
   st->drain = [] { ::kill(::getpid(), SIGTERM); };  // the main thread's sigwait takes it
   std::unique_ptr<server> admin;
   if (cfg.admin) {
-    for (const auto& a : cfg.admin->allow) st->allow.push_back(*cidr::parse(a));
+    for (const auto& a : cfg.admin->allow)
+      if (auto n = ip_network::parse(a)) st->allow.push_back(*n);  // checked by the loader
     admin = start_admin(cfg, st);
     if (!admin) {
       srv.shutdown(std::chrono::milliseconds(0));

@@ -7,7 +7,6 @@
 // yaml-cpp exceptions never leave this file.
 #include "config/config.hpp"
 #include "config/loader.hpp"
-#include "core/cidr.hpp"
 
 #include <unistd.h>
 
@@ -243,6 +242,15 @@ void loader::read_root(const node& root) {
                   {"headers_with_underscores", into(cfg_.headers_with_underscores)},
                   {"flush_interval", into(cfg_.flush_interval)},
                   {"request_buffering", into_buffering(cfg_.request_buffering)},
+                  {"trusted_proxies",
+                   [this](auto& n, auto& path) {
+                     read_list(n, path, [&](const node& item, const std::string& at) {
+                       std::string s;
+                       if (!read(item, at, s)) return;
+                       if (auto err = check_cidr(s)) return fail(at, *err);
+                       cfg_.trusted_proxies.push_back(std::move(s));
+                     });
+                   }},
                   {"listeners", list(&loader::read_listener)},
                   {"upstreams", list(&loader::read_upstream)},
                   {"routes", list(&loader::read_route)},
@@ -269,7 +277,7 @@ void loader::read_admin(const node& n, const std::string& path) {
     read_list(v, at, [&](const node& item, const std::string& iat) {
       std::string s;
       if (!read(item, iat, s)) return;
-      if (!cidr::parse(s)) return fail(iat, quote(s) + " is not an address or a CIDR block");
+      if (auto err = check_cidr(s)) return fail(iat, *err);
       a.allow.push_back(std::move(s));
     });
   };
@@ -305,7 +313,12 @@ void loader::read_listener(const node& n, const std::string& path) {
   };
   auto tls = [&](const node& v, const std::string& at) { read_listener_tls(v, at, l.tls); };
   auto http2 = [&](const node& v, const std::string& at) { read_listener_http2(v, at, l.http2); };
-  read_fields(n, path, {{"name", name}, {"address", address}, {"tls", tls}, {"http2", http2}});
+  read_fields(n, path,
+              {{"name", name},
+               {"address", address},
+               {"tls", tls},
+               {"http2", http2},
+               {"proxy_protocol", into(l.proxy_protocol)}});
   if (l.http2.h2c && !l.tls.certificates.empty())
     fail(child(path, "http2.h2c"), "applies to plain listeners only (this one has tls)");
 }

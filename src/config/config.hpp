@@ -97,6 +97,9 @@ struct listener {
   std::string address = "127.0.0.1:8080";  // host:port; [v6]:port
   listener_tls tls;
   listener_http2 http2;
+  /// Every connection starts with a PROXY protocol header (v1 or v2) naming the client;
+  /// without a valid one it is closed (docs/config.md#listenersproxy_protocol).
+  bool proxy_protocol = false;
 
   bool operator==(const listener&) const = default;
 };
@@ -214,6 +217,8 @@ struct upstream {
   std::optional<struct health_check> health_check;
   circuit_breaker breaker;
   std::optional<struct resolve> resolve;
+  /// PROXY protocol header on each new connection: 0 = none, 1 = v1 (text), 2 = v2 (binary).
+  std::uint8_t send_proxy_protocol = 0;
 
   bool operator==(const upstream&) const = default;
 };
@@ -372,6 +377,9 @@ struct config {
   /// Request bodies of declared length up to this are read whole before the upstream is
   /// connected (issue 14.5); 0 = stream every body. At most max_request_buffering.
   std::uint64_t request_buffering = 64 * 1024;
+  /// Peers (CIDRs, or addresses) whose X-Forwarded-For is believed (nginx's set_real_ip_from
+  /// with real_ip_recursive on); as written in the file, each checked by the loader.
+  std::vector<std::string> trusted_proxies;
 };
 
 /// Buffered bodies are held in memory, per request: larger ones are streamed.

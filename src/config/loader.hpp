@@ -354,6 +354,42 @@ inline constexpr std::pair<std::string_view, log_field> log_fields[] = {
     {"tls_client", log_field::tls_client},
 };
 
+inline constexpr std::pair<std::string_view, std::uint8_t> proxy_protocol_versions[] = {
+    {"v1", 1}, {"v2", 2}, {"off", 0}};
+
+/// A trusted_proxies entry: "10.0.0.0/8", "2001:db8::/32", or an address alone. Returns the
+/// problem, or nullopt.
+inline std::optional<std::string> check_cidr(std::string_view s) {
+  auto slash = s.find('/');
+  std::string addr(s.substr(0, slash));
+  unsigned char bytes[16] = {};
+  bool v4 = inet_pton(AF_INET, addr.c_str(), bytes) == 1;
+  if (!v4 && inet_pton(AF_INET6, addr.c_str(), bytes) != 1)
+    return quote(s) + " is not an IP address or network (e.g. 10.0.0.0/8, 2001:db8::/32)";
+  const unsigned max = v4 ? 32 : 128;
+  unsigned prefix = max;
+  if (slash != std::string_view::npos) {
+    std::string_view p = s.substr(slash + 1);
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prefix);
+    if (p.empty() || p.size() > 3 || ec != std::errc{} || end != p.data() + p.size() ||
+        prefix > max)
+      return quote(s) + ": the prefix length must be a number from 0 to " + std::to_string(max);
+  }
+  // Host bits set ("10.0.0.1/8") most likely mean a typo: say which network was meant.
+  bool host_bits = false;
+  for (unsigned i = 0; i < max / 8; ++i) {
+    unsigned keep = prefix >= 8 * (i + 1) ? 8 : (prefix > 8 * i ? prefix - 8 * i : 0);
+    auto mask = static_cast<unsigned char>(keep == 0 ? 0 : 0xff << (8 - keep));
+    host_bits = host_bits || (bytes[i] & ~mask) != 0;
+    bytes[i] &= mask;
+  }
+  if (!host_bits) return std::nullopt;
+  char text[INET6_ADDRSTRLEN] = {};
+  inet_ntop(v4 ? AF_INET : AF_INET6, bytes, text, sizeof text);
+  return quote(s) + " has host bits set after the prefix: the network is " + text + "/" +
+         std::to_string(prefix);
+}
+
 using node = YAML::Node;
 using handler = std::function<void(const node&, const std::string& path)>;
 

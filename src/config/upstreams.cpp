@@ -50,6 +50,10 @@ void loader::read_upstream(const node& n, const std::string& path) {
           {"tls", [&](const node& v, const std::string& at) { read_upstream_tls(v, at, u); }},
           {"http2", into(u.http2)},
           {"max_concurrent_streams", into_positive(u.max_concurrent_streams)},
+          {"send_proxy_protocol",
+           [&](auto& v, auto& at) {
+             read_enum(v, at, u.send_proxy_protocol, proxy_protocol_versions);
+           }},
       });
   const auto& t = u.tls;
   bool tls_set = !t.ca_file.empty() || !t.server_name.empty() || t.insecure_skip_verify ||

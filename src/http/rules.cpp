@@ -251,11 +251,13 @@ std::string_view host_of(std::string_view addr) noexcept {
 }
 
 void apply_forwarded(header_map& out, std::string_view client_addr, std::string_view in_host,
-                     bool tls, forwarded_mode mode) {
+                     bool tls, forwarded_mode mode, std::string_view peer_addr, bool peer_trusted) {
   if (mode == forwarded_mode::off) return;  // spec 14
-  const std::string_view ip = host_of(client_addr);
-  if (mode == forwarded_mode::replace) {
-    // Spec 15: nothing the client sent about earlier hops is trusted.
+  const std::string_view ip =
+      host_of(mode == forwarded_mode::append && !peer_addr.empty() ? peer_addr : client_addr);
+  if (mode == forwarded_mode::replace || !peer_trusted) {
+    // Spec 15: nothing the client sent about earlier hops is trusted (replace), or the peer is
+    // not a trusted proxy (append with trusted_proxies): what it claims is dropped.
     out.erase("Forwarded");
     out.erase("X-Forwarded-For");
     out.erase("X-Forwarded-Host");

@@ -68,8 +68,16 @@ enum class forwarded_mode {
 /// ("ip:port") that arrived with Host `in_host` over TLS or not. `out` is the outbound copy of
 /// the inbound headers (hop-by-hop already removed). In append/replace mode X-Forwarded-Host is
 /// set to `in_host` and X-Forwarded-Proto to "https"/"http". XFF ends as one line.
+///
+/// Trusted proxies (request::peer_addr, request::forwarded_trusted): `peer_addr` is the hop
+/// the request came from ("" = `client_addr`), and `peer_trusted` says whether what it says
+/// about earlier hops may be passed on. append keeps the inbound X-Forwarded-For and Forwarded
+/// only from a trusted peer and adds the peer's address; from another peer they are dropped
+/// and X-Forwarded-For is the peer alone. replace sends the client (`client_addr`, which the
+/// server may have taken from a trusted X-Forwarded-For) alone. off changes nothing.
 void apply_forwarded(header_map& out, std::string_view client_addr, std::string_view in_host,
-                     bool tls, forwarded_mode mode);
+                     bool tls, forwarded_mode mode, std::string_view peer_addr = {},
+                     bool peer_trusted = true);
 
 /// Normalises the path of an origin-form request-target in place (RFC 3986 §6.2.2): percent-
 /// encoded unreserved bytes are decoded ("%2e" → ".", "%41" → "A"), then dot segments are

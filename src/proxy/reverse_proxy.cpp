@@ -272,7 +272,8 @@ class proxy {
     http::remove_hop_by_hop(out.header);
     out.header.erase("content-length");
     if (http::te_has_trailers(in.header)) out.header.add("Te", "trailers");  // spec 11
-    http::apply_forwarded(out.header, in.remote_addr, in.host, in.tls, to_rules(o_.forwarded));
+    http::apply_forwarded(out.header, in.remote_addr, in.host, in.tls, to_rules(o_.forwarded),
+                          in.peer_addr, in.forwarded_trusted);
     out.inbound = &in;
     out.host_follows_endpoint = !o_.keep_host && url_;
     if (!o_.keep_host && url_)

@@ -541,6 +541,12 @@ asio::awaitable<void> connection::run() {
   error_code ec;
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);  // write() tries a synchronous write first
+  // The PROXY header comes first, before TLS (proxy_header.cpp).
+  if (listener_ < opts_.proxy_protocol.size() && opts_.proxy_protocol[listener_] &&
+      !co_await read_proxy_header()) {
+    close();
+    co_return;
+  }
   auto& stats = w_.listeners[listener_];
   if (tls_) {
     bool ok = co_await handshake();
@@ -635,10 +641,10 @@ asio::awaitable<error_code> connection::read_head(request& req) {
   }
   req.received_at = std::chrono::steady_clock::now();
   req.version = parser_->version();
-  req.remote_addr.assign(remote_);
   req.local_addr.assign(local_);
   req.listener = listener_;
   if (auto h = req.header.get("host")) req.host.assign(*h);
+  set_client(req);
   if (auto ec = normalize_target(req)) co_return ec;
   auto len = parser_->length();
   req.content_length = parser_->is_done() ? 0 : (len ? static_cast<std::int64_t>(*len) : -1);

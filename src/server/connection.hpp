@@ -90,6 +90,12 @@ class connection : public std::enable_shared_from_this<connection> {
   /// sent last (an error status, a GOAWAY) is not destroyed by a reset (RFC 9112 §9.6).
   /// At most `max_bytes` and one second.
   asio::awaitable<void> linger(std::size_t max_bytes = 256 * 1024);
+  /// proxy_protocol listeners: reads the PROXY header before anything else; false (close)
+  /// without a valid one (proxy_header.cpp). A header naming the client sets remote_/local_.
+  asio::awaitable<bool> read_proxy_header();
+  /// remote_addr, peer_addr and forwarded_trusted of a request whose head is parsed
+  /// (server_options::trusted_proxies).
+  void set_client(request& req);
 
   asio::ip::tcp::socket sock_;
   /// TLS over sock_ on a TLS listener; reads and writes go through it when set.
@@ -114,7 +120,8 @@ class connection : public std::enable_shared_from_this<connection> {
   bool head_sent_ = false;  // of the current response (so a late 100 Continue is not sent)
   std::string remote_;
   std::string local_;
-  std::size_t listener_;  // index in server_options::listen
+  std::size_t listener_;           // index in server_options::listen
+  signed char peer_trusted_ = -1;  // remote_ in trusted_proxies: 1/0, -1 until first asked
   /// Per-request state reused from one request to the next, and from one connection to the
   /// next on this worker thread (a new connection takes a recycled one), so that steady
   /// traffic allocates nothing, with or without keep-alive: cleared, never freed (see

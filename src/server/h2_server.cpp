@@ -465,7 +465,7 @@ void h2_connection::start(stream& st) {
   request& req = st.req;
   req.version = 20;
   req.received_at = clock::now();
-  req.remote_addr = c_.remote_;
+  c_.set_client(req);  // remote_addr, peer_addr, forwarded_trusted
   req.local_addr = c_.local_;
   req.listener = c_.listener_;
   req.tls = c_.tls_ != nullptr;

@@ -7,8 +7,10 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 
 #include "core/log.hpp"
+#include "http/proxy_protocol.hpp"
 #include "upstream/dispatch.hpp"
 
 namespace trafficcop::upstream {
@@ -17,6 +19,17 @@ using asio::ip::tcp;
 
 namespace {
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
+
+/// The PROXY header for a connection made for `req`: its inbound client and the address that
+/// client reached; v1 UNKNOWN / v2 LOCAL without them (a health check).
+std::string proxy_header(const outbound_request& req, std::uint8_t version) {
+  std::optional<tcp::endpoint> src, dst;
+  if (req.inbound) {
+    src = proxy_protocol::parse_endpoint(req.inbound->remote_addr);
+    dst = proxy_protocol::parse_endpoint(req.inbound->local_addr);
+  }
+  return version == 1 ? proxy_protocol::make_v1(src, dst) : proxy_protocol::make_v2(src, dst);
+}
 }  // namespace
 
 proxy_error upstream_error(errc e, std::string detail, retry_class retry) {
@@ -24,8 +37,13 @@ proxy_error upstream_error(errc e, std::string detail, retry_class retry) {
 }
 
 connector::connector(std::chrono::milliseconds connect_timeout, const upstream_tls_options& tls,
-                     const breaker_options* limits, breaker_state* counts)
-    : timeout_(connect_timeout), tls_(tls), limits_(limits), counts_(counts) {
+                     const breaker_options* limits, breaker_state* counts,
+                     std::uint8_t send_proxy_protocol)
+    : timeout_(connect_timeout),
+      tls_(tls),
+      limits_(limits),
+      counts_(counts),
+      send_proxy_(send_proxy_protocol) {
   if (tls.insecure_skip_verify)
     log::warn("upstream TLS: insecure_skip_verify is on: any certificate is accepted (tests only)");
 }
@@ -92,6 +110,13 @@ asio::awaitable<connector::result> connector::dial(const outbound_request& req) 
     co_return failed(errc::upstream_connect_failed, "connect " + where + ": " + cec.message());
   sock.set_option(tcp::no_delay(true), ec);
   sock.non_blocking(true, ec);  // writes try a synchronous write first
+  if (send_proxy_ != 0) {
+    std::string header = proxy_header(req, send_proxy_);
+    auto [wec, wn] = co_await asio::async_write(sock, asio::buffer(header), use_nothrow);
+    if (wec)
+      co_return failed(errc::upstream_connect_failed,
+                       "PROXY header to " + where + ": " + wec.message());
+  }
   auto c = std::make_unique<conn>(std::move(sock));
   auto a = ep.address();
   c->peer =

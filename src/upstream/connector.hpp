@@ -34,8 +34,11 @@ class connector {
   /// With `limits` and `counts` (an upstream with circuit breakers), connect() fails with
   /// errc::circuit_open at max_connections open or max_pending connects under way, and
   /// counts the connections it makes until they close.
+  /// `send_proxy_protocol` (1, 2; 0 = off): every new connection starts with a PROXY header
+  /// for the request's inbound client (http1_transport_options::send_proxy_protocol).
   connector(std::chrono::milliseconds connect_timeout, const upstream_tls_options& tls,
-            const breaker_options* limits = nullptr, breaker_state* counts = nullptr);
+            const breaker_options* limits = nullptr, breaker_state* counts = nullptr,
+            std::uint8_t send_proxy_protocol = 0);
 
   struct result {
     conn_ptr c;       // set on success
@@ -58,6 +61,7 @@ class connector {
   tls_client tls_;
   const breaker_options* limits_;
   breaker_state* counts_;
+  std::uint8_t send_proxy_;
 };
 
 }  // namespace trafficcop::upstream

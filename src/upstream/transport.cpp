@@ -109,7 +109,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
         retry_(retry),
         breakers_(breakers),
         connector_(o.connect_timeout, o.tls, cluster_ ? &breakers_ : nullptr,
-                   cluster_ ? &counts_ : nullptr),
+                   cluster_ ? &counts_ : nullptr, o.send_proxy_protocol),
         h1_{o.max_response_header_bytes, o.idle_timeout, o.max_idle_per_host},
         h2_{o.http2, o.max_concurrent_streams, o.idle_timeout} {}
 
@@ -515,6 +515,14 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     if (!req.address.empty()) {
       key += '@';
       key += req.address;
+    }
+    // A connection that sent a PROXY header speaks for that client alone (HAProxy keeps such
+    // connections private to their client): only a request with the same header may reuse it.
+    if (o_.send_proxy_protocol != 0 && req.inbound) {
+      key += "|pp:";
+      key += req.inbound->remote_addr;
+      key += '>';
+      key += req.inbound->local_addr;
     }
   }
 

@@ -955,5 +955,53 @@ routes: [{upstream: demo, upstream_target: exact}]
             (errors{"routes[0].upstream_target: \"exact\" is not one of normalized, raw"}));
 }
 
+// Issue 10 part 6: PROXY protocol and trusted proxies.
+TEST(ConfigLoad, ProxyProtocolAndTrustedProxies) {
+  auto cfg = must_load(R"(
+trusted_proxies: [10.0.0.0/8, "2001:db8::/32", 192.0.2.7]
+listeners:
+  - {address: "127.0.0.1:8080", proxy_protocol: true}
+  - {address: "127.0.0.1:8081"}
+upstreams:
+  - {name: a, url: "http://127.0.0.1:9000", send_proxy_protocol: v1}
+  - {name: b, url: "http://127.0.0.1:9001", send_proxy_protocol: v2}
+  - {name: c, url: "http://127.0.0.1:9002"}
+routes: [{upstream: a}]
+)");
+  EXPECT_EQ(cfg.trusted_proxies,
+            (std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32", "192.0.2.7"}));
+  ASSERT_EQ(cfg.listeners.size(), 2u);
+  EXPECT_TRUE(cfg.listeners[0].proxy_protocol);
+  EXPECT_FALSE(cfg.listeners[1].proxy_protocol);
+  ASSERT_EQ(cfg.upstreams.size(), 3u);
+  EXPECT_EQ(cfg.upstreams[0].send_proxy_protocol, 1);
+  EXPECT_EQ(cfg.upstreams[1].send_proxy_protocol, 2);
+  EXPECT_EQ(cfg.upstreams[2].send_proxy_protocol, 0);
+}
+
+TEST(ConfigLoad, RejectsBadProxyProtocolSettingsWithTheirPaths) {
+  EXPECT_EQ(errors_of(R"(
+trusted_proxies: [10.0.0.0/33, 10.0.0.1/8, example.com, "2001:db8::1/24", 10.0.0.0/]
+listeners: [{address: "127.0.0.1:8080", proxy_protocol: v2}]
+upstreams: [{name: a, url: "http://127.0.0.1:9000", send_proxy_protocol: v3}]
+routes: [{upstream: a}]
+)"),
+            (errors{
+                "trusted_proxies[0]: \"10.0.0.0/33\": the prefix length must be a number from 0 "
+                "to 32",
+                "trusted_proxies[1]: \"10.0.0.1/8\" has host bits set after the prefix: the "
+                "network is 10.0.0.0/8",
+                "trusted_proxies[2]: \"example.com\" is not an IP address or network (e.g. "
+                "10.0.0.0/8, 2001:db8::/32)",
+                "trusted_proxies[3]: \"2001:db8::1/24\" has host bits set after the prefix: the "
+                "network is 2001:d00::/24",
+                "trusted_proxies[4]: \"10.0.0.0/\": the prefix length must be a number from 0 to "
+                "32",
+                "listeners[0].proxy_protocol: expected true or false, got \"v2\"",
+                "upstreams[0].send_proxy_protocol: \"v3\" is not one of v1, v2, off",
+            }));
+  EXPECT_EQ(errors_of("trusted_proxies: 10.0.0.0/8\n" + std::string(minimal)),
+            (errors{"trusted_proxies: expected a list, got \"10.0.0.0/8\""}));
+}
 }  // namespace
 }  // namespace trafficcop::config
