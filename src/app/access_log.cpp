@@ -16,6 +16,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "app/counting_body.hpp"
 #include "app/gateway.hpp"
 
 namespace trafficcop::app {
@@ -26,22 +27,6 @@ std::string_view proto_name(int version) {
 }
 
 using clock = std::chrono::steady_clock;
-
-/// Counts the request body bytes the inner handler reads.
-class counting_body final : public body_reader {
- public:
-  explicit counting_body(body_reader* inner) : inner_(inner) {}
-  asio::awaitable<read_result> read(asio::mutable_buffer buf) override {
-    auto r = co_await inner_->read(buf);
-    bytes += r.n;
-    co_return r;
-  }
-  body_reader* inner() const noexcept { return inner_; }
-  std::uint64_t bytes = 0;
-
- private:
-  body_reader* inner_;
-};
 
 void json_string(std::string& out, std::string_view s) {
   out += '"';
