@@ -407,7 +407,10 @@ bool is_valid_host(std::string_view host) noexcept {
     const auto literal = host.substr(1, close - 1);
     char buf[INET6_ADDRSTRLEN] = {};
     unsigned char addr[16];
-    if (literal.empty() || literal.size() >= sizeof buf) return false;
+    // inet_pton reads a C string: a NUL would end the literal early ("[::1\0junk]").
+    if (literal.empty() || literal.size() >= sizeof buf ||
+        literal.find('\0') != std::string_view::npos)
+      return false;
     std::copy(literal.begin(), literal.end(), buf);
     if (::inet_pton(AF_INET6, buf, addr) != 1) return false;
     const auto rest = host.substr(close + 1);

@@ -655,6 +655,19 @@ routes: [{upstream: demo}]
   }
 }
 
+// Found by fuzzing (rules_fuzz, upstream_url_fuzz): inet_pton reads a C string, so a NUL
+// ("\0" in a double-quoted scalar) ended an IPv6 literal early and "[::1\0x]" passed.
+TEST(ConfigLoad, NulInsideAnIpv6LiteralIsRefused) {
+  auto e = errors_of(R"(
+listeners: [{address: "[::1\0x]:80"}]
+upstreams: [{name: demo, url: "http://[::1\0evil]:9000"}]
+routes: [{upstream: demo}]
+)");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_TRUE(e[0].starts_with("listeners[0].address: ")) << e[0];
+  EXPECT_NE(e[1].find("upstreams[0]"), std::string::npos) << e[1];
+}
+
 TEST(ConfigLoad, SplitsUpstreamUrl) {
   struct url_case {
     std::string_view url, host;
