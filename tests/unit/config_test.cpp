@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -811,6 +813,16 @@ TEST(ParseDuration, RejectsMalformedValues) {
                                 "3000000000000000h"}) {
     EXPECT_EQ(parse_duration(text), std::nullopt) << text;
   }
+}
+
+// Found by config_fuzz's reference parser: the whole units of "9223372036854775.999s" fit in
+// 64 bits, and adding the fraction's 999 ms overflowed (signed overflow: undefined behaviour).
+TEST(ParseDuration, FractionOverflowIsRejected) {
+  EXPECT_EQ(parse_duration("9223372036854775.999s"), std::nullopt);
+  EXPECT_EQ(parse_duration("-9223372036854775.999s"), std::nullopt);
+  EXPECT_EQ(parse_duration("9223372036854775.807s"),
+            duration{std::numeric_limits<std::int64_t>::max()});
+  EXPECT_EQ(parse_duration("9223372036854775.8075s"), std::nullopt);  // rounds up past it
 }
 
 TEST(ParseSize, AcceptsBytesAndBinarySuffixes) {
