@@ -58,7 +58,7 @@ for t in "${targets[@]}"; do
   # shellcheck disable=SC2046
   nice -n 19 "$bin" $(opts_for "$t") -merge=1 "$d/min" "$here/corpus/$t" "$d/corpus" \
     >"$d/log/merge.log" 2>&1 || true
-  first=$(grep -h -m1 -E "INITED|#[0-9]+.*cov:" "$d/log/"fuzz-*.log "$d/log/run.log" 2>/dev/null | head -1)
+  first=$(grep -h -m1 "INITED" "$d/log/"fuzz-*.log "$d/log/run.log" 2>/dev/null | head -1)
   last=$(grep -h -E "#[0-9]+.*cov:" "$d/log/"fuzz-*.log "$d/log/run.log" 2>/dev/null | tail -1)
   echo "   first: $first"
   echo "   last:  $last"
