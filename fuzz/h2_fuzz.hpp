@@ -52,7 +52,16 @@ class sock {
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    check(::connect(s.fd(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "connect()");
+    // Hundreds of connections a second leave ports in TIME_WAIT (and other work on the
+    // machine takes its share): wait for one rather than report the harness's own failure.
+    int tries = 0;
+    while (::connect(s.fd(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+      check((errno == EADDRNOTAVAIL || errno == EAGAIN || errno == EINTR) && ++tries < 500,
+            "connect() to 127.0.0.1 (not EADDRNOTAVAIL, or for 5 s)");
+      ::usleep(10'000);
+      s = sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      check(bool(s), "socket()");
+    }
     int one = 1;
     ::setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     return s;
