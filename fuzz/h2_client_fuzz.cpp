@@ -92,7 +92,13 @@ void check_response(std::string_view bytes, bool reset, std::string_view input) 
       check(http::is_token(f.name) && http::is_valid_field_value(f.value),
             "response fields are tokens and valid values", f.name);
     bytes.remove_prefix(used);
-    if (p.status() < 200) continue;  // an interim response, then the final one
+    if (p.status() < 200) {
+      // An interim response, then the final one. If the upstream's stream fails in between,
+      // the proxy closes the connection (as after a final head) instead of answering 502:
+      // the client sees no final response, an abort it cannot take for success.
+      if (bytes.empty()) return;
+      continue;
+    }
     char out[16384];
     while (!p.is_done() && !bytes.empty()) {
       auto step = p.put_body(bytes, asio::buffer(out), ec);
