@@ -75,7 +75,9 @@ std::optional<term> take_term(std::string_view& text) {
     scale *= 10;
   }
   // f * unit_ms < 1e9 * 3.6e6 fits in 63 bits; split it into whole ms and a remainder.
-  t.whole_ms += f * *unit_ms / scale;
+  // Overflow-checked too: "9223372036854775.999s" has whole units that fit and a fraction that
+  // does not.
+  if (__builtin_add_overflow(t.whole_ms, f * *unit_ms / scale, &t.whole_ms)) return std::nullopt;
   t.frac = f * *unit_ms % scale * (frac_one / scale);
   return t;
 }

@@ -112,6 +112,8 @@ inline bool is_host_name(std::string_view s) noexcept {
 }
 
 inline bool is_ipv6(std::string_view s) {
+  // inet_pton reads a C string: a NUL ("\0" in a double-quoted YAML scalar) would end it early.
+  if (s.find('\0') != std::string_view::npos) return false;
   in6_addr addr{};
   return inet_pton(AF_INET6, std::string(s).c_str(), &addr) == 1;
 }

@@ -385,6 +385,22 @@ bool normalize_target(std::string& target) {
   return true;
 }
 
+std::optional<std::string> split_absolute_form(std::string& target) {
+  const auto sep = target.find("://");
+  if (sep == std::string::npos) return std::nullopt;
+  const std::string_view scheme = std::string_view(target).substr(0, sep);
+  if (!iequals(scheme, "http") && !iequals(scheme, "https")) return std::nullopt;
+  const auto auth = sep + 3;
+  const auto path = target.find_first_of("/?", auth);
+  std::string authority =
+      target.substr(auth, path == std::string::npos ? std::string::npos : path - auth);
+  if (!is_valid_host(authority)) return std::nullopt;
+  std::string origin = path == std::string::npos ? "/" : target.substr(path);
+  if (origin.front() == '?') origin.insert(0, "/");
+  target = std::move(origin);
+  return authority;
+}
+
 bool is_valid_host(std::string_view host) noexcept {
   std::string_view name = host, port;
   if (host.starts_with('[')) {
@@ -393,7 +409,10 @@ bool is_valid_host(std::string_view host) noexcept {
     const auto literal = host.substr(1, close - 1);
     char buf[INET6_ADDRSTRLEN] = {};
     unsigned char addr[16];
-    if (literal.empty() || literal.size() >= sizeof buf) return false;
+    // inet_pton reads a C string: a NUL would end the literal early ("[::1\0junk]").
+    if (literal.empty() || literal.size() >= sizeof buf ||
+        literal.find('\0') != std::string_view::npos)
+      return false;
     std::copy(literal.begin(), literal.end(), buf);
     if (::inet_pton(AF_INET6, buf, addr) != 1) return false;
     const auto rest = host.substr(close + 1);

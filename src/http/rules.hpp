@@ -88,6 +88,13 @@ void apply_forwarded(header_map& out, std::string_view client_addr, std::string_
 /// A target that does not start with '/' ("*") is left alone.
 bool normalize_target(std::string& target);
 
+/// RFC 9112 §3.2.2: turns an absolute-form request-target ("http://h:8080/p?q") into
+/// origin-form ("/p?q") and returns its authority ("h:8080"), which replaces any Host field.
+/// "http://h" and "http://h?q" get the path "/". Nullopt, leaving `target` as it was, for a
+/// scheme other than http or https (case-insensitive) or an authority that is_valid_host
+/// rejects. Only for a target that is neither origin-form ('/'...) nor "*".
+std::optional<std::string> split_absolute_form(std::string& target);
+
 /// RFC 9112 §3.2, RFC 3986 §3.2.2: a Host value or an absolute-form authority, uri-host
 /// [":" port]: a reg-name (unreserved, pct-encoded, sub-delims), an IPv4 address or a bracketed
 /// IPv6 literal, then an optional port of at most 5 digits up to 65535. Empty is invalid.

@@ -449,10 +449,12 @@ std::optional<upstream_url> parse_upstream_url(std::string_view url) {
       path_start == std::string_view::npos ? std::string_view{} : rest.substr(path_start);
   if (hostport.empty() || hostport.find('@') != std::string_view::npos) return std::nullopt;
   std::string_view host = hostport, port;
+  std::string_view uri_host = hostport;  // with its brackets, without the port
   if (hostport.front() == '[') {
     auto close = hostport.find(']');
     if (close == std::string_view::npos) return std::nullopt;
     host = hostport.substr(1, close - 1);
+    uri_host = hostport.substr(0, close + 1);
     if (close + 1 < hostport.size()) {
       if (hostport[close + 1] != ':') return std::nullopt;
       port = hostport.substr(close + 2);
@@ -460,8 +462,12 @@ std::optional<upstream_url> parse_upstream_url(std::string_view url) {
   } else if (auto colon = hostport.rfind(':'); colon != std::string_view::npos) {
     host = hostport.substr(0, colon);
     port = hostport.substr(colon + 1);
+    uri_host = host;
+    if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs brackets
   }
-  if (host.empty()) return std::nullopt;
+  // RFC 3986 §3.2.2: "http://a b/", "http://x[]" or a NUL in the host are malformed, not a
+  // name to resolve at the first request.
+  if (host.empty() || !http::is_valid_host(uri_host)) return std::nullopt;
   u.host.assign(host);
   if (!port.empty()) {
     unsigned v = 0;

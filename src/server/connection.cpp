@@ -664,19 +664,9 @@ error_code connection::normalize_target(request& req) {
   // and any Host field is ignored; handlers and routers then see origin-form like any other.
   std::string& t = req.target;
   if (!t.empty() && t.front() != '/' && t != "*") {
-    auto sep = t.find("://");
-    if (sep == std::string::npos) return errc::bad_request;
-    std::string_view scheme = std::string_view(t).substr(0, sep);
-    if (!iequals(scheme, "http") && !iequals(scheme, "https")) return errc::bad_request;
-    auto auth = sep + 3;
-    auto path = t.find_first_of("/?", auth);
-    std::string authority =
-        t.substr(auth, path == std::string::npos ? std::string::npos : path - auth);
-    if (!http::is_valid_host(authority)) return errc::bad_request;
-    std::string origin = path == std::string::npos ? "/" : t.substr(path);
-    if (origin.front() == '?') origin.insert(0, "/");
-    req.host = std::move(authority);
-    t = std::move(origin);
+    auto authority = http::split_absolute_form(t);
+    if (!authority) return errc::bad_request;
+    req.host = std::move(*authority);
   }
   req.raw_target.assign(t);
   // Routes match, and the upstream gets, the path with its dot segments resolved, so that

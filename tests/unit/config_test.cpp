@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -687,6 +689,19 @@ routes: [{upstream: demo}]
   }
 }
 
+// Found by fuzzing (rules_fuzz, upstream_url_fuzz): inet_pton reads a C string, so a NUL
+// ("\0" in a double-quoted scalar) ended an IPv6 literal early and "[::1\0x]" passed.
+TEST(ConfigLoad, NulInsideAnIpv6LiteralIsRefused) {
+  auto e = errors_of(R"(
+listeners: [{address: "[::1\0x]:80"}]
+upstreams: [{name: demo, url: "http://[::1\0evil]:9000"}]
+routes: [{upstream: demo}]
+)");
+  ASSERT_EQ(e.size(), 2u);
+  EXPECT_TRUE(e[0].starts_with("listeners[0].address: ")) << e[0];
+  EXPECT_NE(e[1].find("upstreams[0]"), std::string::npos) << e[1];
+}
+
 TEST(ConfigLoad, SplitsUpstreamUrl) {
   struct url_case {
     std::string_view url, host;
@@ -830,6 +845,16 @@ TEST(ParseDuration, RejectsMalformedValues) {
                                 "3000000000000000h"}) {
     EXPECT_EQ(parse_duration(text), std::nullopt) << text;
   }
+}
+
+// Found by config_fuzz's reference parser: the whole units of "9223372036854775.999s" fit in
+// 64 bits, and adding the fraction's 999 ms overflowed (signed overflow: undefined behaviour).
+TEST(ParseDuration, FractionOverflowIsRejected) {
+  EXPECT_EQ(parse_duration("9223372036854775.999s"), std::nullopt);
+  EXPECT_EQ(parse_duration("-9223372036854775.999s"), std::nullopt);
+  EXPECT_EQ(parse_duration("9223372036854775.807s"),
+            duration{std::numeric_limits<std::int64_t>::max()});
+  EXPECT_EQ(parse_duration("9223372036854775.8075s"), std::nullopt);  // rounds up past it
 }
 
 TEST(ParseSize, AcceptsBytesAndBinarySuffixes) {

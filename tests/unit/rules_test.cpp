@@ -6,6 +6,7 @@
 
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -665,6 +666,41 @@ TEST(IsValidHost, UriHostWithOptionalPort) {
        {"", ":80", "a b", "evil.example/x?y#z", "a@b:c:d", "a:b:c", "[::1", "[::1]x", "[zz]", "[]",
         "x:123456", "x:65536", "x:8o", "a\\b", "a%zz", "a\tb", "ex\x80mple"}) {
     EXPECT_FALSE(is_valid_host(bad)) << bad;
+  }
+}
+
+// Found by rules_fuzz: inet_pton reads a C string, so a NUL inside the brackets ended the
+// literal early and "[::ffff:0.2.3.4\0\0]:80" passed as a valid host.
+TEST(IsValidHost, NulInsideAnIpv6LiteralIsInvalid) {
+  using namespace std::string_view_literals;
+  EXPECT_FALSE(is_valid_host("[::ffff:0.2.3.4\0\0]:80"sv));
+  EXPECT_FALSE(is_valid_host("[::1\0evil]"sv));
+  EXPECT_FALSE(is_valid_host("a\0b"sv));
+  EXPECT_TRUE(is_valid_host("[::ffff:0.2.3.4]:80"sv));
+}
+
+// --- absolute-form (RFC 9112 §3.2.2), as the HTTP/1.1 server applies it ----------------------
+
+TEST(SplitAbsoluteForm, GivesOriginFormAndTheAuthority) {
+  const std::tuple<std::string, std::string, std::string> cases[] = {
+      {"http://example.com/p?q", "example.com", "/p?q"},
+      {"HTTPS://[::1]:8443/a/../b", "[::1]:8443", "/a/../b"},  // normalised afterwards
+      {"http://h", "h", "/"},
+      {"http://h?q=1", "h", "/?q=1"},
+      {"http://h:/x", "h:", "/x"},
+  };
+  for (const auto& [in, host, origin] : cases) {
+    std::string t = in;
+    auto authority = split_absolute_form(t);
+    ASSERT_TRUE(authority) << in;
+    EXPECT_EQ(*authority, host) << in;
+    EXPECT_EQ(t, origin) << in;
+  }
+  for (std::string bad : {"ftp://h/x", "http:/h", "http://a b/", "http:///x", "http://a@b/",
+                          "http://abs.example\\x/k3", "h/x"}) {
+    std::string t = bad;
+    EXPECT_FALSE(split_absolute_form(t)) << bad;
+    EXPECT_EQ(t, bad) << "left alone";
   }
 }
 

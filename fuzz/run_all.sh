@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Runs every fuzz target (or those named) for SECONDS each, one after the other, at nice 19, in
+# scratch copies of the corpora; then merges what each found into a minimised copy and says
+# how much it grew. Nothing in git changes: copy what you want to keep (see fuzz/README.md).
+#
+#   fuzz/run_all.sh [-t SECONDS] [-j JOBS] [-b BUILD_DIR] [-o OUT_DIR] [TARGET...]
+#
+# -t  seconds per target (default 600); -j parallel jobs per target (default 1; each is a
+#     process, so CPU-seconds = SECONDS x JOBS); -b the fuzz build (default build-fuzz);
+# -o  where corpora, logs and crashes go (default /tmp/trafficcop-fuzz).
+# Per target, OUT/<target>/ holds corpus/ (the grown one), min/ (merged), log/ (libFuzzer's
+# output: look for "cov:" and "ft:") and crash-*/timeout-*/leak-* reproducers if any.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+secs=600 jobs=1 build="$here/../build-fuzz" out=/tmp/trafficcop-fuzz
+while getopts "t:j:b:o:" o; do
+  case $o in
+    t) secs=$OPTARG ;; j) jobs=$OPTARG ;; b) build=$OPTARG ;; o) out=$OPTARG ;;
+    *) sed -n 4,13p "$0"; exit 2 ;;
+  esac
+done
+shift $((OPTIND - 1))
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  # The list of fuzz/targets.cmake.
+  read -ra targets <<<"$(sed -n '/^set(TRAFFICCOP_FUZZ_TARGETS/,/)/p' "$here/targets.cmake" |
+    tr -d '()' | sed 's/set//; s/TRAFFICCOP_FUZZ_TARGETS//' | tr '\n' ' ')"
+fi
+
+# Per-target libFuzzer options: input size bounds, dictionaries, and for the HTTP/2 targets
+# (a server thread and loopback sockets per input) a longer per-input timeout.
+opts_for() {
+  case $1 in
+    http1_*) echo "-max_len=4096 -dict=$here/http.dict" ;;
+    config) echo "-max_len=4096 -dict=$here/config.dict" ;;
+    target) echo "-max_len=512 -dict=$here/target.dict" ;;
+    rules) echo "-max_len=1024 -dict=$here/rules.dict" ;;
+    upstream_url) echo "-max_len=256 -dict=$here/target.dict" ;;
+    h2_*) echo "-max_len=2048 -timeout=20 -dict=$here/h2.dict" ;;
+  esac
+}
+
+status=0
+for t in "${targets[@]}"; do
+  bin="$build/fuzz/${t}_fuzz"
+  [ -x "$bin" ] || { echo "$t: $bin not built (ninja -C $build ${t}_fuzz)"; status=1; continue; }
+  d="$out/$t"
+  mkdir -p "$d/corpus" "$d/log" "$d/min"
+  cp -n "$here/corpus/$t/"* "$d/corpus/" 2>/dev/null || true
+  before=$(ls "$d/corpus" | wc -l)
+  echo "== $t: ${secs}s x $jobs job(s), corpus $before files, logs in $d/log"
+  # shellcheck disable=SC2046
+  (cd "$d/log" && nice -n 19 "$bin" $(opts_for "$t") -max_total_time="$secs" \
+      -jobs="$jobs" -workers="$jobs" -print_final_stats=1 -artifact_prefix="$d/" \
+      "$d/corpus" >"$d/log/run.log" 2>&1) || { echo "$t: stopped with a finding, see $d/"; status=1; }
+  rm -rf "$d/min" && mkdir -p "$d/min"
+  # shellcheck disable=SC2046
+  nice -n 19 "$bin" $(opts_for "$t") -merge=1 "$d/min" "$here/corpus/$t" "$d/corpus" \
+    >"$d/log/merge.log" 2>&1 || true
+  first=$(grep -h -m1 "INITED" "$d/log/"fuzz-*.log "$d/log/run.log" 2>/dev/null | head -1)
+  last=$(grep -h -E "#[0-9]+.*cov:" "$d/log/"fuzz-*.log "$d/log/run.log" 2>/dev/null | tail -1)
+  echo "   first: $first"
+  echo "   last:  $last"
+  echo "   corpus: $before → $(ls "$d/corpus" | wc -l) files; merged: $(ls "$d/min" | wc -l)"
+  ls "$d"/crash-* "$d"/timeout-* "$d"/leak-* 2>/dev/null && status=1
+done
+exit $status
