@@ -109,6 +109,7 @@ class reloader {
     try {
       next = build(*r.cfg, m_.get(), old->upstreams);
     } catch (const std::exception& e) {
+      if (m_) m_->bind(old->cfg);  // the metrics show the routes that still serve
       return file_ + ": " + e.what() + "\n";
     }
     live_.swap(next);
