@@ -3,6 +3,7 @@
 #include "app/runtime.hpp"
 
 #include <signal.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -19,6 +20,18 @@
 
 namespace trafficcop::app {
 namespace {
+
+/// Tells systemd (Type=notify) what the service is doing; nothing without NOTIFY_SOCKET.
+void notify(const std::string& state) { sd_notify(0, state.c_str()); }
+
+/// RELOADING=1 needs the monotonic time with it (systemd 253's reload protocol).
+std::string reloading() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return "RELOADING=1\nMONOTONIC_USEC=" +
+         std::to_string(static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000 +
+                        static_cast<std::uint64_t>(ts.tv_nsec) / 1000);
+}
 
 /// The handler chain of `cfg`: router and proxies (reusing `before`'s unchanged upstreams),
 /// then the access log. Throws std::runtime_error if the access log cannot be opened.
@@ -70,6 +83,7 @@ class reloader {
   /// "" once the new config is live; else every reason, one a line (the old config stays).
   std::string reload(const char* who) {
     std::lock_guard l(mu_);
+    notify(reloading());
     std::string errors = reload_config(who);
     if (errors.empty()) {
       std::string err;
@@ -83,8 +97,10 @@ class reloader {
     if (!errors.empty()) {
       log::error("{}: not reloaded, the running config stays:\n{}", who, errors);
       st_->process.reloads_failed.fetch_add(1);
+      notify("READY=1\nSTATUS=serving; the last reload failed (see the log)");
       return errors;
     }
+    notify("READY=1\nSTATUS=serving; reloaded");
     st_->process.reloads_ok.fetch_add(1);
     st_->process.last_reload_success = static_cast<double>(std::time(nullptr));
     return {};
@@ -196,6 +212,8 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
     }
   }
   st->ready = true;
+  notify("READY=1\nSTATUS=serving on " + std::to_string(srv.local_endpoints().size()) +
+         " listener(s)");
 
   int sig = 0;
   for (;;) {
@@ -213,6 +231,7 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
     reloads.reload("SIGHUP");
   }
   st->draining = true;
+  notify("STOPPING=1\nSTATUS=draining");
   log::info("{}: draining for up to {} ms", sig == SIGINT ? "SIGINT" : "SIGTERM",
             cfg.timeouts.drain.count());
   srv.shutdown(cfg.timeouts.drain);
