@@ -135,6 +135,8 @@ std::string upstreams_json(const std::vector<upstream_runtime>& ups) {
   return out;
 }
 
+// Shaped like write_text (returns the error): an awaitable<void> version with
+// `if (co_await ...) co_return;` spun in its final suspend under g++ 12 (cause not found).
 asio::awaitable<error_code> reply(response_writer& w, int status, std::string_view type,
                                   std::string_view body) {
   w.header().set("Content-Type", type);
