@@ -18,6 +18,7 @@
 
 #include "app/counting_body.hpp"
 #include "app/gateway.hpp"
+#include "app/json.hpp"
 
 namespace trafficcop::app {
 namespace {
@@ -27,35 +28,6 @@ std::string_view proto_name(int version) {
 }
 
 using clock = std::chrono::steady_clock;
-
-void json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20 || c == 0x7f)
-          fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-        else
-          out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
 
 /// Combined-log fields may not contain '"' or control bytes; escape them, and every byte from
 /// 0x80 up, as \xHH: nginx's escaping, so that a line is ASCII whatever a client sent (a stray

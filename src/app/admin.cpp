@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The admin API's handler (admin.hpp).
 #include "app/admin.hpp"
+#include "app/json.hpp"
 
 #include <cmath>
 
@@ -13,21 +14,6 @@
 
 namespace trafficcop::app {
 namespace {
-
-void json_string(std::string& out, std::string_view s) {
-  out += '"';
-  for (unsigned char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      out += fmt::format("\\u{:04x}", c);
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  out += '"';
-}
 
 bool secret_key(std::string_view k) {
   return k == "key_file" || k.find("password") != std::string_view::npos ||
