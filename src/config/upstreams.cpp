@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The loader for upstreams[]: URL or endpoints, balancing, health, retries, breakers, TLS.
 #include "config/loader.hpp"
+#include "core/ip_port.hpp"
 
 #include <arpa/inet.h>
 
@@ -235,46 +236,13 @@ void loader::read_breaker(const node& n, const std::string& path, circuit_breake
                {"max_requests", into(b.max_requests)}});
 }
 
-namespace {
-
-/// "ip", "ip:port", "[v6]" or "[v6]:port".
-bool is_ip_and_port(const std::string& s) {
-  std::string host = s, port;
-  if (!s.empty() && s.front() == '[') {
-    auto close = s.find(']');
-    if (close == std::string::npos) return false;
-    host = s.substr(1, close - 1);
-    if (close + 1 < s.size()) {
-      if (s[close + 1] != ':') return false;
-      port = s.substr(close + 2);
-      if (port.empty()) return false;
-    }
-    in6_addr a6;
-    if (inet_pton(AF_INET6, host.c_str(), &a6) != 1) return false;
-  } else {
-    if (auto colon = s.find(':'); colon != std::string::npos) {
-      host = s.substr(0, colon);
-      port = s.substr(colon + 1);
-      if (port.empty()) return false;
-    }
-    in_addr a4;
-    if (inet_pton(AF_INET, host.c_str(), &a4) != 1) return false;
-  }
-  unsigned v = 0;
-  auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
-  return port.empty() ||
-         (ec == std::errc{} && end == port.data() + port.size() && v > 0 && v <= 65535);
-}
-
-}  // namespace
-
 void loader::read_resolve(const node& n, const std::string& path, upstream& u) {
   auto& r = u.resolve.emplace();
   auto servers = [&](const node& v, const std::string& at) {
     read_list(v, at, [&](const node& item, const std::string& iat) {
       std::string s;
       if (!read(item, iat, s)) return;
-      if (!is_ip_and_port(s))
+      if (!parse_ip_port(s, 53))
         return fail(iat, quote(s) +
                              " is not an IP address with an optional port (e.g. "
                              "127.0.0.1:5353, [::1]:53)");

@@ -16,6 +16,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "core/ip_port.hpp"
 #include "core/log.hpp"
 #include "core/watchdog.hpp"
 #include "upstream/dns.hpp"
@@ -33,34 +34,14 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
-/// "ip", "ip:port", "[v6]" or "[v6]:port" (port 53 by default); nullopt if not one of them.
+/// A DNS server's address (port 53 by default); nullopt if it is not one.
 std::optional<udp::endpoint> server_endpoint(const std::string& s) {
-  std::string host = s;
-  std::uint16_t port = 53;
+  auto p = parse_ip_port(s, 53);
+  if (!p) return std::nullopt;
   boost::system::error_code ec;
-  auto parse_port = [&](std::string_view p) {
-    unsigned v = 0;
-    if (p.empty() || p.size() > 5) return false;
-    for (char c : p) {
-      if (c < '0' || c > '9') return false;
-      v = v * 10 + static_cast<unsigned>(c - '0');
-    }
-    port = static_cast<std::uint16_t>(v);
-    return v > 0 && v <= 65535;
-  };
-  if (!s.empty() && s.front() == '[') {
-    auto close = s.find(']');
-    if (close == std::string::npos) return std::nullopt;
-    host = s.substr(1, close - 1);
-    if (close + 1 < s.size() && (s[close + 1] != ':' || !parse_port(s.substr(close + 2))))
-      return std::nullopt;
-  } else if (auto colon = s.find(':'); colon != std::string::npos && s.rfind(':') == colon) {
-    host = s.substr(0, colon);
-    if (!parse_port(s.substr(colon + 1))) return std::nullopt;
-  }
-  auto addr = asio::ip::make_address(host, ec);
+  auto addr = asio::ip::make_address(p->ip, ec);
   if (ec) return std::nullopt;
-  return udp::endpoint(addr, port);
+  return udp::endpoint(addr, p->port);
 }
 
 std::uint16_t random_id() {
