@@ -3,8 +3,6 @@
 #include "config/loader.hpp"
 #include "core/ip_port.hpp"
 
-#include <arpa/inet.h>
-
 #include <charconv>
 
 namespace trafficcop::config::detail {
