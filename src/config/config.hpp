@@ -275,6 +275,7 @@ struct route {
   header_edits response_headers;
   std::optional<duration> flush_interval;          // -1ms = flush every write
   std::optional<std::uint64_t> request_buffering;  // overrides the global setting
+  std::vector<std::string> rate_limits;            // names of rate_limits[] entries, all apply
 };
 
 struct limits {
@@ -283,6 +284,7 @@ struct limits {
   std::uint64_t max_uri_bytes = 8 * 1024;      // request-target; over → 414
   std::uint64_t max_body_bytes = 0;            // 0 = unlimited; over → 413
   std::uint32_t max_connections = 10000;       // client connections per worker; then accept waits
+  std::uint32_t max_connections_per_client = 0;  // per client address, all workers; 0 = no limit
 
   bool operator==(const limits&) const = default;
 };
@@ -357,6 +359,38 @@ struct admin {
   std::vector<std::string> allow;  // CIDRs of the clients it answers; required off loopback
 };
 
+/// One part of a rate limit's key (issue 11): the values are joined into the bucket's name.
+struct rate_key_part {
+  enum class kind { client_ip, header, route, upstream } what = kind::client_ip;
+  std::string header;  // kind::header: the field name, lower case
+
+  bool operator==(const rate_key_part&) const = default;
+};
+
+/// A named rate limit: `count` requests per `per`, up to `burst` at once (GCRA).
+struct rate_limit {
+  std::string name;
+  std::vector<rate_key_part> key = {rate_key_part{}};
+  std::uint64_t count = 0;    // rate: count / per ("100/s" → 100, 1s)
+  duration per{1000};         // 1s, 1m or 1h
+  std::uint32_t burst = 0;    // 0 in the file = count (one period's worth)
+  bool global = false;        // scope: local (this instance) or global (through redis)
+
+  bool operator==(const rate_limit&) const = default;
+};
+
+/// The store of global rate limits.
+struct redis {
+  std::string address = "127.0.0.1:6379";  // host:port, [v6]:port, or unix:/path
+  std::string username;                    // ACL user; "" = default
+  std::string password_file;               // first line is the password; or:
+  std::string password_env;                // the name of an environment variable holding it
+  duration timeout{50};                    // slower counts as a failure
+  bool fail_open = true;                   // failure_mode: open (allow, count) | closed (503)
+
+  bool operator==(const redis&) const = default;
+};
+
 struct config {
   std::uint32_t workers = 0;  // 0 = one per core
   std::vector<listener> listeners;
@@ -380,6 +414,8 @@ struct config {
   /// Peers (CIDRs, or addresses) whose X-Forwarded-For is believed (nginx's set_real_ip_from
   /// with real_ip_recursive on); as written in the file, each checked by the loader.
   std::vector<std::string> trusted_proxies;
+  std::vector<rate_limit> rate_limits;
+  std::optional<struct redis> redis;  // required when a rate limit is global
 };
 
 /// Buffered bodies are held in memory, per request: larger ones are streamed.
