@@ -48,7 +48,7 @@ struct env {
 
 env& environment() {
   static env e = [] {
-    spdlog::set_level(spdlog::level::off);
+    spdlog::set_level(std::getenv("FUZZ_VERBOSE") ? spdlog::level::debug : spdlog::level::off);
     env e;
     e.upstream = fuzz::sock::listen(e.upstream_port);
     http1_transport_options t;
@@ -93,8 +93,9 @@ void check_response(std::string_view bytes, bool reset, std::string_view input) 
             "response fields are tokens and valid values", f.name);
     bytes.remove_prefix(used);
     if (p.status() < 200) {
-      // An interim response, then the final one. If the upstream's stream fails in between,
-      // the proxy closes the connection (as after a final head) instead of answering 502:
+      // An interim response, then the final one. If the upstream's final head arrives with
+      // its body already failed (the stream reset or closed at once), the proxy has taken the
+      // status but not sent the head, and closes the connection instead of answering 502:
       // the client sees no final response, an abort it cannot take for success.
       if (bytes.empty()) return;
       continue;
