@@ -113,6 +113,20 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{60'000};
   /// The longest gap between two reads of a request body.
   std::chrono::milliseconds read_body_timeout{60'000};
+
+  /// Listening sockets to serve instead of binding new ones (systemd socket activation, the
+  /// binary upgrade: LISTEN_FDS). One whose local address equals a listen entry's serves that
+  /// entry: the inherited sockets of an entry are spread over the workers (a worker left
+  /// without one accepts on a duplicate of one, so no socket is added to or taken from the
+  /// port's SO_REUSEPORT group and no queued connection is lost). start() owns those it uses;
+  /// inherited_unused() gives back the others.
+  std::vector<int> inherited_fds;
+};
+
+/// A socket a server accepts on (server::listening_sockets()).
+struct listening_socket {
+  std::size_t listener = 0;  // index in server_options::listen
+  int fd = -1;               // owned by the server
 };
 
 /// Connection counts of one listener, summed over workers (metrics).
@@ -160,6 +174,11 @@ class server {
   std::size_t open_connections() const;
   /// Per listener (by index in server_options::listen), after start().
   std::vector<listener_counters> listener_stats() const;
+
+  /// Every accepting socket of every worker, after start() (to pass to a new process).
+  std::vector<listening_socket> listening_sockets() const;
+  /// The server_options::inherited_fds that start() did not use (the caller closes them).
+  std::vector<int> inherited_unused() const;
 
   struct impl;
 

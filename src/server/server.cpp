@@ -2,7 +2,12 @@
 // server: workers, listeners (SO_REUSEPORT per worker), accept loops, graceful drain.
 #include "trafficcop/server.hpp"
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <csignal>
+#include <cstring>
 #include <random>
 
 #include <boost/asio/as_tuple.hpp>
@@ -51,6 +56,48 @@ error_code parse_endpoint(const std::string& s, tcp::endpoint& ep) {
   if (ec) return ec;
   ep = tcp::endpoint(addr, static_cast<unsigned short>(port));
   return {};
+}
+
+/// An inherited socket (server_options::inherited_fds) and the address it listens on; one
+/// that is not a listening TCP socket is never matched.
+struct inherited_socket {
+  int fd = -1;
+  tcp::endpoint ep;
+  bool listening = false;
+  bool used = false;
+};
+
+std::vector<inherited_socket> inspect_inherited(const std::vector<int>& fds) {
+  std::vector<inherited_socket> out;
+  for (int fd : fds) {
+    inherited_socket s{fd, {}, false, false};
+    int type = 0, accepting = 0;
+    socklen_t len = sizeof type;
+    bool stream = ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type == SOCK_STREAM;
+    len = sizeof accepting;
+    bool listens = ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) == 0 && accepting;
+    sockaddr_storage ss{};
+    len = sizeof ss;
+    if (stream && listens && ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0 &&
+        (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+      std::memcpy(s.ep.data(), &ss, len);
+      s.ep.resize(len);
+      s.listening = true;
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+/// A fresh SO_REUSEPORT listener on `ep`.
+error_code bind_acceptor(tcp::acceptor& acc, const tcp::endpoint& ep) {
+  error_code ec;
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acc.set_option(reuse_port(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  return ec;
 }
 
 asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_listener* tls,
@@ -128,7 +175,52 @@ struct server::impl {
   std::vector<tcp::endpoint> endpoints;
   std::atomic<bool> shutting_down{false};
   detail::fd_plan fds;
+  std::vector<int> inherited_unused;
+
+  error_code bind_listener(std::size_t index, tcp::endpoint& ep,
+                           std::vector<inherited_socket>& pool);
 };
+
+error_code server::impl::bind_listener(std::size_t index, tcp::endpoint& ep,
+                                       std::vector<inherited_socket>& pool) {
+  std::vector<int> mine;  // inherited sockets on this address (never for port 0)
+  for (auto& s : pool)
+    if (ep.port() != 0 && s.listening && !s.used && s.ep == ep) {
+      s.used = true;
+      mine.push_back(s.fd);
+    }
+  if (mine.empty()) {
+    // Bind on every worker; the first bind of a port-0 address picks the port the other
+    // workers then share.
+    for (auto& w : workers) {
+      tcp::acceptor acc(w->ioc);
+      if (auto ec = bind_acceptor(acc, ep)) return ec;
+      ep = acc.local_endpoint();
+      w->acceptors.push_back(std::move(acc));
+      w->acceptor_listener.push_back(index);
+    }
+    return {};
+  }
+  // Every inherited socket is accepted on (closing one would reset the connections queued in
+  // its backlog): socket k goes to worker k % n, and a worker left without one accepts on a
+  // duplicate (the same socket, so its queue is shared rather than a new one made).
+  for (std::size_t k = 0; k < std::max(mine.size(), workers.size()); ++k) {
+    auto& w = workers[k % workers.size()];
+    int fd = k < mine.size() ? mine[k] : ::fcntl(mine[k % mine.size()], F_DUPFD_CLOEXEC, 3);
+    if (fd < 0) return error_code(errno, asio::error::get_system_category());
+    if (k < mine.size()) ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    tcp::acceptor acc(w->ioc);
+    error_code ec;
+    acc.assign(ep.protocol(), fd, ec);
+    if (ec) {
+      ::close(fd);
+      return ec;
+    }
+    w->acceptors.push_back(std::move(acc));
+    w->acceptor_listener.push_back(index);
+  }
+  return {};
+}
 
 server::server(server_options opts, handler h) : impl_(std::make_unique<impl>()) {
   impl_->opts = std::move(opts);
@@ -189,39 +281,30 @@ error_code server::start(std::string& what) {
           "ones are shed) and {} splice pipes",
           nofile.now, raised, plan.connections, plan.splice_pipes);
   }
-  // Bind every listener on every worker; the first bind of a port-0 address picks the port
-  // the other workers then share.
-  for (const auto& addr : o.listen) {
+  auto pool = inspect_inherited(o.inherited_fds);
+  for (std::size_t i = 0; i < o.listen.size(); ++i) {
     tcp::endpoint ep;
-    if (auto ec = parse_endpoint(addr, ep)) {
-      what = "listen " + addr + ": invalid address";
+    if (auto ec = parse_endpoint(o.listen[i], ep)) {
+      what = "listen " + o.listen[i] + ": invalid address";
       impl_->workers.clear();
       return ec;
     }
-    for (auto& w : impl_->workers) {
-      tcp::acceptor acc(w->ioc);
-      error_code ec;
-      acc.open(ep.protocol(), ec);
-      if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
-      if (!ec) acc.set_option(reuse_port(true), ec);
-      if (!ec) acc.bind(ep, ec);
-      if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
-      if (ec) {
-        what = "listen " + addr + ": " + ec.message();
-        impl_->workers.clear();
-        return ec;
-      }
-      ep = acc.local_endpoint();
-      w->acceptors.push_back(std::move(acc));
+    if (auto ec = impl_->bind_listener(i, ep, pool)) {
+      what = "listen " + o.listen[i] + ": " + ec.message();
+      impl_->workers.clear();
+      return ec;
     }
     impl_->endpoints.push_back(ep);
   }
+  for (const auto& s : pool)
+    if (!s.used) impl_->inherited_unused.push_back(s.fd);
   for (auto& w : impl_->workers) {
-    for (std::size_t i = 0; i < w->acceptors.size(); ++i) {
+    for (std::size_t a = 0; a < w->acceptors.size(); ++a) {
+      std::size_t i = w->acceptor_listener[a];
       auto* tls = impl_->tls[i].get();
       const listener_http2* h2 = &impl_->http2[i];
       if (tls ? !h2->enabled : !h2->h2c) h2 = nullptr;
-      asio::co_spawn(w->ioc, accept_loop(*w, w->acceptors[i], tls, h2, i),
+      asio::co_spawn(w->ioc, accept_loop(*w, w->acceptors[a], tls, h2, i),
                      [](std::exception_ptr e) {
                        if (e) log::error("accept loop ended by an exception");
                      });
@@ -307,6 +390,16 @@ std::vector<listener_counters> server::listener_stats() const {
   }
   return out;
 }
+std::vector<listening_socket> server::listening_sockets() const {
+  std::vector<listening_socket> out;
+  for (auto& w : impl_->workers)
+    for (std::size_t a = 0; a < w->acceptors.size(); ++a)
+      out.push_back({w->acceptor_listener[a], w->acceptors[a].native_handle()});
+  return out;
+}
+
+std::vector<int> server::inherited_unused() const { return impl_->inherited_unused; }
+
 std::size_t server::connection_budget() const noexcept { return impl_->fds.connections; }
 
 std::size_t server::open_connections() const {

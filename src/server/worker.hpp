@@ -39,7 +39,8 @@ struct worker {
   // only (other threads just post), so the reactor's per-descriptor locks are not needed.
   asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::vector<asio::ip::tcp::acceptor> acceptors;
-  std::unordered_set<connection*> conns;  // touched on this worker's thread only
+  std::vector<std::size_t> acceptor_listener;  // per acceptor: its index in opts.listen
+  std::unordered_set<connection*> conns;       // touched on this worker's thread only
   bool draining = false;
   /// Parked accept loops wait here while the worker is at max_connections.
   std::unique_ptr<asio::steady_timer> capacity;
