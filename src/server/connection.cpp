@@ -513,7 +513,11 @@ void connection::stop_watch() {
 void connection::drain() {
   draining_ = true;
   if (h2_) return h2_drain(*h2_);
-  if (idle_) close();
+  // Between two requests of a kept-alive connection: close now (its client retries on a new
+  // connection, RFC 9112 §9.3.1). A new connection that has not sent its first request yet is
+  // served once (with Connection: close): the client connected before the drain began and
+  // may have nothing to retry on; after a binary upgrade the new process accepts the rest.
+  if (idle_ && requests_ > 0) close();
 }
 
 void connection::force_close() {
@@ -575,7 +579,7 @@ asio::awaitable<void> connection::run() {
     close();
     co_return;
   }
-  while (!draining_ && co_await serve_one()) {
+  while ((!draining_ || requests_ == 0) && co_await serve_one()) {
   }
   bool unread = !pending().empty() || (parser_ && parser_->is_header_done() && !parser_->is_done());
   if (unread && !client_gone_ && sock_.is_open()) co_await linger();

@@ -46,7 +46,8 @@ class connection : public std::enable_shared_from_this<connection> {
   ~connection();
 
   asio::awaitable<void> run();
-  /// Graceful shutdown began: close now if between requests, else after this response.
+  /// Graceful shutdown began: close now if between requests, else after this response (a new
+  /// connection serves its first request, within read_header_timeout).
   void drain();
   /// The drain deadline passed: cancel the handler and close.
   void force_close();
