@@ -6,8 +6,10 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <mutex>
@@ -56,11 +58,13 @@ std::string read_file(const std::string& path) {
 }
 
 /// The admin listener of `cfg.admin` on its own server (one thread), or null if it fails.
-std::unique_ptr<server> start_admin(const config::config& cfg, std::shared_ptr<admin_state> st) {
+std::unique_ptr<server> start_admin(const config::config& cfg, std::shared_ptr<admin_state> st,
+                                    std::vector<int> inherited) {
   server_options o;
   o.listen = {cfg.admin->address};
   o.workers = 1;
   o.max_connections = 64;
+  o.inherited_fds = std::move(inherited);
   auto admin = std::make_unique<server>(o, admin_handler(std::move(st)));
   std::string what;
   if (admin->start(what)) {
@@ -153,10 +157,57 @@ class reloader {
   std::string file_;
 };
 
+/// A LISTEN_FDNAMES name: the listener's name when it is one (printable, no ':'), else
+/// "listener". Informational: the new process matches sockets by address.
+std::string fd_name(const config::config& cfg, std::size_t index) {
+  std::string n = index < cfg.listeners.size() ? cfg.listeners[index].name : "";
+  bool ok = !n.empty() && n.size() <= 255 &&
+            std::all_of(n.begin(), n.end(), [](char c) { return c > ' ' && c < 127 && c != ':'; });
+  return ok ? n : "listener";
+}
+
+/// How long a new binary may take to serve before the upgrade is given up (it is killed).
+constexpr std::chrono::seconds upgrade_timeout{30};
+
+/// SIGUSR2: starts the binary again with every listening socket; its pid once it serves, or
+/// -1 (logged; this process goes on serving, having never stopped accepting).
+pid_t upgrade(const server& srv, const server* admin, const config::config& cfg,
+              const process_origin& origin) {
+  std::vector<handed_socket> socks;
+  for (const auto& s : srv.listening_sockets()) socks.push_back({s.fd, fd_name(cfg, s.listener)});
+  if (admin)
+    for (const auto& s : admin->listening_sockets()) socks.push_back({s.fd, "admin"});
+  log::info("SIGUSR2: upgrade: starting {} with {} listening sockets", origin.exe, socks.size());
+  std::string why;
+  pid_t pid = start_successor(origin, socks, upgrade_timeout, why);
+  if (pid < 0) {
+    log::error("SIGUSR2: upgrade failed, this process goes on serving: {}", why);
+    notify("STATUS=serving; the last upgrade failed (see the log)");
+    return -1;
+  }
+  log::info("SIGUSR2: upgrade: pid {} serves; pid {} stops accepting and drains", pid, ::getpid());
+  // Under systemd the service's main process is the new one from now on (its notifications
+  // are the ones heard; this one's exit is not the service's).
+  notify("MAINPID=" + std::to_string(pid) + "\nSTATUS=upgraded to pid " + std::to_string(pid));
+  // Wait until systemd has read that: if it saw this process exit first, it would take the
+  // service for stopped and kill the new one with the rest of the cgroup.
+  if (std::getenv("NOTIFY_SOCKET")) sd_notify_barrier(0, 5'000'000);
+  return pid;
+}
+
+/// Closes inherited sockets that no listener of this config has (their queued connections
+/// are reset: the listener was removed).
+void close_unused(const std::vector<int>& fds) {
+  for (int fd : fds) ::close(fd);
+  if (!fds.empty())
+    log::warn("closed {} inherited listening socket(s) that no listener of the config has",
+              fds.size());
+}
+
 }  // namespace
 
 int run(const config::config& cfg, const std::string& yaml, const std::string& config_file,
-        const std::string& version) {
+        const std::string& version, const process_origin& origin) {
   // Signals are handled on the main thread only; no other thread ever sees them. Blocked
   // before anything starts a thread (health checks and DNS discovery do, in build), since a
   // thread inherits the mask and SIGHUP or SIGUSR1 delivered to one would kill the process.
@@ -166,6 +217,7 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);
+  sigaddset(&set, SIGUSR2);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -180,7 +232,13 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
   }
   live_config live(first);
 
-  server srv(to_server_options(cfg), live.entry());
+  // Sockets from systemd (socket activation) or from the process we upgrade.
+  const bool upgraded = started_by_upgrade();
+  auto so = to_server_options(cfg);
+  so.inherited_fds = inherited_sockets();
+  if (!so.inherited_fds.empty())
+    log::info("{} listening socket(s) inherited (LISTEN_FDS)", so.inherited_fds.size());
+  server srv(std::move(so), live.entry());
   std::string what;
   if (auto ec = srv.start(what)) {
     std::fprintf(stderr, "trafficcop: %s\n", what.c_str());
@@ -204,16 +262,20 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
   if (cfg.admin) {
     for (const auto& a : cfg.admin->allow)
       if (auto n = ip_network::parse(a)) st->allow.push_back(*n);  // checked by the loader
-    admin = start_admin(cfg, st);
+    admin = start_admin(cfg, st, srv.inherited_unused());
     if (!admin) {
       srv.shutdown(std::chrono::milliseconds(0));
       srv.wait();
       return 1;
     }
   }
+  close_unused(admin ? admin->inherited_unused() : srv.inherited_unused());
   st->ready = true;
-  notify("READY=1\nSTATUS=serving on " + std::to_string(srv.local_endpoints().size()) +
-         " listener(s)");
+  if (upgraded)  // the old process hands systemd over to us (MAINPID) once it has read this
+    announce_ready();
+  else
+    notify("READY=1\nSTATUS=serving on " + std::to_string(srv.local_endpoints().size()) +
+           " listener(s)");
 
   int sig = 0;
   for (;;) {
@@ -227,12 +289,19 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
         log::info("SIGUSR1: access log reopened");
       continue;
     }
+    if (sig == SIGUSR2) {
+      if (upgrade(srv, admin.get(), live.current()->cfg, origin) > 0) break;
+      continue;
+    }
     if (sig != SIGHUP) break;
     reloads.reload("SIGHUP");
   }
   st->draining = true;
-  notify("STOPPING=1\nSTATUS=draining");
-  log::info("{}: draining for up to {} ms", sig == SIGINT ? "SIGINT" : "SIGTERM",
+  if (sig != SIGUSR2) notify("STOPPING=1\nSTATUS=draining");  // not the service's stop
+  log::info("{}: draining for up to {} ms",
+            sig == SIGUSR2  ? "SIGUSR2"
+            : sig == SIGINT ? "SIGINT"
+                            : "SIGTERM",
             cfg.timeouts.drain.count());
   srv.shutdown(cfg.timeouts.drain);
   srv.wait();
