@@ -360,7 +360,7 @@ using scratch_recycler = recycler<connection::scratch, 128>;
 
 connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote,
                        const asio::ip::tcp::endpoint& local, std::shared_ptr<tls_server> tls,
-                       const listener_http2* http2, std::size_t listener)
+                       const listener_http2* http2, listener_ref listener)
     : sock_(std::move(sock)),
       w_(w),
       opts_(w.opts),
@@ -370,7 +370,9 @@ connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tc
             sock_.cancel(ignored);
           }),
       http2_(http2),
-      listener_(listener) {
+      listener_(listener.id),
+      listener_stats_(listener.stats),
+      proxy_protocol_(listener.proxy_protocol) {
   if (tls) {
     tls_certs_ = std::move(tls);
     tls_ = std::make_unique<io::tls_stream>(sock_, tls_certs_->context());
@@ -546,12 +548,11 @@ asio::awaitable<void> connection::run() {
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);  // write() tries a synchronous write first
   // The PROXY header comes first, before TLS (proxy_header.cpp).
-  if (listener_ < opts_.proxy_protocol.size() && opts_.proxy_protocol[listener_] &&
-      !co_await read_proxy_header()) {
+  if (proxy_protocol_ && !co_await read_proxy_header()) {
     close();
     co_return;
   }
-  auto& stats = w_.listeners[listener_];
+  auto& stats = *listener_stats_;
   if (tls_) {
     bool ok = co_await handshake();
     (ok ? stats.tls_ok : stats.tls_failed).fetch_add(1, std::memory_order_relaxed);
