@@ -36,12 +36,14 @@ std::string reloading() {
 }
 
 /// The handler chain of `cfg`: router and proxies (reusing `before`'s unchanged upstreams),
-/// then the access log. Throws std::runtime_error if the access log cannot be opened.
+/// then the access log; `listener_ids` are the server's ids of cfg.listeners (empty: their
+/// indexes). Throws std::runtime_error if the access log cannot be opened.
 std::shared_ptr<const generation> build(const config::config& cfg, metrics* m,
-                                        const std::vector<upstream_runtime>& before) {
+                                        const std::vector<upstream_runtime>& before,
+                                        const std::vector<std::size_t>& listener_ids = {}) {
   auto g = std::make_shared<generation>();
   g->cfg = cfg;
-  auto gw = build_gateway(cfg, m, before);
+  auto gw = build_gateway(cfg, m, before, listener_ids);
   g->h = std::move(gw.h);
   g->upstreams = std::move(gw.upstreams);
   if (cfg.access_log.path != "off") {
@@ -125,14 +127,27 @@ class reloader {
     auto old = live_.current();
     if (auto keys = needs_restart(old->cfg, *r.cfg); !keys.empty())
       return file_ + ": " + keys + " changed: these need a restart (or an upgrade, SIGUSR2)\n";
+    // Listeners added are bound first (they listen, nobody accepts yet), then the generation
+    // that routes by their ids goes live, then they accept and removed ones close.
     std::shared_ptr<const generation> next;
-    try {
-      next = build(*r.cfg, m_.get(), old->upstreams);
-    } catch (const std::exception& e) {
+    std::string what, build_error;
+    std::vector<std::size_t> ids;
+    auto ec = srv_.update_listeners(to_server_options(*r.cfg), what, [&](const auto& got) {
+      try {
+        next = build(*r.cfg, m_.get(), old->upstreams, got);
+      } catch (const std::exception& e) {
+        build_error = e.what();
+        return false;
+      }
+      ids = got;
+      live_.swap(next);
+      return true;
+    });
+    if (!build_error.empty()) {
       if (m_) m_->bind(old->cfg);  // the metrics show the routes that still serve
-      return file_ + ": " + e.what() + "\n";
+      return file_ + ": " + build_error + "\n";
     }
-    live_.swap(next);
+    if (ec) return file_ + ": " + what + "\n";
     // Upstreams the new config no longer has (or changed) stop their background work; their
     // requests in flight go on, on the old generation.
     for (const auto& u : old->upstreams) {
@@ -144,6 +159,10 @@ class reloader {
       std::lock_guard l(st_->mu);
       st_->upstreams = next->upstreams;
       st_->config_json = config_as_json(yaml);
+      for (std::size_t i = 0; i < ids.size(); ++i) {  // metrics name listeners by id
+        if (ids[i] >= st_->listeners.size()) st_->listeners.resize(ids[i] + 1);
+        st_->listeners[ids[i]] = r.cfg->listeners[i].address;
+      }
     }
     log::info("{}: config reloaded from {}", who, file_);
     return {};
