@@ -499,6 +499,7 @@ error_code server::update_listeners(
   for (auto* s : added_ptrs) log::info("listener {} added", s->address);
   for (auto id : removed)
     log::info("listener {} removed: its connections finish their requests", im.slots[id]->address);
+  if (added_ptrs.empty() && removed.empty()) return {};
   // By value: a worker late past the wait still finds them.
   on_each_worker(im.workers, [added_ptrs, added_socks, removed](worker& w) {
     for (std::size_t a = 0; a < added_ptrs.size(); ++a)
