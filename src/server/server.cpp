@@ -269,6 +269,26 @@ error_code server::impl::bind_listener(listener_slot& s, std::vector<inherited_s
 
 namespace {
 
+/// A kept listener's socket and TLS contexts stay: only its name may change.
+bool same_settings(const listener_slot& k, const listener_slot& s) {
+  const auto &a = k.tls_opts, &b = s.tls_opts;
+  bool same_hsts = a.hsts.has_value() == b.hsts.has_value() &&
+                   (!a.hsts || (a.hsts->max_age == b.hsts->max_age &&
+                                a.hsts->include_subdomains == b.hsts->include_subdomains &&
+                                a.hsts->preload == b.hsts->preload));
+  bool same_tls = a.certificates.empty() == b.certificates.empty() &&
+                  a.min_version == b.min_version && a.ciphers == b.ciphers &&
+                  a.client_ca_file == b.client_ca_file &&
+                  a.require_client_cert == b.require_client_cert && same_hsts;
+  const auto &x = k.http2, &y = s.http2;
+  bool same_h2 = x.enabled == y.enabled && x.h2c == y.h2c &&
+                 x.max_concurrent_streams == y.max_concurrent_streams &&
+                 x.initial_window_size == y.initial_window_size &&
+                 x.connection_window_size == y.connection_window_size &&
+                 x.max_header_list_size == y.max_header_list_size;
+  return same_tls && same_h2 && k.proxy_protocol == s.proxy_protocol;
+}
+
 /// Worker `w` accepts on `fd` for listener `s` (on w's thread, or before it runs).
 void accept_on(worker& w, listener_slot& s, int fd) {
   tcp::acceptor acc(w.ioc);
@@ -434,27 +454,13 @@ error_code server::update_listeners(
       undo();
       return asio::error::invalid_argument;
     }
-    auto kept = std::find_if(im.active.begin(), im.active.end(),
-                             [&](std::size_t id) { return im.slots[id]->address == s->address; });
+    // The same listener: the same address as written (port 0 too), or the same endpoint.
+    auto kept = std::find_if(im.active.begin(), im.active.end(), [&](std::size_t id) {
+      const auto& k = *im.slots[id];
+      return k.address == s->address || (s->ep.port() != 0 && k.ep == s->ep);
+    });
     if (kept != im.active.end()) {
-      const auto& k = *im.slots[*kept];
-      bool same_tls = k.tls_opts.certificates.empty() == s->tls_opts.certificates.empty() &&
-                      k.tls_opts.min_version == s->tls_opts.min_version &&
-                      k.tls_opts.ciphers == s->tls_opts.ciphers &&
-                      k.tls_opts.client_ca_file == s->tls_opts.client_ca_file &&
-                      k.tls_opts.require_client_cert == s->tls_opts.require_client_cert &&
-                      k.tls_opts.hsts.has_value() == s->tls_opts.hsts.has_value() &&
-                      (!k.tls_opts.hsts || (k.tls_opts.hsts->max_age == s->tls_opts.hsts->max_age &&
-                                            k.tls_opts.hsts->include_subdomains ==
-                                                s->tls_opts.hsts->include_subdomains &&
-                                            k.tls_opts.hsts->preload == s->tls_opts.hsts->preload));
-      const auto &a = k.http2, &b = s->http2;
-      bool same_h2 = a.enabled == b.enabled && a.h2c == b.h2c &&
-                     a.max_concurrent_streams == b.max_concurrent_streams &&
-                     a.initial_window_size == b.initial_window_size &&
-                     a.connection_window_size == b.connection_window_size &&
-                     a.max_header_list_size == b.max_header_list_size;
-      if (!same_tls || !same_h2 || k.proxy_protocol != s->proxy_protocol) {
+      if (!same_settings(*im.slots[*kept], *s)) {
         what = "listen " + s->address +
                ": its tls, http2 or proxy_protocol settings changed: that needs a restart or "
                "an upgrade (SIGUSR2); a listener added or removed does not";
