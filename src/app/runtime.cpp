@@ -86,6 +86,13 @@ class reloader {
            std::shared_ptr<admin_state> st, std::string file)
       : srv_(srv), live_(live), m_(std::move(m)), st_(std::move(st)), file_(std::move(file)) {}
 
+  /// Runs `f` with no reload running (an upgrade hands over the listeners as they are).
+  template <class F>
+  auto exclusive(F f) {
+    std::lock_guard l(mu_);
+    return f();
+  }
+
   /// "" once the new config is live; else every reason, one a line (the old config stays).
   std::string reload(const char* who) {
     std::lock_guard l(mu_);
@@ -309,7 +316,9 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
       continue;
     }
     if (sig == SIGUSR2) {
-      if (upgrade(srv, admin.get(), live.current()->cfg, origin) > 0) break;
+      if (reloads.exclusive(
+              [&] { return upgrade(srv, admin.get(), live.current()->cfg, origin); }) > 0)
+        break;
       continue;
     }
     if (sig != SIGHUP) break;
@@ -322,6 +331,9 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
             : sig == SIGINT ? "SIGINT"
                             : "SIGTERM",
             cfg.timeouts.drain.count());
+  // After an upgrade the new process answers the admin API (its /ready is 200): stop taking
+  // admin connections at once, or a health check could reach this one's 503.
+  if (sig == SIGUSR2 && admin) admin->shutdown(std::chrono::seconds(1));
   srv.shutdown(cfg.timeouts.drain);
   srv.wait();
   if (admin) {

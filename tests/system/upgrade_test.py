@@ -178,11 +178,25 @@ def test_upgrade_under_load():
     try:
         harness.wait_listening(admin, tc.p)
         fleet = Fleet(tc.port)
+        # A request held at the upstream keeps the old process draining until the test lets
+        # it go: it must then finish there, and meanwhile the admin API is the new one's.
+        held = http.client.HTTPConnection("127.0.0.1", tc.port, timeout=harness.DEADLINE)
+        held.request("GET", "/held?gate=held", headers={"x-test-id": "held"})
+        up.wait_records(lambda rs: any(r["id_header"] == "held" for r in rs), "the held one")
         time.sleep(1.0)  # steady load before (the load is the point of the test)
         t_signal = time.time()
         tc.p.send_signal(signal.SIGUSR2)
         pid = new_pid(tc)
         assert pid != tc.p.pid and alive(pid)
+        harness.wait_until(lambda: "SIGUSR2: draining" in tc.stderr(), "the old one's drain")
+        for _ in range(20):  # never the draining process's 503
+            assert admin_get(admin, "/ready") == (200, "ready\n")
+        assert tc.p.poll() is None, "the old process waits for its request in flight"
+        up.open_gate("held")
+        r = held.getresponse()
+        r.read()
+        assert r.status == 200 and r.getheader("connection") == "close", r.getheaders()
+        held.close()
         with open(f"/proc/{pid}/cmdline", "rb") as f:
             argv = f.read().split(b"\0")
         assert argv[0].endswith(b"trafficcop") and tc.path.encode() in argv, argv
