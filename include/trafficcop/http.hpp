@@ -171,7 +171,8 @@ struct request {
   bool forwarded_trusted = true;
   /// "ip:port" the request arrived on (with PROXY protocol: the destination it names).
   std::string local_addr;
-  /// The listener it arrived on: its index in server_options::listen.
+  /// The listener it arrived on: its index in server_options::listen, or the id
+  /// server::update_listeners gave it once a reload changed the listeners.
   std::size_t listener = 0;
   bool tls = false;
   /// mTLS: the subject of the client certificate the listener verified (RFC 2253, e.g.

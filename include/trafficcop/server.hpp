@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -113,6 +114,20 @@ struct server_options {
   std::chrono::milliseconds idle_timeout{60'000};
   /// The longest gap between two reads of a request body.
   std::chrono::milliseconds read_body_timeout{60'000};
+
+  /// Listening sockets to serve instead of binding new ones (systemd socket activation, the
+  /// binary upgrade: LISTEN_FDS). One whose local address equals a listen entry's serves that
+  /// entry: the inherited sockets of an entry are spread over the workers (a worker left
+  /// without one accepts on a duplicate of one, so no socket is added to or taken from the
+  /// port's SO_REUSEPORT group and no queued connection is lost). start() owns those it uses;
+  /// inherited_unused() gives back the others.
+  std::vector<int> inherited_fds;
+};
+
+/// A socket a server accepts on (server::listening_sockets()).
+struct listening_socket {
+  std::size_t listener = 0;  // index in server_options::listen
+  int fd = -1;               // owned by the server
 };
 
 /// Connection counts of one listener, summed over workers (metrics).
@@ -141,7 +156,21 @@ class server {
   /// nothing changes and `what` names it.
   [[nodiscard]] error_code reload_tls(std::string& what);
 
-  /// The bound addresses, one per listen entry (useful with port 0).
+  /// Reload of the listeners (keyed by address) to those of `next.listen`, with their `tls`,
+  /// `http2` and `proxy_protocol` (the rest of `next` is ignored). A listener whose address
+  /// is kept is untouched (its settings must be the same, else nothing changes); a new one is
+  /// bound (all or nothing: on a failure nothing changes and `what` names the address); a
+  /// removed one stops accepting and its connections close after their request in flight.
+  /// `activate` runs once the new sockets listen and before they accept, with the id of each
+  /// `next.listen` entry: request::listener of the connections it will take. A kept listener
+  /// keeps its id; a new one gets a number never used before. Start-up ids are the indexes in
+  /// server_options::listen. If `activate` returns false nothing changes.
+  [[nodiscard]] error_code update_listeners(
+      const server_options& next, std::string& what,
+      const std::function<bool(const std::vector<std::size_t>& ids)>& activate);
+
+  /// The bound addresses, one per listen entry (useful with port 0), the current ones after a
+  /// reload changed the listeners.
   std::vector<asio::ip::tcp::endpoint> local_endpoints() const;
 
   /// Stops accepting, lets in-flight requests finish for up to `drain`, then closes every
@@ -158,8 +187,14 @@ class server {
 
   /// Connections open now, summed over workers (for tests and metrics).
   std::size_t open_connections() const;
-  /// Per listener (by index in server_options::listen), after start().
+  /// Per listener id (see update_listeners: the index in server_options::listen unless a
+  /// reload changed the listeners; a removed listener's counters stay), after start().
   std::vector<listener_counters> listener_stats() const;
+
+  /// Every accepting socket of every worker, after start() (to pass to a new process).
+  std::vector<listening_socket> listening_sockets() const;
+  /// The server_options::inherited_fds that start() did not use (the caller closes them).
+  std::vector<int> inherited_unused() const;
 
   struct impl;
 

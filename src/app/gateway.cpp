@@ -276,7 +276,8 @@ handler proxy_for(const config::config& cfg, const config::route& r, const confi
 handler build_router(const config::config& cfg) { return build_gateway(cfg).h; }
 
 gateway build_gateway(const config::config& cfg, metrics* m,
-                      const std::vector<upstream_runtime>& before) {
+                      const std::vector<upstream_runtime>& before,
+                      const std::vector<std::size_t>& listener_ids) {
   gateway g;
   // One transport (and so one pool per worker) per upstream, shared by its routes. An
   // upstream configured as before keeps its transport: its pools stay warm, its health and
@@ -322,8 +323,8 @@ gateway build_gateway(const config::config& cfg, metrics* m,
       h = with_prefix_rewrite(std::move(h), r.path_prefix, r.strip_prefix ? "/" : r.prefix_rewrite);
     handlers.push_back(std::move(h));
   }
-  auto rt = std::make_shared<router>(route_table(cfg.routes, cfg.listeners), std::move(handlers),
-                                     m ? m->bind(cfg) : nullptr);
+  auto rt = std::make_shared<router>(route_table(cfg.routes, cfg.listeners, listener_ids),
+                                     std::move(handlers), m ? m->bind(cfg) : nullptr);
   handler h = [rt](response_writer& w, request& in) { return rt->serve(w, in); };
   g.h = with_request_identity(std::move(h), cfg.request_id, cfg.trace_context);
   return g;

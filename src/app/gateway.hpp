@@ -58,13 +58,15 @@ handler build_router(const config::config& cfg);
 /// The router and proxies for `cfg`, counting requests in `m` when given, with the upstreams
 /// it made (for metrics and the admin API). An upstream of `before` (the previous config's)
 /// configured exactly the same is reused as it is. `h` runs the request identity middleware
-/// (request_identity.hpp) before the router.
+/// (request_identity.hpp) before the router. `listener_ids`: the server's id of each of
+/// `cfg.listeners` (server::update_listeners); empty: their indexes.
 struct gateway {
   handler h;
   std::vector<upstream_runtime> upstreams;
 };
 gateway build_gateway(const config::config& cfg, metrics* m = nullptr,
-                      const std::vector<upstream_runtime>& before = {});
+                      const std::vector<upstream_runtime>& before = {},
+                      const std::vector<std::size_t>& listener_ids = {});
 
 server_options to_server_options(const config::config& cfg);
 

@@ -2,6 +2,8 @@
 // The live generation and its per-worker pins (live.hpp).
 #include "app/live.hpp"
 
+#include <algorithm>
+
 namespace trafficcop::app {
 
 handler live_config::entry() {
@@ -44,7 +46,17 @@ std::string needs_restart(const config::config& a, const config::config& b) {
     if (!out.empty()) out += ", ";
     out += key;
   };
-  check(a.listeners == b.listeners, "listeners");
+  // Listeners may come and go; one kept (same address) keeps its socket, so its settings stay.
+  for (std::size_t i = 0; i < b.listeners.size(); ++i) {
+    const auto& n = b.listeners[i];
+    auto o = std::find_if(a.listeners.begin(), a.listeners.end(),
+                          [&](const config::listener& l) { return l.address == n.address; });
+    if (o == a.listeners.end()) continue;
+    std::string at = "listeners[" + std::to_string(i) + "].";
+    check(o->tls == n.tls, (at + "tls").c_str());
+    check(o->http2 == n.http2, (at + "http2").c_str());
+    check(o->proxy_protocol == n.proxy_protocol, (at + "proxy_protocol").c_str());
+  }
   check(a.workers == b.workers, "workers");
   check(a.limits == b.limits, "limits");
   check(a.timeouts == b.timeouts, "timeouts");

@@ -49,8 +49,9 @@ class live_config {
   std::atomic<std::uint64_t> version_{1};
 };
 
-/// The config keys a running server cannot take without a restart (listeners, workers,
-/// limits, timeouts...): "" if `a` and `b` agree on them, else which differ.
+/// The config keys a running server cannot take without a restart (workers, limits,
+/// timeouts, the settings of a listener whose address is kept...): "" if `a` and `b` agree
+/// on them, else which differ. Listeners added or removed are taken live.
 std::string needs_restart(const config::config& a, const config::config& b);
 
 }  // namespace trafficcop::app

@@ -105,6 +105,12 @@ int main(int argc, char** argv) {
       "  SIGHUP           reload: the config file (-c) and the TLS certificates are read\n"
       "                   again; a config that fails keeps the running one\n"
       "  SIGUSR1          reopen the access log file (for logrotate)\n"
+      "  SIGUSR2          upgrade: start the binary at the path it was started as, with the\n"
+      "                   same arguments and the listening sockets; once it serves, stop\n"
+      "                   accepting, drain and exit 0 (if it fails, keep serving)\n"
+      "\n"
+      "Listening sockets passed by systemd (LISTEN_FDS, a .socket unit) are served by the\n"
+      "listeners whose address they are bound to; docs/operations.md has the details.\n"
       "\n"
       "Configuration reference: docs/config.md");
   auto* check = app.add_subcommand("check", "Validate a configuration file and exit");
@@ -140,5 +146,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (int rc = report(r, source)) return rc;
-  return tc::app::run(*r.cfg, yaml, a.config_file, TRAFFICCOP_VERSION);
+  tc::app::process_origin origin{tc::app::executable_path(argv[0]),
+                                 std::vector<std::string>(argv, argv + argc)};
+  return tc::app::run(*r.cfg, yaml, a.config_file, TRAFFICCOP_VERSION, origin);
 }

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -200,11 +201,29 @@ void upstream_metrics(writer& w, const std::vector<upstream_runtime>& ups) {
   }
 }
 
-void listener_metrics(writer& w, const server& srv, const std::vector<std::string>& names) {
-  auto stats = srv.listener_stats();
-  auto name = [&](std::size_t i) -> std::string_view {
-    return i < names.size() ? std::string_view(names[i]) : std::string_view();
-  };
+void listener_metrics(writer& w, const server& srv, const std::vector<std::string>& ids) {
+  // By listener id; a listener removed and added again by reloads has two ids and one
+  // address: one series per address, summed, so that its counters never go back.
+  auto by_id = srv.listener_stats();
+  std::vector<std::string_view> names;
+  std::vector<listener_counters> stats;
+  for (std::size_t id = 0; id < by_id.size(); ++id) {
+    std::string_view n = id < ids.size() ? std::string_view(ids[id]) : std::string_view();
+    auto at = std::find(names.begin(), names.end(), n);
+    if (at == names.end()) {
+      names.push_back(n);
+      stats.push_back(by_id[id]);
+      continue;
+    }
+    auto& s = stats[static_cast<std::size_t>(at - names.begin())];
+    const auto& t = by_id[id];
+    s.accepted += t.accepted;
+    s.open_http1 += t.open_http1;
+    s.open_http2 += t.open_http2;
+    s.tls_handshakes_ok += t.tls_handshakes_ok;
+    s.tls_handshakes_failed += t.tls_handshakes_failed;
+  }
+  auto name = [&](std::size_t i) { return names[i]; };
   w.family("trafficcop_connections", "gauge", "Client connections open now.");
   for (std::size_t i = 0; i < stats.size(); ++i) {
     w.sample("trafficcop_connections", {{"listener", name(i)}, {"protocol", "http1"}},

@@ -90,7 +90,8 @@ void route_table::compile_sets(bucket& b) {
 }
 
 route_table::route_table(const std::vector<config::route>& routes,
-                         const std::vector<config::listener>& listeners) {
+                         const std::vector<config::listener>& listeners,
+                         const std::vector<std::size_t>& ids) {
   routes_.reserve(routes.size());
   std::string host;
   for (std::size_t i = 0; i < routes.size(); ++i) {
@@ -102,7 +103,7 @@ route_table::route_table(const std::vector<config::route>& routes,
     c.path_re = r.path_re;
     for (const auto& name : r.listeners)
       for (std::size_t l = 0; l < listeners.size(); ++l)
-        if (listeners[l].name == name) c.listeners.push_back(l);
+        if (listeners[l].name == name) c.listeners.push_back(l < ids.size() ? ids[l] : l);
     // A route limited to listeners whose names are not in this table matches nothing, not
     // everything (the loader rejects unknown names; this is for hand-built configs).
     if (!r.listeners.empty() && c.listeners.empty()) c.listeners.push_back(none);

@@ -39,9 +39,11 @@ class route_table {
   static constexpr std::size_t none = static_cast<std::size_t>(-1);
 
   /// `routes` as validated by the config loader; `listeners` gives each listener's name, by
-  /// its index in server_options::listen (request::listener).
+  /// its index in server_options::listen. `ids` is each listener's id (request::listener,
+  /// server::update_listeners), by the same index; empty: the ids are the indexes.
   route_table(const std::vector<config::route>& routes,
-              const std::vector<config::listener>& listeners);
+              const std::vector<config::listener>& listeners,
+              const std::vector<std::size_t>& ids = {});
 
   /// The index in `routes` of the route that takes `req`, or `none`. Allocates nothing once
   /// the thread has seen a host and query as long.

@@ -5,14 +5,16 @@
 
 #include <string>
 
+#include "app/upgrade.hpp"
 #include "config/config.hpp"
 
 namespace trafficcop::app {
 
 /// Serves `cfg` until SIGTERM or SIGINT, then drains; returns the exit status. `yaml` is the
 /// config's text (for GET /config); `config_file` is re-read on reload ("" when the config
-/// came from command-line flags: a reload then renews certificates only).
+/// came from command-line flags: a reload then renews certificates only). SIGUSR2 starts
+/// `origin` again with our listening sockets and, once it serves, drains and returns 0.
 int run(const config::config& cfg, const std::string& yaml, const std::string& config_file,
-        const std::string& version);
+        const std::string& version, const process_origin& origin);
 
 }  // namespace trafficcop::app

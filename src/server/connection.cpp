@@ -360,7 +360,7 @@ using scratch_recycler = recycler<connection::scratch, 128>;
 
 connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote,
                        const asio::ip::tcp::endpoint& local, std::shared_ptr<tls_server> tls,
-                       const listener_http2* http2, std::size_t listener)
+                       const listener_http2* http2, listener_ref listener)
     : sock_(std::move(sock)),
       w_(w),
       opts_(w.opts),
@@ -370,7 +370,9 @@ connection::connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tc
             sock_.cancel(ignored);
           }),
       http2_(http2),
-      listener_(listener) {
+      listener_(listener.id),
+      listener_stats_(listener.stats),
+      proxy_protocol_(listener.proxy_protocol) {
   if (tls) {
     tls_certs_ = std::move(tls);
     tls_ = std::make_unique<io::tls_stream>(sock_, tls_certs_->context());
@@ -513,7 +515,11 @@ void connection::stop_watch() {
 void connection::drain() {
   draining_ = true;
   if (h2_) return h2_drain(*h2_);
-  if (idle_) close();
+  // Between two requests of a kept-alive connection: close now (its client retries on a new
+  // connection, RFC 9112 §9.3.1). A new connection that has not sent its first request yet is
+  // served once (with Connection: close): the client connected before the drain began and
+  // may have nothing to retry on; after a binary upgrade the new process accepts the rest.
+  if (idle_ && requests_ > 0) close();
 }
 
 void connection::force_close() {
@@ -542,12 +548,11 @@ asio::awaitable<void> connection::run() {
   sock_.set_option(asio::ip::tcp::no_delay(true), ec);
   sock_.non_blocking(true, ec);  // write() tries a synchronous write first
   // The PROXY header comes first, before TLS (proxy_header.cpp).
-  if (listener_ < opts_.proxy_protocol.size() && opts_.proxy_protocol[listener_] &&
-      !co_await read_proxy_header()) {
+  if (proxy_protocol_ && !co_await read_proxy_header()) {
     close();
     co_return;
   }
-  auto& stats = w_.listeners[listener_];
+  auto& stats = *listener_stats_;
   if (tls_) {
     bool ok = co_await handshake();
     (ok ? stats.tls_ok : stats.tls_failed).fetch_add(1, std::memory_order_relaxed);
@@ -575,7 +580,7 @@ asio::awaitable<void> connection::run() {
     close();
     co_return;
   }
-  while (!draining_ && co_await serve_one()) {
+  while ((!draining_ || requests_ == 0) && co_await serve_one()) {
   }
   bool unread = !pending().empty() || (parser_ && parser_->is_header_done() && !parser_->is_done());
   if (unread && !client_gone_ && sock_.is_open()) co_await linger();

@@ -24,6 +24,7 @@
 #include "core/stream_io.hpp"
 #include "core/watchdog.hpp"
 #include "http1/parser.hpp"
+#include "server/worker.hpp"
 #include "trafficcop/http.hpp"
 #include "trafficcop/server.hpp"
 
@@ -39,15 +40,18 @@ class connection : public std::enable_shared_from_this<connection> {
   /// which saves a system call each; empty ones are asked of the socket.
   /// `tls`: the listener's certificates (the handshake runs first), or null for plain TCP.
   /// `http2`: the listener's HTTP/2 settings (ALPN h2 on TLS, prior knowledge if h2c).
-  /// `listener`: the listener's index in server_options::listen (request::listener).
+  /// `listener`: the listener's id (request::listener), counters and PROXY protocol setting.
   connection(asio::ip::tcp::socket sock, worker& w, const asio::ip::tcp::endpoint& remote = {},
              const asio::ip::tcp::endpoint& local = {}, std::shared_ptr<tls_server> tls = nullptr,
-             const listener_http2* http2 = nullptr, std::size_t listener = 0);
+             const listener_http2* http2 = nullptr, listener_ref listener = {});
   ~connection();
 
   asio::awaitable<void> run();
-  /// Graceful shutdown began: close now if between requests, else after this response.
+  /// Graceful shutdown began: close now if between requests, else after this response (a new
+  /// connection serves its first request, within read_header_timeout).
   void drain();
+  /// The id of the listener it came on (listener_ref::id).
+  std::size_t listener_id() const noexcept { return listener_; }
   /// The drain deadline passed: cancel the handler and close.
   void force_close();
 
@@ -120,7 +124,9 @@ class connection : public std::enable_shared_from_this<connection> {
   bool head_sent_ = false;  // of the current response (so a late 100 Continue is not sent)
   std::string remote_;
   std::string local_;
-  std::size_t listener_;           // index in server_options::listen
+  std::size_t listener_;  // listener_ref::id
+  listener_stats* listener_stats_;
+  bool proxy_protocol_;
   signed char peer_trusted_ = -1;  // remote_ in trusted_proxies: 1/0, -1 until first asked
   /// Per-request state reused from one request to the next, and from one connection to the
   /// next on this worker thread (a new connection takes a recycled one), so that steady

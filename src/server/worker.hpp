@@ -3,6 +3,7 @@
 #pragma once
 
 #include <atomic>
+#include <list>
 #include <memory>
 #include <string>
 #include <thread>
@@ -26,6 +27,21 @@ struct listener_stats {
   std::atomic<std::uint64_t> accepted{0}, open_http1{0}, open_http2{0}, tls_ok{0}, tls_failed{0};
 };
 
+/// A connection's listener: its id (request::listener; an index in server_options::listen
+/// until a reload changes the listeners, see server::update_listeners), counters and PROXY
+/// protocol setting. The counters outlive every connection (the server never frees them).
+struct listener_ref {
+  std::size_t id = 0;
+  listener_stats* stats = nullptr;
+  bool proxy_protocol = false;
+};
+
+/// An accepting socket of a worker and the id of its listener.
+struct worker_acceptor {
+  std::size_t listener;
+  asio::ip::tcp::acceptor acc;
+};
+
 struct worker {
   worker(const server_options& o, const handler& h, unsigned i) : opts(o), handle(h), index(i) {}
 
@@ -38,12 +54,13 @@ struct worker {
   // One thread runs this context and every socket and timer on it is used from that thread
   // only (other threads just post), so the reactor's per-descriptor locks are not needed.
   asio::io_context ioc{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
-  std::vector<asio::ip::tcp::acceptor> acceptors;
+  /// A list: accept loops hold references while a reload appends (on this thread only, once
+  /// the worker runs).
+  std::list<worker_acceptor> acceptors;
   std::unordered_set<connection*> conns;  // touched on this worker's thread only
   bool draining = false;
   /// Parked accept loops wait here while the worker is at max_connections.
   std::unique_ptr<asio::steady_timer> capacity;
-  listener_stats* listeners = nullptr;  // the server's, by listener index
   /// The worker's descriptor budget (core/fd_budget.hpp, issue 14.5): at `fd_plan.connections`
   /// open connections new ones are shed; `spare` sheds one when accept fails with EMFILE.
   fd_plan fds{SIZE_MAX, 64};
