@@ -196,6 +196,29 @@ def check_reports_yaml_paths():
 
 
 @test
+def cli_and_check_agree_with_startup():
+    # Issue 13: -c silently ignored the five-line flags; `check` passed listener names that
+    # start-up then refused; --log-level bogus turned logging off.
+    qs = f"{SRC}/examples/quickstart.yaml"
+    for flag, value in [("--listen", "127.0.0.1:1"), ("--workers", "3"),
+                        ("--drain-timeout", "1s"), ("--access-log", "off")]:
+        r = subprocess.run([TRAFFICCOP, "-c", qs, flag, value], capture_output=True, text=True,
+                           timeout=10)
+        assert r.returncode == 2, (flag, r)
+        assert f"{flag} is not used with -c FILE" in r.stderr, (flag, r.stderr)
+    r = subprocess.run([TRAFFICCOP, "--log-level", "bogus", "--upstream", "http://127.0.0.1:1"],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "--log-level" in r.stderr, r
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+        f.write("listeners: [{address: 'example.com:8080'}]\n"
+                "upstreams: [{name: a, url: 'http://127.0.0.1:1'}]\nroutes: [{upstream: a}]\n")
+    for cmd in ([TRAFFICCOP, "check", "-c", f.name], [TRAFFICCOP, "-c", f.name]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+        assert r.returncode == 1, r
+        assert 'listeners[0].address: "example.com" is not an IP address' in r.stderr, r.stderr
+
+
+@test
 def curl_sees_forwarding_headers():
     p, port = start_proxy()
     try:
@@ -799,8 +822,11 @@ try:
               mtls_listener_requires_and_logs_the_client_certificate,
               config_routes_and_header_edits,
               examples_run_against_a_real_upstream,
-              sigterm_drains_in_flight_request]:
-        t()
+              sigterm_drains_in_flight_request, cli_and_check_agree_with_startup]:
+        # SYSTEM_TEST_ONLY=name,name runs those alone (while working on one).
+        only = os.environ.get("SYSTEM_TEST_ONLY")
+        if not only or t.__name__ in only.split(","):
+            t()
 finally:
     echo.stop()
 print(f"{results['passed']} passed, {results['failed']} failed")
