@@ -23,9 +23,6 @@
 namespace trafficcop {
 
 namespace asio = boost::asio;
-namespace detail {
-class splice_endpoint;  // src/core/splice.hpp: the zero-copy relay's view of a socket
-}
 using error_code = boost::system::error_code;
 
 /// Case-insensitive ASCII comparison, as field names and tokens are compared (RFC 9110 §5.1).
@@ -115,9 +112,6 @@ class body_reader {
   /// small response leaves in one write while a stalled one is never held back. Conservative
   /// by default.
   virtual bool ready() const noexcept { return false; }
-  /// Internal hook for the zero-copy relay: the transport's body returns itself when the rest
-  /// of it is raw bytes on a plain socket. Wrappers keep the default (the ordinary copy).
-  virtual detail::splice_endpoint* splice_source() noexcept { return nullptr; }
 };
 
 /// A raw, full-duplex byte stream: a hijacked client connection or an upgraded upstream one.
@@ -202,6 +196,8 @@ struct request {
   std::string_view path() const noexcept;
   std::string_view raw_query() const noexcept;
 
+ private:
+  friend struct request_access;        // the server's connections (src/server/request_access.hpp)
   const bool* client_gone_ = nullptr;  // owned by the connection
 };
 
@@ -254,10 +250,6 @@ class response_writer {
     std::string endpoint;
   };
   virtual log_fields& log() = 0;
-
-  /// Internal hook for the zero-copy relay: the server's writer on a plain connection returns
-  /// itself. Wrappers keep the default (the ordinary copy through write()).
-  virtual detail::splice_endpoint* splice_sink() noexcept { return nullptr; }
 };
 
 using handler = std::function<asio::awaitable<void>(response_writer&, request&)>;

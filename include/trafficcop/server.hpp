@@ -161,9 +161,8 @@ class server {
   /// Per listener (by index in server_options::listen), after start().
   std::vector<listener_counters> listener_stats() const;
 
-  struct impl;
-
  private:
+  struct impl;
   std::unique_ptr<impl> impl_;
 };
 

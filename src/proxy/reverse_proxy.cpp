@@ -361,9 +361,14 @@ class proxy {
   /// The zero-copy path (src/core/splice.hpp): when the upstream body's rest is raw bytes on a
   /// plain socket and the client's writer takes exactly as many raw bytes, splice them.
   /// Returns the bytes moved (0: not applicable, copy as usual).
+  /// The server's writer and the HTTP/1 transport's body are splice_endpoints (private to the
+  /// library); anything else, a middleware's writer for one, copies.
   static asio::awaitable<read_result> try_splice(response_writer& w, upstream_response& res) {
-    auto* src = res.body().splice_source();
-    auto* dst = src ? w.splice_sink() : nullptr;
+    // Before the casts: small and chunked bodies (never spliced) do not pay for them.
+    if (res.content_length < static_cast<std::int64_t>(detail::min_splice_bytes))
+      co_return read_result{};
+    auto* src = dynamic_cast<detail::splice_endpoint*>(&res.body());
+    auto* dst = src ? dynamic_cast<detail::splice_endpoint*>(&w) : nullptr;
     if (!dst) co_return read_result{};
     std::uint64_t n = src->splice_room();
     if (n < detail::min_splice_bytes || n != dst->splice_room()) co_return read_result{};
