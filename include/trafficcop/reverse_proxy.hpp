@@ -16,6 +16,19 @@
 //      trailers follow (spec 36-37). A 101 becomes a two-way tunnel (spec 27-30).
 // Any failure before the head went out reaches `error_handler` (spec 44); after, the client
 // connection is aborted (spec 47).
+//
+// The hooks' contract (rewrite, modify_response, error_handler; handlers and middleware too):
+// - Thread: each runs on the worker thread that serves the request, inside the request's
+//   coroutine, once per request, never concurrently for one request. Different requests run
+//   the same hook at the same time on different workers: what a hook captures must be safe to
+//   read from several threads (or be per thread). A hook must not block the thread: it stalls
+//   every connection of that worker.
+// - Exceptions: the data plane uses error codes; a hook that throws fails its request alone.
+//   The exception leaves the proxy handler (the upstream connection, if any, is closed, never
+//   pooled), the server logs "handler threw: <what()>" (and the access log's error field) and
+//   answers 500 if no response head was sent, else aborts the client connection (spec 47).
+//   The client connection otherwise stays usable. Nothing else is retried or reported.
+// - Values: request::values carries what middleware set for this request (request_values).
 #pragma once
 
 #include <chrono>
@@ -90,16 +103,6 @@ struct reverse_proxy_options {
 /// error log; validate with parse_upstream_url() first.
 handler make_reverse_proxy(reverse_proxy_options opts);
 
-struct upstream_url {
-  std::string scheme;
-  std::string host;  // without brackets
-  std::uint16_t port = 80;
-  std::string path;   // raw
-  std::string query;  // raw, without '?'
-};
-
-/// Parses "http(s)://host[:port][/path][?query]" (port 80 or 443 by default); nullopt if
-/// malformed or another scheme.
-std::optional<upstream_url> parse_upstream_url(std::string_view url);
+// upstream_url and parse_upstream_url() are in transport.hpp (outbound_request::set_url).
 
 }  // namespace trafficcop

@@ -162,7 +162,7 @@ class proxy {
       if (!url_) log::error("reverse_proxy: invalid upstream URL \"{}\"", o_.upstream);
       if (url_) authority_ = authority(*url_);
     }
-    if (!o_.transport) o_.transport = make_http1_transport();
+    if (!o_.transport) o_.transport = make_transport();
     if (!o_.error_handler) o_.error_handler = default_error_handler;
   }
 

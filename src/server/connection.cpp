@@ -743,6 +743,7 @@ asio::awaitable<bool> connection::serve_one() {
   req.tls_client.assign(tls_client_);
   req.tls_version = tls_version_;
   request_access::set_client_gone(req, &client_gone_);
+  req.values.clear();  // a middleware's values are the request's, not the connection's
   continue_sent_ = head_sent_ = false;
   if (auto ec = co_await read_head(req)) {
     bool silent = ec == asio::error::eof || ec == asio::error::operation_aborted ||

@@ -68,8 +68,7 @@ TEST_F(errors, ConnectTimeoutIs504) {
   black_hole hole;
   ASSERT_GE(hole.filler.get(), 0);
   trafficcop::reverse_proxy_options o{.upstream = "http://127.0.0.1:" + std::to_string(hole.port)};
-  o.transport =
-      trafficcop::make_http1_transport({.connect_timeout = std::chrono::milliseconds(300)});
+  o.transport = trafficcop::make_transport({.connect_timeout = std::chrono::milliseconds(300)});
   start(std::move(o));
   auto t0 = std::chrono::steady_clock::now();
   auto res = fetch(get("/"));

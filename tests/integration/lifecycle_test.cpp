@@ -125,7 +125,7 @@ TEST_F(lifecycle, NoDescriptorLeakWithAbortingClients) {
     }
   });
   trafficcop::reverse_proxy_options o;
-  o.transport = trafficcop::make_http1_transport({.idle_timeout = std::chrono::milliseconds(300)});
+  o.transport = trafficcop::make_transport({.idle_timeout = std::chrono::milliseconds(300)});
   start(std::move(o));
   ASSERT_TRUE(fetch(get("/warm")));
   // The warm-up's pooled connection (an fd here and one in the fake upstream) expires first.

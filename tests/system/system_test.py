@@ -790,6 +790,19 @@ def examples_run_against_a_real_upstream():
     finally:
         log = stop_example(p)
     assert "GET /logged 200" in log and f"upstream=127.0.0.1:{ECHO_PORT}" in log, log
+    # Issue 13: middleware in a few lines, a value from with_auth to the rewrite hook.
+    p, port = run_example("middleware_chain", "s3cret")
+    try:
+        rc, body = curl(f"http://127.0.0.1:{port}/api/users")
+        assert rc == 0 and b"unauthorized" in body, body
+        rc, body = curl("-H", "Authorization: Bearer s3cret", f"http://127.0.0.1:{port}/api/users?x=1")
+        assert rc == 0 and b"GET /users?x=1 HTTP/1.1" in body, body
+        assert b"X-User: bearer" in body and b"Authorization" not in body, body
+        rc, body = curl("-H", "Authorization: Bearer s3cret", f"http://127.0.0.1:{port}/other")
+        assert rc == 0 and b"not found" in body, body
+    finally:
+        log = stop_example(p)
+    assert "GET /users 200" in log and "user=bearer" in log, log
 
 
 @test
