@@ -4,7 +4,13 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <thread>
+
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include "proxy_fixture.hpp"
 
@@ -213,6 +219,70 @@ TEST_F(library, SetXForwardedWhateverTheForwardedMode) {
   EXPECT_EQ(req.count("x-forwarded-for"), 1u);
   EXPECT_EQ(req.header("x-forwarded-host"), "client.example");
   EXPECT_EQ(req.header("x-forwarded-proto"), "http");
+}
+
+}  // namespace
+}  // namespace testnet
+
+namespace testnet {
+namespace {
+
+/// A streaming filter: upper-cases what it reads from the upstream's body.
+class upper_case final : public tc::body_reader {
+ public:
+  explicit upper_case(tc::body_reader& src) : src_(src) {}
+  tc::asio::awaitable<tc::read_result> read(tc::asio::mutable_buffer buf) override {
+    auto r = co_await src_.read(buf);
+    auto* p = static_cast<char*>(buf.data());
+    for (std::size_t i = 0; i < r.n; ++i) p[i] = static_cast<char>(std::toupper(p[i]));
+    co_return r;
+  }
+  bool ready() const noexcept override { return src_.ready(); }
+
+ private:
+  tc::body_reader& src_;
+};
+
+TEST_F(library, AsyncModifyResponseAwaitsAndFiltersTheBody) {
+  up.set_responder([](const message&) { return response(200, std::string(100'000, 'x')); });
+  tc::reverse_proxy_options o{.upstream = up.url()};
+  o.modify_response_async = [](tc::upstream_response& res, const tc::request&,
+                               tc::response_body& body) -> tc::asio::awaitable<tc::error_code> {
+    // Really asynchronous: a timer on the worker's executor.
+    tc::asio::steady_timer t(co_await tc::asio::this_coro::executor, std::chrono::milliseconds(20));
+    co_await t.async_wait(tc::asio::use_awaitable);
+    res.header.set("X-Filtered", "upper");
+    body.replace(std::make_unique<upper_case>(*body.reader));
+    co_return tc::error_code{};
+  };
+  start(std::move(o));
+  client c(port);
+  for (int i = 0; i < 2; ++i) {
+    auto res = c.request(get("/f"));
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->body, std::string(100'000, 'X'));
+    EXPECT_TRUE(res->complete);
+    EXPECT_TRUE(res->chunked);  // the upstream's Content-Length is gone with the old body
+    EXPECT_EQ(res->count("content-length"), 0u);
+    EXPECT_EQ(res->header("x-filtered"), "upper");
+  }
+  // The filter read the upstream's body to its end: the connection went back to the pool.
+  EXPECT_EQ(up.connections(), 1u);
+  EXPECT_EQ(up.requests().size(), 2u);
+}
+
+TEST_F(library, AsyncModifyResponseErrorIs502) {
+  tc::reverse_proxy_options o{.upstream = up.url()};
+  o.modify_response_async = [](tc::upstream_response&, const tc::request&,
+                               tc::response_body&) -> tc::asio::awaitable<tc::error_code> {
+    co_return tc::error_code(EACCES, boost::system::system_category());
+  };
+  start(std::move(o));
+  auto res = fetch(get("/e"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 502);
+  EXPECT_EQ(up.requests().size(), 1u);
 }
 
 }  // namespace

@@ -803,6 +803,17 @@ def examples_run_against_a_real_upstream():
     finally:
         log = stop_example(p)
     assert "GET /users 200" in log and "user=bearer" in log, log
+    # modify_response_async with a streaming filter: digits masked, length kept.
+    p, port = run_example("body_filter_proxy")
+    try:
+        r = subprocess.run(["curl", "-s", "-i", f"http://127.0.0.1:{port}/n123"],
+                           capture_output=True, timeout=30)
+        head, _, body = r.stdout.partition(b"\r\n\r\n")
+        assert b"GET /n### HTTP/#.#" in body and b"X-Forwarded-For: ###.#.#.#" in body, body
+        assert not any(ch in body for ch in b"0123456789"), body
+        assert f"content-length: {len(body)}".encode() in head.lower(), head
+    finally:
+        stop_example(p)
 
 
 @test
