@@ -423,7 +423,7 @@ class TlsUpstream:
     """An HTTPS server on 127.0.0.1 (Python's ssl) answering every GET with 200, the path and
     the Host it saw, with the given certificate."""
 
-    def __init__(self, certs, name):
+    def __init__(self, certs, name, client_ca=None):
         import http.server
         import ssl
 
@@ -431,7 +431,11 @@ class TlsUpstream:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self):  # noqa: N802 - the stdlib's name
-                body = f"tls ok {self.path} host={self.headers.get('Host')}".encode()
+                body = f"tls ok {self.path} host={self.headers.get('Host')}"
+                peer = self.connection.getpeercert()
+                if peer:  # mTLS: who the client certificate says the proxy is
+                    body += " client=" + dict(x[0] for x in peer["subject"])["commonName"]
+                body = body.encode()
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -442,6 +446,9 @@ class TlsUpstream:
 
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(os.path.join(certs, name + ".pem"), os.path.join(certs, name + ".key"))
+        if client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(client_ca)
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
@@ -533,6 +540,32 @@ def https_upstream_verified_and_failures_named():
     finally:
         for s in servers.values():
             s.stop()
+
+
+@test
+def https_upstream_mtls_presents_the_client_certificate():
+    # Issue 13: upstreams[].tls.cert_file/key_file had no test. The upstream requires a
+    # client certificate from our CA and says whose it saw.
+    certs = test_certs()
+    ca = os.path.join(certs, "ca.pem")
+    up = TlsUpstream(certs, "server", client_ca=ca)
+    try:
+        p, port = tls_proxy(up.port, f"ca_file: '{ca}', cert_file: '{certs}/client.pem', "
+                                     f"key_file: '{certs}/client.key'")
+        try:
+            rc, out = tcurl(f"http://127.0.0.1:{port}/m")
+            assert rc == 0 and out.startswith("tls ok /base/m") and "client=client" in out, out
+        finally:
+            p.stop()
+        # Without the client certificate the upstream refuses the handshake: 502.
+        p, port = tls_proxy(up.port, f"ca_file: '{ca}'")
+        try:
+            rc, out = tcurl("-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/")
+            assert out == "502", out
+        finally:
+            p.stop()
+    finally:
+        up.stop()
 
 
 def tls_listener(certs, extra=""):
@@ -846,7 +879,8 @@ try:
               mtls_listener_requires_and_logs_the_client_certificate,
               config_routes_and_header_edits,
               examples_run_against_a_real_upstream,
-              sigterm_drains_in_flight_request, cli_and_check_agree_with_startup]:
+              sigterm_drains_in_flight_request, cli_and_check_agree_with_startup,
+              https_upstream_mtls_presents_the_client_certificate]:
         # SYSTEM_TEST_ONLY=name,name runs those alone (while working on one).
         only = os.environ.get("SYSTEM_TEST_ONLY")
         if not only or t.__name__ in only.split(","):
