@@ -287,3 +287,21 @@ TEST_F(library, AsyncModifyResponseErrorIs502) {
 
 }  // namespace
 }  // namespace testnet
+
+namespace testnet {
+namespace {
+
+TEST_F(library, UpstreamNamedByDnsName) {
+  // Issue 13: names (not IP literals) had no test. "localhost" goes through the resolver.
+  start({.upstream = "http://localhost:" + std::to_string(up.port()) + "/base"});
+  auto res = fetch(get("/by-name"));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  ASSERT_TRUE(up.wait_requests(1));
+  auto req = up.requests().at(0);
+  EXPECT_EQ(req.target(), "/base/by-name");
+  EXPECT_EQ(req.header("host"), "localhost:" + std::to_string(up.port()));
+}
+
+}  // namespace
+}  // namespace testnet
