@@ -3,14 +3,9 @@
 //
 //   UPSTREAM_TOKEN=s3cret auth_header_proxy 127.0.0.1:8080 http://127.0.0.1:9000
 //   auth_header_proxy 127.0.0.1:8080 http://127.0.0.1:9000 s3cret
-#include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 
 #include "trafficcop/reverse_proxy.hpp"
 #include "trafficcop/server.hpp"
@@ -40,14 +35,9 @@ int main(int argc, char** argv) {
   };
 
   server srv({.listen = {argv[1]}}, make_reverse_proxy(std::move(opts)));
-  std::string what;
-  if (auto ec = srv.start(what)) {
+  std::string what;  // run() serves until Ctrl-C or SIGTERM, then drains for up to 10 s
+  if (auto ec = srv.run(what)) {
     std::fprintf(stderr, "%s: %s\n", what.c_str(), ec.message().c_str());
     return 1;
   }
-  asio::io_context main_loop;  // waits for Ctrl-C or SIGTERM, then drains for up to 10 s
-  asio::signal_set signals(main_loop, SIGINT, SIGTERM);
-  signals.async_wait([&](error_code, int) { srv.shutdown(std::chrono::seconds(10)); });
-  main_loop.run();
-  srv.wait();
 }

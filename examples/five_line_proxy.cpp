@@ -5,13 +5,8 @@
 //
 // Go's five-line httputil.ReverseProxy program, in C++: the proxy is a handler, the server runs
 // it. Requests and responses are streamed; upstream connections are pooled per worker thread.
-#include <chrono>
-#include <csignal>
 #include <cstdio>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 
 #include "trafficcop/reverse_proxy.hpp"
 #include "trafficcop/server.hpp"
@@ -23,19 +18,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // The five lines: a server whose handler is a reverse proxy, started.
+  // The five lines: a server whose handler is a reverse proxy, run until Ctrl-C or SIGTERM,
+  // which lets in-flight requests finish for up to 10 s.
   server srv({.listen = {argv[1]}}, make_reverse_proxy({.upstream = argv[2]}));
   std::string what;
-  if (auto ec = srv.start(what)) {
+  if (auto ec = srv.run(what)) {
     std::fprintf(stderr, "%s: %s\n", what.c_str(), ec.message().c_str());
     return 1;
   }
-
-  // The workers run on their own threads; the main thread only waits for Ctrl-C or SIGTERM,
-  // then lets in-flight requests finish for up to 10 s.
-  asio::io_context main_loop;
-  asio::signal_set signals(main_loop, SIGINT, SIGTERM);
-  signals.async_wait([&](error_code, int) { srv.shutdown(std::chrono::seconds(10)); });
-  main_loop.run();
-  srv.wait();
 }

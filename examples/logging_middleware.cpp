@@ -4,38 +4,30 @@
 //   logging_middleware 127.0.0.1:8080 http://127.0.0.1:9000
 //   → GET /index.html 200 1532us 4096B upstream=127.0.0.1:9000
 #include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <memory>
 #include <string>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 
 #include "trafficcop/reverse_proxy.hpp"
 #include "trafficcop/server.hpp"
 
 using namespace trafficcop;
 
-// The middleware proper: call the next handler, then log what the response writer recorded.
-// `next` is held by a shared_ptr copied into the coroutine frame, so it outlives every
-// suspension (a coroutine lambda's captures would not be copied into its frame).
-asio::awaitable<void> log_request(std::shared_ptr<const handler> next, response_writer& w,
-                                  request& r) {
-  const auto start = std::chrono::steady_clock::now();
-  co_await (*next)(w, r);
-  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-      std::chrono::steady_clock::now() - start);
-  std::printf("%s %.*s %d %lldus %lluB upstream=%s\n", r.method.c_str(),
-              static_cast<int>(r.path().size()), r.path().data(), w.status(),
-              static_cast<long long>(us.count()),
-              static_cast<unsigned long long>(w.bytes_written()), w.log().upstream_addr.c_str());
-}
-
-// handler → handler: wraps any handler, a proxy, a router or another middleware.
+// handler → handler: wraps any handler, a proxy, a router or another middleware. middleware()
+// keeps `next` and the lambda alive for as long as each request's coroutine runs.
 handler with_logging(handler next) {
-  auto p = std::make_shared<const handler>(std::move(next));
-  return [p](response_writer& w, request& r) { return log_request(p, w, r); };
+  return middleware(
+      std::move(next),
+      [](const handler& next, response_writer& w, request& r) -> asio::awaitable<void> {
+        const auto start = std::chrono::steady_clock::now();
+        co_await next(w, r);
+        const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::steady_clock::now() - start);
+        std::printf("%s %.*s %d %lldus %lluB upstream=%s\n", r.method.c_str(),
+                    static_cast<int>(r.path().size()), r.path().data(), w.status(),
+                    static_cast<long long>(us.count()),
+                    static_cast<unsigned long long>(w.bytes_written()),
+                    w.log().upstream_addr.c_str());
+      });
 }
 
 int main(int argc, char** argv) {
@@ -45,13 +37,8 @@ int main(int argc, char** argv) {
   }
   server srv({.listen = {argv[1]}}, with_logging(make_reverse_proxy({.upstream = argv[2]})));
   std::string what;
-  if (auto ec = srv.start(what)) {
+  if (auto ec = srv.run(what)) {
     std::fprintf(stderr, "%s: %s\n", what.c_str(), ec.message().c_str());
     return 1;
   }
-  asio::io_context main_loop;  // waits for Ctrl-C or SIGTERM, then drains for up to 10 s
-  asio::signal_set signals(main_loop, SIGINT, SIGTERM);
-  signals.async_wait([&](error_code, int) { srv.shutdown(std::chrono::seconds(10)); });
-  main_loop.run();
-  srv.wait();
 }

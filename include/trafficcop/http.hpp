@@ -7,9 +7,11 @@
 #pragma once
 
 #include <algorithm>
+#include <any>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,9 +25,6 @@
 namespace trafficcop {
 
 namespace asio = boost::asio;
-namespace detail {
-class splice_endpoint;  // src/core/splice.hpp: the zero-copy relay's view of a socket
-}
 using error_code = boost::system::error_code;
 
 /// Case-insensitive ASCII comparison, as field names and tokens are compared (RFC 9110 §5.1).
@@ -115,9 +114,6 @@ class body_reader {
   /// small response leaves in one write while a stalled one is never held back. Conservative
   /// by default.
   virtual bool ready() const noexcept { return false; }
-  /// Internal hook for the zero-copy relay: the transport's body returns itself when the rest
-  /// of it is raw bytes on a plain socket. Wrappers keep the default (the ordinary copy).
-  virtual detail::splice_endpoint* splice_source() noexcept { return nullptr; }
 };
 
 /// A raw, full-duplex byte stream: a hijacked client connection or an upgraded upstream one.
@@ -137,6 +133,41 @@ enum class underscore_fields {
   drop,    // remove the field before any handler sees it (nginx's default)
   keep,    // pass it on (nginx's underscores_in_headers on)
   reject,  // answer 400
+};
+
+/// The key of a per-request value of type T (Go's context.WithValue key): its address is the
+/// identity, so define one per value as a namespace-scope constant:
+///   inline constexpr trafficcop::request_key<std::string> user_key;
+template <class T>
+struct request_key {};
+
+/// Values that the handlers, middleware and hooks of one request share (Go's context values):
+/// an auth middleware sets the user, the proxy's rewrite hook and a logging middleware read
+/// it. Cleared by the server before each request; empty costs nothing, and a value costs an
+/// allocation only when it is larger than a pointer (std::any's small buffer).
+class request_values {
+ public:
+  template <class T>
+  void set(const request_key<T>& key, T value) {
+    for (auto& [k, v] : items_)
+      if (k == &key) {
+        v = std::move(value);
+        return;
+      }
+    items_.emplace_back(&key, std::move(value));
+  }
+  /// The value set under `key` in this request, or null.
+  template <class T>
+  const T* get(const request_key<T>& key) const noexcept {
+    for (const auto& [k, v] : items_)
+      if (k == &key) return std::any_cast<T>(&v);
+    return nullptr;
+  }
+  void clear() noexcept { items_.clear(); }
+  bool empty() const noexcept { return items_.empty(); }
+
+ private:
+  std::vector<std::pair<const void*, std::any>> items_;
 };
 
 /// An inbound request, as parsed and validated by the server. Handlers must treat it as
@@ -195,6 +226,9 @@ struct request {
   /// The TLS version of the connection as OpenSSL names it ("TLSv1.3"); empty on plain ones.
   std::string_view tls_version;
   std::chrono::steady_clock::time_point received_at{};
+  /// Per-request values shared by middleware and hooks (see request_values). Unlike the rest
+  /// of the request, handlers may write these.
+  mutable request_values values;
 
   /// True once the client has gone away; awaited operations in the handler are cancelled
   /// at that moment (spec 49).
@@ -203,6 +237,8 @@ struct request {
   std::string_view path() const noexcept;
   std::string_view raw_query() const noexcept;
 
+ private:
+  friend struct request_access;        // the server's connections (src/server/request_access.hpp)
   const bool* client_gone_ = nullptr;  // owned by the connection
 };
 
@@ -255,13 +291,43 @@ class response_writer {
     std::string endpoint;
   };
   virtual log_fields& log() = 0;
-
-  /// Internal hook for the zero-copy relay: the server's writer on a plain connection returns
-  /// itself. Wrappers keep the default (the ordinary copy through write()).
-  virtual detail::splice_endpoint* splice_sink() noexcept { return nullptr; }
 };
 
 using handler = std::function<asio::awaitable<void>(response_writer&, request&)>;
+
+namespace middleware_impl {
+template <class State>
+asio::awaitable<void> call(std::shared_ptr<const State> s, response_writer& w, request& r) {
+  co_await s->fn(s->next, w, r);  // `s`, a parameter, lives in this frame: so do next and fn
+}
+}  // namespace middleware_impl
+
+/// A handler that runs `fn(next, w, r)`: middleware in a few lines, without the dangling
+/// captures of a coroutine lambda (a lambda's captures live in the lambda object, which a
+/// std::function may copy or destroy while the coroutine is suspended). `fn` is any callable
+/// `(const handler& next, response_writer&, request&) -> awaitable<void>`, a capturing
+/// coroutine lambda included: it and `next` are kept in one shared state that each request's
+/// coroutine holds (a reference count; the frame comes from Asio's per-thread recycling, like
+/// every handler's). More in examples/middleware_chain.cpp.
+///
+///   handler with_auth(handler next, std::string token) {
+///     return middleware(std::move(next), [token](const handler& next, response_writer& w,
+///                                                request& r) -> asio::awaitable<void> {
+///       if (r.header.get("authorization") == "Bearer " + token)
+///         co_await next(w, r);
+///       else
+///         co_await write_text(w, 401, "unauthorized\n");
+///     });
+///   }
+template <class Fn>
+handler middleware(handler next, Fn fn) {
+  struct state {
+    handler next;
+    Fn fn;
+  };
+  auto s = std::make_shared<const state>(state{std::move(next), std::move(fn)});
+  return [s](response_writer& w, request& r) { return middleware_impl::call(s, w, r); };
+}
 
 /// Writes a complete small response: status, Content-Type text/plain, body.
 asio::awaitable<error_code> write_text(response_writer& w, int status, std::string_view body);

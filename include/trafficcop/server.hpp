@@ -180,6 +180,14 @@ class server {
   /// Blocks until every worker has stopped (after shutdown()).
   void wait();
 
+  /// The whole life of a program's server in one call: start(), then serve until SIGINT or
+  /// SIGTERM arrives, then shutdown(drain) and wait(). Returns start()'s error (with `what`)
+  /// without serving, else {} once every worker stopped. The signals are caught only while
+  /// run() runs (an Asio signal_set on the calling thread; its own handlers are restored
+  /// after), so call it from the main thread of a program that handles no signals itself.
+  [[nodiscard]] error_code run(std::string& what,
+                               std::chrono::milliseconds drain = std::chrono::seconds(10));
+
   /// Client connections per worker that the descriptor limit allows (after start()): at this
   /// many, new connections are shed. Each counts two descriptors (its upstream connection),
   /// beside a reserve and the splice pipes (src/core/fd_budget.hpp).
@@ -196,9 +204,8 @@ class server {
   /// The server_options::inherited_fds that start() did not use (the caller closes them).
   std::vector<int> inherited_unused() const;
 
-  struct impl;
-
  private:
+  struct impl;
   std::unique_ptr<impl> impl_;
 };
 

@@ -8,12 +8,26 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "trafficcop/error.hpp"
 #include "trafficcop/http.hpp"
 
 namespace trafficcop {
+
+struct upstream_url {
+  std::string scheme;
+  std::string host;  // without brackets
+  std::uint16_t port = 80;
+  std::string path;   // raw
+  std::string query;  // raw, without '?'
+};
+
+/// Parses "http(s)://host[:port][/path][?query]" (port 80 or 443 by default); nullopt if
+/// malformed or another scheme.
+std::optional<upstream_url> parse_upstream_url(std::string_view url);
 
 /// The request as it goes upstream. The proxy fills it from the inbound request; `rewrite`
 /// may change any of it.
@@ -58,6 +72,29 @@ struct outbound_request {
   /// transport that sends the request to another address (a load-balanced endpoint) sets
   /// Host to that address's authority.
   bool host_follows_endpoint = false;
+
+  // The URL as parts (Go's ProxyRequest.Out.URL), for a rewrite hook: `target` stays the one
+  // place the path and query live, so a rewrite never splits or rebuilds a query by hand.
+
+  /// The path of `target`, still percent-encoded ("/base/dir").
+  std::string_view path() const noexcept;
+  /// The raw query of `target`, without '?' ("" when there is none).
+  std::string_view raw_query() const noexcept;
+  /// Replaces the path (raw, must start with '/'), keeping the query.
+  void set_path(std::string_view raw_path);
+  /// Replaces the query (raw, without '?'; "" removes it), keeping the path.
+  void set_raw_query(std::string_view raw_query);
+  /// Go's ProxyRequest.SetURL: sends the request to `base` (scheme, host, port; `address`
+  /// cleared), with base's path joined to the inbound path by one '/' ("/api" + "/x" →
+  /// "/api/x", spec 1-2), base's query then the inbound one (spec 3), and Host set to base's
+  /// authority. The inbound path and query are those of `inbound` (request::target), or of
+  /// this request's `target` when there is no inbound request.
+  void set_url(const upstream_url& base);
+  /// Go's ProxyRequest.SetXForwarded: X-Forwarded-For is the inbound request's (when its peer
+  /// is trusted, request::forwarded_trusted) plus the client's address, X-Forwarded-Host the
+  /// inbound Host, X-Forwarded-Proto "http" or "https", whatever the proxy's `forwarded` mode
+  /// did before. Does nothing without `inbound`.
+  void set_xforwarded();
 };
 
 /// A response head from upstream, with its body still on the wire. Destroying it releases the
@@ -117,7 +154,7 @@ struct upstream_tls_options {
   std::string ca_file;
   /// Name sent as SNI and verified in the certificate; empty = the URL's host.
   std::string server_name;
-  /// Tests only: accept any certificate. make_http1_transport logs a warning.
+  /// Tests only: accept any certificate. make_transport logs a warning.
   bool insecure_skip_verify = false;
   /// Client certificate chain and key (PEM) for upstreams that ask for one (mTLS).
   std::string cert_file;
@@ -136,7 +173,12 @@ enum class http2_mode {
 };
 
 struct http1_transport_options {
+  /// Resolving, connecting and the TLS handshake; expiry → 504 (a refused connect → 502).
   std::chrono::milliseconds connect_timeout{5'000};
+  /// Go's Transport.ResponseHeaderTimeout: from the request sent to the whole response head
+  /// received; expiry → 504. 0 = the request's own bound only (reverse_proxy_options::
+  /// response_timeout). The shorter of the two applies; body stalls are not bounded by this.
+  std::chrono::milliseconds response_header_timeout{0};
   /// How long an idle pooled connection is kept.
   std::chrono::milliseconds idle_timeout{90'000};
   /// Idle connections kept per upstream address, per worker.
@@ -147,7 +189,8 @@ struct http1_transport_options {
   /// HTTP/2: requests share one connection, up to `max_concurrent_streams` at a time (or the
   /// upstream's lower limit), a new connection when full. Requests that ask for a protocol
   /// upgrade always use HTTP/1.1 (with `always`: refused, 501).
-  http2_mode http2 = http2_mode::never;
+  /// The binary's default too (docs/config.md, upstreams[].http2: auto).
+  http2_mode http2 = http2_mode::automatic;
   std::uint32_t max_concurrent_streams = 100;
   /// PROXY protocol version (1 or 2) written on every new connection before anything else (TLS
   /// included), naming the inbound request's client (request::remote_addr) and the address it
@@ -158,9 +201,14 @@ struct http1_transport_options {
   std::uint8_t send_proxy_protocol = 0;
 };
 
+/// The name the options go by now that the transport speaks HTTP/2 as well.
+using transport_options = http1_transport_options;
+
 /// The default transport: HTTP/1.1 over TCP with keep-alive pooling, and HTTP/2 as
 /// `http2` says. Each worker thread has its own pools (no locks): connections are never shared
 /// across threads.
+std::shared_ptr<transport> make_transport(transport_options opts = {});
+/// The former name of make_transport (it made HTTP/2 connections too); kept for embedders.
 std::shared_ptr<transport> make_http1_transport(http1_transport_options opts = {});
 
 }  // namespace trafficcop

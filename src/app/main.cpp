@@ -81,7 +81,10 @@ int main(int argc, char** argv) {
       "  trafficcop check -c trafficcop.yaml"};
   cli_args a;
   app.set_version_flag("--version", std::string("trafficcop ") + TRAFFICCOP_VERSION);
-  app.add_option("-c,--config", a.config_file, "YAML configuration file")->check(CLI::ExistingFile);
+  app.add_option("-c,--config", a.config_file,
+                 "YAML configuration file; with it, --listen, --workers, --upstream-timeout, "
+                 "--access-log(-format) and --drain-timeout are errors (set them in the file)")
+      ->check(CLI::ExistingFile);
   app.add_option("--listen", a.listen, "Listen address host:port")->capture_default_str();
   app.add_option("--upstream", a.upstream, "Upstream base URL, e.g. http://127.0.0.1:9000/base");
   app.add_option("--workers", a.workers, "Worker threads (0 = one per core)")
@@ -129,6 +132,13 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "trafficcop: use either -c FILE or --upstream URL, not both\n");
     return 2;
   }
+  // The flags below only build the flags' own config; with -c they would be silently ignored.
+  for (const char* flag : {"--listen", "--workers", "--upstream-timeout", "--access-log",
+                           "--access-log-format", "--drain-timeout"})
+    if (!a.config_file.empty() && app.count(flag) > 0) {
+      std::fprintf(stderr, "trafficcop: %s is not used with -c FILE: set it in the file\n", flag);
+      return 2;
+    }
   tc::config::load_result r;
   std::string source, yaml;
   if (!a.config_file.empty()) {

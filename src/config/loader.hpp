@@ -158,11 +158,23 @@ inline std::optional<std::string> split_host_port(std::string_view s, host_port&
   return std::nullopt;
 }
 
-/// Checks a listener address: host:port or [v6]:port, port 0..65535 required.
+inline bool is_ipv4(std::string_view s) {
+  if (s.find('\0') != std::string_view::npos) return false;
+  in_addr addr{};
+  return inet_pton(AF_INET, std::string(s).c_str(), &addr) == 1;
+}
+
+/// Checks a listener address: ipv4:port, [v6]:port or localhost:port, port 0..65535 required.
+/// Names other than localhost are refused here rather than at start-up (which binds an
+/// address, it resolves nothing), so that `trafficcop check` and start-up agree.
 inline std::optional<std::string> check_listen_address(std::string_view s) {
   host_port hp;
   if (auto err = split_host_port(s, hp)) return err;
   if (!hp.port) return quote(s) + " has no port (use host:port, e.g. 127.0.0.1:8080)";
+  if (!s.starts_with('[') && hp.host != "localhost" && !is_ipv4(hp.host))
+    return quote(hp.host) +
+           " is not an IP address (listeners bind an address, names other than localhost are "
+           "not resolved; 0.0.0.0 or [::] is every interface)";
   return std::nullopt;
 }
 

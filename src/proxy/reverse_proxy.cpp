@@ -162,7 +162,7 @@ class proxy {
       if (!url_) log::error("reverse_proxy: invalid upstream URL \"{}\"", o_.upstream);
       if (url_) authority_ = authority(*url_);
     }
-    if (!o_.transport) o_.transport = make_http1_transport();
+    if (!o_.transport) o_.transport = make_transport();
     if (!o_.error_handler) o_.error_handler = default_error_handler;
   }
 
@@ -235,9 +235,22 @@ class proxy {
         co_return co_await fail(w, in, err);
       }
     }
+    response_body body{&res.body()};
+    if (o_.modify_response_async) {
+      error_code ec = co_await o_.modify_response_async(res, in, body);
+      if (ec) {
+        auto err = modify_failed(ec);
+        co_return co_await fail(w, in, err);
+      }
+      if (body.replaced()) {  // the upstream's length says nothing about the filtered body
+        res.header.erase("content-length");
+        if (body.content_length >= 0)
+          res.header.set("Content-Length", std::to_string(body.content_length));
+      }
+    }
     for (const auto& f : res.header) w.header().add(f.name, f.value);
     if (!announced.empty()) w.header().add("Trailer", announced);
-    co_await stream_body(w, in, res);
+    co_await stream_body(w, in, res, body);
   }
 
   /// Whether the request's body is read whole first (request_buffering): a declared length
@@ -296,23 +309,27 @@ class proxy {
     return std::nullopt;
   }
 
-  asio::awaitable<void> stream_body(response_writer& w, request& in, upstream_response& res) {
+  asio::awaitable<void> stream_body(response_writer& w, request& in, upstream_response& res,
+                                    response_body& rb) {
+    body_reader& body = *rb.reader;
+    const std::int64_t length = rb.replaced() ? rb.content_length : res.content_length;
     auto interval = o_.flush_interval;
     auto ct = res.header.get("content-type");
-    if (res.content_length < 0 ||
-        (ct && ct->size() >= 17 && iequals(ct->substr(0, 17), "text/event-stream")))
+    if (length < 0 || (ct && ct->size() >= 17 && iequals(ct->substr(0, 17), "text/event-stream")))
       interval = std::chrono::milliseconds(-1);  // spec 41
     if (auto ec = co_await w.write_header(res.status)) co_return;
     // spec 42: the head does not wait for a late body. A body already here goes out with it
     // in one write (the head and a small body are one packet, as nginx sends them).
-    if (interval.count() != 0 && !res.body().ready()) co_await w.flush();
+    if (interval.count() != 0 && !body.ready()) co_await w.flush();
 
     auto buf = buffer_pool::get();
     auto last_flush = clock::now();
     for (;;) {
-      if (!res.body().ready()) {
+      if (!body.ready()) {
         // Nothing buffered: the rest of a large body may go socket to socket in the kernel.
-        auto relayed = co_await try_splice(w, res);
+        // (Not through a filter: it must see every byte.)
+        read_result relayed;
+        if (!rb.replaced()) relayed = co_await try_splice(w, res);
         if (relayed.ec) {
           w.log().error =
               in.client_gone() ? "client went away" : "relaying body: " + relayed.ec.message();
@@ -323,7 +340,7 @@ class proxy {
         }
         if (relayed.n > 0) continue;  // the next read reports the end
       }
-      auto r = co_await res.body().read(asio::buffer(buf.data(), buf.size()));
+      auto r = co_await body.read(asio::buffer(buf.data(), buf.size()));
       if (r.ec) {
         // spec 47: after the head, a failure can only be shown by cutting the connection.
         w.log().error = in.client_gone() ? "client went away" : "upstream body: " + r.ec.message();
@@ -347,7 +364,7 @@ class proxy {
         flush = r.n < buf.size() || now - last_flush >= interval;
         if (flush) last_flush = now;
       }
-      if (flush && res.body().ready()) flush = false;
+      if (flush && body.ready()) flush = false;
       if (flush && co_await w.flush()) {
         w.abort();
         co_return;
@@ -361,9 +378,14 @@ class proxy {
   /// The zero-copy path (src/core/splice.hpp): when the upstream body's rest is raw bytes on a
   /// plain socket and the client's writer takes exactly as many raw bytes, splice them.
   /// Returns the bytes moved (0: not applicable, copy as usual).
+  /// The server's writer and the HTTP/1 transport's body are splice_endpoints (private to the
+  /// library); anything else, a middleware's writer for one, copies.
   static asio::awaitable<read_result> try_splice(response_writer& w, upstream_response& res) {
-    auto* src = res.body().splice_source();
-    auto* dst = src ? w.splice_sink() : nullptr;
+    // Before the casts: small and chunked bodies (never spliced) do not pay for them.
+    if (res.content_length < static_cast<std::int64_t>(detail::min_splice_bytes))
+      co_return read_result{};
+    auto* src = dynamic_cast<detail::splice_endpoint*>(&res.body());
+    auto* dst = src ? dynamic_cast<detail::splice_endpoint*>(&w) : nullptr;
     if (!dst) co_return read_result{};
     std::uint64_t n = src->splice_room();
     if (n < detail::min_splice_bytes || n != dst->splice_room()) co_return read_result{};

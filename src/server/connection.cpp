@@ -17,6 +17,7 @@
 #include "http/rules.hpp"
 #include "http1/serialize.hpp"
 #include "server/h2_server.hpp"
+#include "server/request_access.hpp"
 #include "server/tls.hpp"
 #include "server/worker.hpp"
 
@@ -203,12 +204,11 @@ class writer final : public response_writer, public splice_endpoint {
   }
 
   // The zero-copy relay (src/core/splice.hpp): raw bytes of a Content-Length body.
-  splice_endpoint* splice_sink() noexcept override { return c_.tls_ ? nullptr : this; }
   asio::ip::tcp::socket& splice_socket() override { return c_.sock_; }
   watchdog& splice_deadline() override { return c_.wd_; }
   std::chrono::milliseconds splice_timeout() const override { return c_.opts_.idle_timeout; }
   std::uint64_t splice_room() override {
-    if (aborted_ || hijacked_) return 0;
+    if (aborted_ || hijacked_ || c_.tls_) return 0;  // TLS records are written by OpenSSL
     if (!head_committed_) commit_head();
     return framing_ == framing::length ? remaining_ : 0;
   }
@@ -747,7 +747,8 @@ asio::awaitable<bool> connection::serve_one() {
   req.tls = tls_ != nullptr;
   req.tls_client.assign(tls_client_);
   req.tls_version = tls_version_;
-  req.client_gone_ = &client_gone_;
+  request_access::set_client_gone(req, &client_gone_);
+  req.values.clear();  // a middleware's values are the request's, not the connection's
   continue_sent_ = head_sent_ = false;
   if (auto ec = co_await read_head(req)) {
     bool silent = ec == asio::error::eof || ec == asio::error::operation_aborted ||

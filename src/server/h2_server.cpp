@@ -17,6 +17,7 @@
 #include "http/rules.hpp"
 #include "http2/session.hpp"
 #include "server/connection.hpp"
+#include "server/request_access.hpp"
 #include "server/worker.hpp"
 
 namespace trafficcop::detail {
@@ -471,7 +472,7 @@ void h2_connection::start(stream& st) {
   req.tls = c_.tls_ != nullptr;
   req.tls_client = c_.tls_client_;
   req.tls_version = c_.tls_version_;
-  req.client_gone_ = &st.gone;
+  request_access::set_client_gone(req, &st.gone);
   if (auto h = req.header.get("host")) {
     // RFC 9113 §8.3.1: a Host naming another entity than :authority makes it malformed.
     if (req.host.empty())

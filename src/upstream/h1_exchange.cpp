@@ -164,7 +164,6 @@ class response_impl final : public upstream_response,
   }
 
   // The zero-copy relay (src/core/splice.hpp): a Content-Length body with nothing buffered.
-  detail::splice_endpoint* splice_source() noexcept override { return this; }
   asio::ip::tcp::socket& splice_socket() override { return c_->sock; }
   watchdog& splice_deadline() override { return c_->wd; }
   std::chrono::milliseconds splice_timeout() const override { return read_timeout_; }

@@ -165,6 +165,10 @@ class transport_impl final : public transport, public std::enable_shared_from_th
   /// address never leaves (a transport without load balancing).
   asio::awaitable<round_trip_result> attempt(outbound_request& req,
                                              const upstream::retired_flag* retired = nullptr) {
+    // Go's ResponseHeaderTimeout: the transport's bound on the head, if it is the shorter.
+    if (auto t = o_.response_header_timeout;
+        t.count() > 0 && (req.head_timeout.count() == 0 || t < req.head_timeout))
+      req.head_timeout = t;
     // The pool key: this transport, scheme, host and port. Built in a per-thread buffer; a
     // new connection keeps its own copy (once per connection, not per request).
     thread_local std::string key;
@@ -552,8 +556,12 @@ std::optional<upstream::upstream_stats> upstream::stats_of(const transport& t) {
   return impl->stats();
 }
 
-std::shared_ptr<transport> make_http1_transport(http1_transport_options opts) {
+std::shared_ptr<transport> make_transport(transport_options opts) {
   return std::make_shared<transport_impl>(opts);
+}
+
+std::shared_ptr<transport> make_http1_transport(http1_transport_options opts) {
+  return make_transport(std::move(opts));
 }
 
 std::shared_ptr<transport> upstream::make_cluster_transport(const http1_transport_options& o,

@@ -24,6 +24,8 @@ zcat "$tmp/root/usr/share/man/man1/trafficcop.1.gz" | grep -q '^\.TH TRAFFICCOP 
   fail "man page"
 zcat "$tmp/root/usr/share/man/man1/trafficcop.1.gz" | grep -q 'SIGHUP' ||
   fail "the man page carries --help (signals)"
+[ ! -e "$tmp/root/usr/include" ] && [ -z "$(find "$tmp/root" -name '*.a')" ] ||
+  fail "the library's dev files (headers, archives) are in the .deb"
 grep -q '^Type=notify' "$tmp/root/lib/systemd/system/trafficcop.service" || fail "unit"
 grep -qx '/etc/trafficcop/trafficcop.yaml' "$tmp/control/conffiles" || fail "conffiles"
 grep -q '^Depends: .*libnghttp2' "$tmp/control/control" || fail "shlibdeps: $(cat "$tmp/control/control")"

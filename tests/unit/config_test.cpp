@@ -678,6 +678,14 @@ routes: [{upstream: demo}]
            {"[zz]:80", "\"[zz]\" is not an IPv6 address"},
            {"[::1]8080", "expected ':' after ']' in \"[::1]8080\""},
            {"my host:80", "invalid host \"my host\""},
+           // `check` used to pass names that start-up then refused ("invalid address").
+           {"example.com:80",
+            "\"example.com\" is not an IP address (listeners bind an address, names other than "
+            "localhost are not resolved; 0.0.0.0 or [::] is every interface)"},
+           {"10.0.0:80",
+            "\"10.0.0\" is not an IP address (listeners bind an address, names "
+            "other than localhost are not resolved; 0.0.0.0 or [::] is every "
+            "interface)"},
        }) {
     auto yaml = R"(
 listeners: [{address: ")" +

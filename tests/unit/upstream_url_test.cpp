@@ -44,3 +44,40 @@ TEST(ParseUpstreamUrl, RefusesHostsThatAreNotUriHosts) {
 
 }  // namespace
 }  // namespace trafficcop
+
+// outbound_request's URL parts (issue 13): `target` is edited in place, path and query apart.
+namespace trafficcop {
+namespace {
+
+TEST(OutboundUrl, PartsAreReadAndReplacedApart) {
+  outbound_request out;
+  out.target = "/a/b?x=1&y=2";
+  EXPECT_EQ(out.path(), "/a/b");
+  EXPECT_EQ(out.raw_query(), "x=1&y=2");
+  out.set_path("/c");
+  EXPECT_EQ(out.target, "/c?x=1&y=2");
+  out.set_raw_query("");
+  EXPECT_EQ(out.target, "/c");
+  EXPECT_EQ(out.raw_query(), "");
+  out.set_raw_query("z=%20");
+  EXPECT_EQ(out.target, "/c?z=%20");
+}
+
+TEST(OutboundUrl, SetUrlWithoutInboundJoinsTheCurrentTarget) {
+  outbound_request out;
+  out.target = "/x/?q=2";
+  out.address = "10.0.0.9";
+  out.set_url(*parse_upstream_url("https://[::1]:8443/base/?p=1"));
+  EXPECT_EQ(out.target, "/base/x/?p=1&q=2");
+  EXPECT_EQ(out.scheme, "https");
+  EXPECT_EQ(out.host, "::1");
+  EXPECT_EQ(out.port, 8443);
+  EXPECT_EQ(out.address, "");
+  EXPECT_EQ(out.header.get("host"), "[::1]:8443");
+  out.set_url(*parse_upstream_url("http://up.example"));
+  EXPECT_EQ(out.header.get("host"), "up.example");  // the default port is not written
+  EXPECT_EQ(out.target, "/base/x/?p=1&q=2");        // "" joined to the path: unchanged
+}
+
+}  // namespace
+}  // namespace trafficcop
