@@ -13,7 +13,7 @@
 // redisReader: hiredis does no I/O here, Asio does.
 //
 // Failures. A broken connection (EOF, reset, refused, bad AUTH, a protocol error, or no reply
-// at all for a whole timeout while calls wait: a SIGSTOPped redis) fails every waiting call at
+// at all for two timeouts while calls wait: a SIGSTOPped redis) fails every waiting call at
 // once and starts a back-off (50 ms doubling to 2 s, jittered); during it acquire() answers
 // error without touching the network. The next call after it reconnects.
 //
@@ -197,8 +197,11 @@ class connection : public std::enable_shared_from_this<connection> {
 
   /// Queues the call; false (with w->cause) when it must fail now: backing off, or too many.
   bool submit(const std::shared_ptr<waiter>& w);
-  /// The call timed out. A connection that answered nothing for a whole timeout while calls
-  /// waited is taken as broken (a stopped or stalled redis): everything waiting fails now.
+  /// The call timed out. A connection that answered nothing for two timeouts while calls
+  /// waited is taken as broken (a stopped or stalled redis): everything waiting fails now, and
+  /// the back-off spares the next calls the wait. One timeout of silence is not enough: a
+  /// reply late by less (a slow script of another client, a short pause) keeps the connection;
+  /// its caller has its error already, and the reply is matched to it and dropped.
   void timed_out(clock::time_point now);
   /// The store is gone: refuse new calls, close once those under way are answered.
   void retire() {
@@ -443,8 +446,8 @@ void connection::answer(waiter& w, redisReply* r) {
 void connection::timed_out(clock::time_point now) {
   auto timeout = std::chrono::duration_cast<clock::duration>(st_->cfg.timeout);
   if (phase_ != phase::backoff && phase_ != phase::idle && !fifo_.empty() &&
-      now - progress_ >= timeout)
-    fail(fmt::format("no reply within {} ms", st_->cfg.timeout.count()));
+      now - progress_ >= 2 * timeout)
+    fail(fmt::format("no reply within {} ms", 2 * st_->cfg.timeout.count()));
 }
 
 void connection::fail(const std::string& cause, bool count) {

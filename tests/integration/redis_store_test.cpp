@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -179,25 +180,30 @@ TEST(RedisStore, BurstThenRate) {
   auto key = unique_key("burst");
   auto g = shape(100ms, 5);
   // A full bucket lets `burst` through at once, remaining counting down; reset grows by one
-  // interval per request (redis' clock moves by well under 5 ms between these calls).
+  // interval per request, less the time redis' clock moved since the first (at most the time
+  // this thread saw pass: a loaded machine widens the window, never shifts it).
+  auto start = clk::now();
   for (std::uint32_t i = 0; i < 5; ++i) {
     auto d = w.acquire(s, key, g);
+    auto passed = clk::now() - start;
     ASSERT_EQ(d.v, verdict::allow) << i;
     EXPECT_EQ(d.remaining, 4 - i);
     EXPECT_EQ(d.retry_after, 0ns);
-    EXPECT_GT(d.reset, 100ms * (i + 1) - 5ms);
+    EXPECT_GE(d.reset, 100ms * (i + 1) - passed);
     EXPECT_LE(d.reset, 100ms * (i + 1));
   }
-  auto t0 = clk::now();
   auto d = w.acquire(s, key, g);
+  auto denied_at = clk::now();
+  auto passed = denied_at - start;
   EXPECT_EQ(d.v, verdict::deny);
   EXPECT_EQ(d.remaining, 0u);
-  EXPECT_GT(d.retry_after, 90ms);
+  EXPECT_GE(d.retry_after, 100ms - passed);
   EXPECT_LE(d.retry_after, 100ms);
-  EXPECT_GT(d.reset, 490ms);
+  EXPECT_GE(d.reset, 500ms - passed);
   EXPECT_LE(d.reset, 500ms);
-  // Then the rate: one more after retry_after, not before.
-  std::this_thread::sleep_until(t0 + d.retry_after + 5ms);
+  EXPECT_EQ(d.reset - d.retry_after, 400ms);  // the tolerance: (burst - 1) intervals
+  // Then the rate: one more after retry_after (measured from after the answer), not before.
+  std::this_thread::sleep_until(denied_at + d.retry_after + 1ms);
   auto next = w.acquire(s, key, g);
   EXPECT_EQ(next.v, verdict::allow);
   EXPECT_EQ(next.remaining, 0u);
@@ -205,8 +211,8 @@ TEST(RedisStore, BurstThenRate) {
   EXPECT_EQ(s.errors(), 0u);
   // The TAT key expires when the bucket is full again.
   auto pttl = std::stol(r.cli("PTTL trafficcop:ratelimit:" + key));
-  EXPECT_GT(pttl, 400);
-  EXPECT_LE(pttl, 501);
+  EXPECT_GT(pttl, 300);
+  EXPECT_LE(pttl, 500);
 }
 
 TEST(RedisStore, RateHoldsOverASecond) {
@@ -214,16 +220,18 @@ TEST(RedisStore, RateHoldsOverASecond) {
   worker w;
   redis_store s(settings(r.address()));
   auto key = unique_key("rate");
-  // 50/s, burst 5, offered as fast as one worker can ask for 1 s: the burst, then 50 (+-1 at
-  // the edges). (With burst 1 the tolerance is 0 and every late poll pushes the TAT back: that
-  // is GCRA's definition, and a polling client then sees fewer.)
-  auto g = shape(20ms, 5);
+  ASSERT_EQ(w.acquire(s, unique_key("connect"), shape(1ms, 1)).v, verdict::allow);
+  // 50/s, burst 20, offered as fast as one worker can ask for 1 s: the burst, then 50 (+-1 at
+  // the edges). The burst's tolerance (380 ms) also absorbs the pauses of a loaded machine:
+  // with burst 1 the tolerance is 0 and every late poll pushes the TAT back (GCRA's
+  // definition), so a polling client would see fewer.
+  auto g = shape(20ms, 20);
   int allowed = 0;
   auto end = clk::now() + 1s;
   while (clk::now() < end)
     if (w.acquire(s, key, g).v == verdict::allow) ++allowed;
-  EXPECT_GE(allowed, 54);
-  EXPECT_LE(allowed, 56);
+  EXPECT_GE(allowed, 69);
+  EXPECT_LE(allowed, 71);
 }
 
 TEST(RedisStore, TwoStoresShareOneKey) {
@@ -340,13 +348,45 @@ TEST(RedisStore, StoppedRedisErrorsWithinTimeoutThenRecovers) {
         done = true;
         co_return std::make_pair(took, max_gap);
       }());
-  ASSERT_GT(results.first.size(), 50u);
-  for (auto t : results.first) EXPECT_LT(t, 50ms + 40ms);
-  EXPECT_LT(results.second, 50ms + 40ms);
+  // Slack: this 2-core machine runs other builds (load 10 seen); a stalled store would show
+  // in the 90th percentile, a starved process only in the tail.
+  auto& took = results.first;
+  ASSERT_GT(took.size(), 50u);
+  std::sort(took.begin(), took.end());
+  EXPECT_LT(took[took.size() * 9 / 10], 50ms + 25ms);
+  EXPECT_LT(took.back(), 50ms + 150ms);
+  EXPECT_LT(results.second, 10ms + 150ms);
   EXPECT_GE(s.errors(), results.first.size());
   r.cont();
   // Back-off is at most 2 s: an answer comes within 3.
   EXPECT_EQ(acquire_until_answered(w, s, key, g, 3000ms).v, verdict::allow);
+}
+
+TEST(RedisStore, LateReplyIsMatchedToItsTimedOutCallAndDropped) {
+  // hz 100: redis ends a CLIENT PAUSE in its cron, every 10 ms then (100 ms by default).
+  redis_server r({"--hz", "100"});
+  worker w;
+  redis_store s(settings(r.address(), 100));
+  auto key = unique_key("late");
+  auto g = shape(1h, 10);
+  ASSERT_EQ(w.acquire(s, key, g).remaining, 9u);
+  long conns = r.info_field("stats", "total_connections_received");
+  // redis holds every client's commands for 150 ms: the next call times out at 100 ms, its
+  // reply comes at 150 ms on the same connection, ahead of the following call's.
+  ASSERT_EQ(r.cli("CLIENT PAUSE 150 ALL"), "OK");
+  auto t0 = clk::now();
+  EXPECT_EQ(w.acquire(s, key, g).v, verdict::error);
+  auto took = clk::now() - t0;
+  EXPECT_GE(took, 100ms);
+  EXPECT_LT(took, 140ms);
+  // This one gets its own reply (the late one, which also took a token, is dropped).
+  auto d = w.acquire(s, key, g);
+  EXPECT_EQ(d.v, verdict::allow);
+  EXPECT_EQ(d.remaining, 7u);
+  EXPECT_EQ(w.acquire(s, key, g).remaining, 6u);
+  EXPECT_EQ(s.errors(), 1u);
+  // Still the same connection (the two more counted are the redis-cli calls: PAUSE, INFO).
+  EXPECT_EQ(r.info_field("stats", "total_connections_received"), conns + 2);
 }
 
 TEST(RedisStore, KilledRedisFailsFastAndRestartRecovers) {
