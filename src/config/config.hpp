@@ -324,7 +324,8 @@ enum class log_field {
   user_agent,
   referer,
   tls_version,
-  tls_client
+  tls_client,
+  rate_limit
 };
 /// The field's name in `fields:` and its JSON key.
 std::string_view name(log_field f) noexcept;

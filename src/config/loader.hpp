@@ -354,6 +354,7 @@ inline constexpr std::pair<std::string_view, log_field> log_fields[] = {
     {"referer", log_field::referer},
     {"tls_version", log_field::tls_version},
     {"tls_client", log_field::tls_client},
+    {"rate_limit", log_field::rate_limit},
 };
 
 inline constexpr std::pair<std::string_view, std::uint8_t> proxy_protocol_versions[] = {
