@@ -380,6 +380,7 @@ server_options to_server_options(const config::config& cfg) {
       break;
   }
   o.max_connections = cfg.limits.max_connections;
+  o.max_connections_per_client = cfg.limits.max_connections_per_client;
   o.read_header_timeout = cfg.timeouts.read_header;
   o.idle_timeout = cfg.timeouts.idle;
   o.read_body_timeout = cfg.timeouts.read_body;

@@ -216,6 +216,10 @@ void listener_metrics(writer& w, const server& srv, const std::vector<std::strin
   for (std::size_t i = 0; i < stats.size(); ++i)
     w.sample("trafficcop_connections_total", {{"listener", name(i)}},
              static_cast<double>(stats[i].accepted));
+  w.family("trafficcop_connections_rejected_total", "counter",
+           "Client connections closed at accept: over limits.max_connections_per_client.");
+  w.sample("trafficcop_connections_rejected_total", {{"reason", "per_client"}},
+           static_cast<double>(srv.rejected_per_client()));
   w.family("trafficcop_tls_handshakes_total", "counter", "TLS handshakes with clients.");
   for (std::size_t i = 0; i < stats.size(); ++i) {
     w.sample("trafficcop_tls_handshakes_total", {{"listener", name(i)}, {"result", "ok"}},

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Local rate limits through the binary (issue 11).
+"""Local rate limits and per-client connection limits through the binary (issue 11).
 
 Both sides are checked: what the clients got (200s, 429s and their fields) and what the
 upstream received; the access log and /metrics are checked against them. Loads are bounded in
@@ -226,9 +226,83 @@ def limits_in_order():
         up.stop()
 
 
+def raw_request(sock, path):
+    """Sends a GET on `sock`; returns the status, or None when the server closed it first."""
+    try:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            data += chunk
+        head, _, rest = data.partition(b"\r\n\r\n")
+        length = int(re.search(rb"(?i)content-length: *(\d+)", head).group(1))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return None
+            rest += chunk
+        return int(head.split()[1])
+    except (ConnectionResetError, BrokenPipeError):
+        return None
+
+
+def connections_per_client():
+    """max_connections_per_client 3, 2 workers: the 4th connection from 127.0.0.1 is closed
+    before it is served; once one of the 3 closes, a new one is served. Counted and logged."""
+    up = Upstream(protocols=("h1",))
+    tc = proxy(up, ["{name: unused, rate: 1/s}"], ["{path_prefix: /, upstream: api}"],
+               top="limits: {max_connections_per_client: 3}")
+    try:
+        socks = [socket.create_connection(("127.0.0.1", tc.port), timeout=harness.DEADLINE)
+                 for _ in range(3)]
+        for i, s in enumerate(socks):  # served: each one is counted
+            assert raw_request(s, f"/keep{i}") == 200
+        extra = socket.create_connection(("127.0.0.1", tc.port), timeout=harness.DEADLINE)
+        assert raw_request(extra, "/over") is None, "the 4th connection was served"
+        extra.close()
+        refused = 1
+        socks.pop().close()
+        # The server counts the close when it sees it: poll with new connections until one is
+        # served, counting those closed meanwhile.
+        def served():
+            nonlocal refused
+            s = socket.create_connection(("127.0.0.1", tc.port), timeout=harness.DEADLINE)
+            status = raw_request(s, "/after")
+            if status is None:
+                refused += 1
+                s.close()
+                return None
+            socks.append(s)
+            return status
+        assert harness.wait_until(served, "a connection served after one closed") == 200
+        # Full again.
+        extra = socket.create_connection(("127.0.0.1", tc.port), timeout=harness.DEADLINE)
+        assert raw_request(extra, "/over") is None, "a 4th connection was served"
+        extra.close()
+        refused += 1
+        paths = sorted(r["path"] for r in up.records())
+        assert paths == ["/after", "/keep0", "/keep1", "/keep2"], paths
+        c = http.client.HTTPConnection("127.0.0.1", tc.admin, timeout=harness.DEADLINE)
+        c.request("GET", "/metrics")
+        body = c.getresponse().read().decode()
+        m = re.search(r'^trafficcop_connections_rejected_total\{reason="per_client"\} (\S+)$',
+                      body, re.M)
+        assert m and float(m.group(1)) == refused, (m and m.group(0), refused)
+        assert "max_connections_per_client: 127.0.0.1 has 3 connections open" in tc.stderr()
+        for s in socks:
+            s.close()
+    finally:
+        tc.stop()
+        up.stop()
+
+
 R.check("local limit, 2 workers: allowed = burst + rate x elapsed within 5%", load_within_rate)
 R.check("429: Retry-After, RateLimit, RateLimit-Policy; access log rate_limit", refusal_fields)
 R.check("key header:X-User separates clients", key_by_header)
 R.check("key client_ip after trusted_proxies", key_by_client_after_trusted_proxies)
 R.check("a route's limits run in order, each counted", limits_in_order)
+R.check("max_connections_per_client: N+1st closed, served again after one closes",
+        connections_per_client)
 sys.exit(R.finish())
