@@ -36,12 +36,14 @@ std::string reloading() {
 /// The handler chain of `cfg`: router and proxies (reusing `before`'s unchanged upstreams),
 /// then the access log. Throws std::runtime_error if the access log cannot be opened.
 std::shared_ptr<const generation> build(const config::config& cfg, metrics* m,
-                                        const std::vector<upstream_runtime>& before) {
+                                        const std::vector<upstream_runtime>& before,
+                                        const rate_limit_set* before_limits = nullptr) {
   auto g = std::make_shared<generation>();
   g->cfg = cfg;
-  auto gw = build_gateway(cfg, m, before);
+  auto gw = build_gateway(cfg, m, before, before_limits);
   g->h = std::move(gw.h);
   g->upstreams = std::move(gw.upstreams);
+  g->rate_limits = std::move(gw.rate_limits);
   if (cfg.access_log.path != "off") {
     g->sink = std::make_shared<access_log_sink>(cfg.access_log.path, cfg.access_log.format,
                                                 cfg.access_log.fields);
@@ -123,9 +125,10 @@ class reloader {
       return file_ + ": " + keys + " changed: these need a restart (or an upgrade, SIGUSR2)\n";
     std::shared_ptr<const generation> next;
     try {
-      next = build(*r.cfg, m_.get(), old->upstreams);
+      next = build(*r.cfg, m_.get(), old->upstreams, old->rate_limits.get());
     } catch (const std::exception& e) {
       if (m_) m_->bind(old->cfg);  // the metrics show the routes that still serve
+      if (m_) m_->bind_rate_limits(old->cfg);
       return file_ + ": " + e.what() + "\n";
     }
     live_.swap(next);

@@ -15,6 +15,7 @@
 #include "core/fd_budget.hpp"
 #include "core/log.hpp"
 #include "core/splice.hpp"
+#include "server/client_limit.hpp"
 #include "server/connection.hpp"
 #include "server/tls.hpp"
 #include "server/worker.hpp"
@@ -95,6 +96,11 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
       if (!rec) detail::shed_connection(fd, tls == nullptr);
       continue;
     }
+    if (w.per_client && !w.per_client->admit(peer.address())) {
+      error_code ignored;  // over limits.max_connections_per_client: closed before TLS
+      sock.close(ignored);
+      continue;
+    }
     w.listeners[index].accepted.fetch_add(1, std::memory_order_relaxed);
     auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
                                           tls ? tls->current() : nullptr, http2, index);
@@ -102,7 +108,8 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
     w.peak = std::max(w.peak, w.conns.size());
     asio::co_spawn(
         w.ioc, c->run(),
-        asio::bind_cancellation_slot(c->cancel_signal.slot(), [c, &w](std::exception_ptr e) {
+        asio::bind_cancellation_slot(c->cancel_signal.slot(), [c, &w, peer](std::exception_ptr e) {
+          if (w.per_client) w.per_client->release(peer.address());
           if (e) {
             try {
               std::rethrow_exception(e);
@@ -122,8 +129,9 @@ struct server::impl {
   handler h;
   // TLS per listener (null: plain); declared before the workers, whose connections use them.
   std::vector<std::unique_ptr<detail::tls_listener>> tls;
-  std::vector<listener_http2> http2;                // per listener, defaults filled in
-  std::unique_ptr<detail::listener_stats[]> stats;  // per listener
+  std::vector<listener_http2> http2;                 // per listener, defaults filled in
+  std::unique_ptr<detail::listener_stats[]> stats;   // per listener
+  std::unique_ptr<detail::client_limit> per_client;  // limits.max_connections_per_client
   std::vector<std::unique_ptr<worker>> workers;
   std::vector<tcp::endpoint> endpoints;
   std::atomic<bool> shutting_down{false};
@@ -169,9 +177,12 @@ error_code server::start(std::string& what) {
   }
   std::random_device rd;
   impl_->stats = std::make_unique<detail::listener_stats[]>(o.listen.size());
+  if (o.max_connections_per_client > 0)
+    impl_->per_client = std::make_unique<detail::client_limit>(o.max_connections_per_client);
   for (unsigned i = 0; i < n; ++i) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->opts, impl_->h, i));
     impl_->workers.back()->listeners = impl_->stats.get();
+    impl_->workers.back()->per_client = impl_->per_client.get();
     impl_->workers.back()->id_seed = (std::uint64_t{rd()} << 32) | rd();
     impl_->workers.back()->fds = plan;
   }
@@ -307,6 +318,10 @@ std::vector<listener_counters> server::listener_stats() const {
   }
   return out;
 }
+std::uint64_t server::rejected_per_client() const noexcept {
+  return impl_->per_client ? impl_->per_client->rejected() : 0;
+}
+
 std::size_t server::connection_budget() const noexcept { return impl_->fds.connections; }
 
 std::size_t server::open_connections() const {
