@@ -309,6 +309,15 @@ asio::awaitable<error_code> connection::connect_socket(std::uint64_t gen) {
   if (colon == std::string::npos) co_return asio::error::invalid_argument;
   std::string host = a.substr(0, colon), port = a.substr(colon + 1);
   if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  error_code bad;
+  auto ip = asio::ip::make_address(host, bad);
+  if (!bad) {  // an address: no resolver round (its thread) on the first call's path
+    auto n = static_cast<unsigned short>(std::strtoul(port.c_str(), nullptr, 10));
+    auto [ec] =
+        co_await sock_.async_connect(asio::ip::tcp::endpoint(ip, n), as_tuple(use_awaitable));
+    if (!ec) sock_.set_option(asio::ip::tcp::no_delay(true), bad);
+    co_return ec;
+  }
   asio::ip::tcp::resolver res(ex_);
   auto [rec, eps] = co_await res.async_resolve(host, port, as_tuple(use_awaitable));
   if (rec || gen != gen_) co_return rec ? rec : asio::error::operation_aborted;

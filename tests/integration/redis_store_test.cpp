@@ -145,7 +145,9 @@ class worker {
   std::thread thread_;
 };
 
-trafficcop::config::redis settings(const std::string& address, int timeout_ms = 50) {
+// 1 s unless the test is about timeouts: a first call connects, and a sanitizer build on a
+// loaded machine can take longer than redis' usual 50 ms for that.
+trafficcop::config::redis settings(const std::string& address, int timeout_ms = 1000) {
   trafficcop::config::redis c;
   c.address = address;
   c.timeout = std::chrono::milliseconds(timeout_ms);
@@ -301,7 +303,8 @@ TEST(RedisStore, StoppedRedisErrorsWithinTimeoutThenRecovers) {
   redis_store s(settings(r.address(), 50));
   auto key = unique_key("stop");
   auto g = shape(1ms, 1000);
-  ASSERT_EQ(w.acquire(s, key, g).v, verdict::allow);
+  // Connected first (the connect itself may take longer than 50 ms in a sanitizer build).
+  ASSERT_EQ(acquire_until_answered(w, s, key, g, 3000ms).v, verdict::allow);
   r.stop();
   // Concurrent and sequential calls for ~1 s: each errors within the timeout (+ slack), and the
   // worker's loop keeps turning (a 10 ms ticker on it never sees a gap near the timeout).
@@ -369,6 +372,7 @@ TEST(RedisStore, LateReplyIsMatchedToItsTimedOutCallAndDropped) {
   redis_store s(settings(r.address(), 100));
   auto key = unique_key("late");
   auto g = shape(1h, 10);
+  ASSERT_EQ(acquire_until_answered(w, s, unique_key("connect"), g, 3000ms).v, verdict::allow);
   ASSERT_EQ(w.acquire(s, key, g).remaining, 9u);
   long conns = r.info_field("stats", "total_connections_received");
   // redis holds every client's commands for 150 ms: the next call times out at 100 ms, its
