@@ -27,6 +27,7 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -120,18 +121,20 @@ std::string read_password(const config::redis& cfg) {
   return {};
 }
 
-/// One RESP command, encoded by hiredis.
+/// One RESP command, encoded by hiredis (at most 6 arguments: no vector per command).
 std::string format(std::initializer_list<std::string_view> args) {
-  std::vector<const char*> argv;
-  std::vector<std::size_t> lens;
+  std::array<const char*, 6> argv{};
+  std::array<std::size_t, 6> lens{};
+  std::size_t n = 0;
   for (auto a : args) {
-    argv.push_back(a.data());
-    lens.push_back(a.size());
+    if (n == argv.size()) return {};
+    argv[n] = a.data();
+    lens[n++] = a.size();
   }
   char* cmd = nullptr;
-  int n = redisFormatCommandArgv(&cmd, static_cast<int>(argv.size()), argv.data(), lens.data());
+  int len = redisFormatCommandArgv(&cmd, static_cast<int>(n), argv.data(), lens.data());
   std::string out;
-  if (n > 0) out.assign(cmd, static_cast<std::size_t>(n));
+  if (len > 0) out.assign(cmd, static_cast<std::size_t>(len));
   redisFreeCommand(cmd);
   return out;
 }
