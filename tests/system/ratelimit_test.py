@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -32,7 +33,7 @@ def proxy(up, limits, routes, top=""):
     admin_port = harness.free_port()
     log = os.path.join(TMP, f"access-{admin_port}.log")
 
-    def config(port):
+    def config(port, limits=limits, routes=routes, top=top):
         return "\n".join([
             "workers: 2",
             f"admin: {{address: '127.0.0.1:{admin_port}'}}",
@@ -44,7 +45,7 @@ def proxy(up, limits, routes, top=""):
             "routes:", *["  - " + x for x in routes],
             top]) + "\n"
     tc = harness.Trafficcop(A.trafficcop, config, TMP)
-    tc.admin, tc.log = admin_port, log
+    tc.admin, tc.log, tc.config_for = admin_port, log, config
     harness.wait_listening(admin_port, tc.p)
     return tc
 
@@ -226,6 +227,35 @@ def limits_in_order():
         up.stop()
 
 
+def reload(tc, limits, routes, n):
+    """Rewrites the config with `limits` and `routes`, SIGHUP, waits for the n-th reload."""
+    with open(tc.path, "w") as f:
+        f.write(tc.config_for(tc.port, limits, routes))
+    tc.p.send_signal(signal.SIGHUP)
+    harness.wait_until(lambda: tc.stderr().count("SIGHUP: config reloaded") >= n, "the reload")
+
+
+def reload_keeps_buckets():
+    """A reload keeps the buckets of a limit configured as before (no fresh burst from a
+    reload); a limit whose rate or burst changed starts full. Counts go on under the name."""
+    up = Upstream(protocols=("h1",))
+    routes = ["{path_prefix: /, upstream: api, rate_limits: [slow]}"]
+    tc = proxy(up, ["{name: slow, rate: 1/m, burst: 2}"], routes)
+    try:
+        assert [get(tc.port, "/")[0] for _ in range(3)] == [200, 200, 429]
+        reload(tc, ["{name: slow, rate: 1/m, burst: 2}", "{name: other, rate: 5/s}"], routes, 1)
+        assert get(tc.port, "/")[0] == 429, "the reload refilled an unchanged limit"
+        reload(tc, ["{name: slow, rate: 1/m, burst: 3}"], routes, 2)
+        assert [get(tc.port, "/")[0] for _ in range(4)] == [200, 200, 200, 429]
+        assert len(up.records()) == 5, up.records()
+        m = scrape(tc)
+        assert m[("slow", "allow")] == 5 and m[("slow", "deny")] == 3, m
+        assert ("other", "allow") not in m, m  # the live config's limits only
+    finally:
+        tc.stop()
+        up.stop()
+
+
 def raw_request(sock, path):
     """Sends a GET on `sock`; returns the status, or None when the server closed it first."""
     try:
@@ -303,6 +333,8 @@ R.check("429: Retry-After, RateLimit, RateLimit-Policy; access log rate_limit", 
 R.check("key header:X-User separates clients", key_by_header)
 R.check("key client_ip after trusted_proxies", key_by_client_after_trusted_proxies)
 R.check("a route's limits run in order, each counted", limits_in_order)
+R.check("reload keeps unchanged limits' buckets, a changed limit starts full",
+        reload_keeps_buckets)
 R.check("max_connections_per_client: N+1st closed, served again after one closes",
         connections_per_client)
 sys.exit(R.finish())
