@@ -50,6 +50,13 @@ def proxy(up, limits, routes, top=""):
     return tc
 
 
+def clean_exit(tc):
+    """Stops trafficcop: a graceful exit (0), with no sanitizer report in its stderr."""
+    rc = tc.stop()
+    err = tc.stderr()
+    assert rc == 0 and "Sanitizer" not in err, f"exit {rc}; stderr:\n{err[-3000:]}"
+
+
 def get(port, path, headers=None, conn=None):
     """(status, headers dict lower-cased, body); reuses `conn` when given."""
     c = conn or http.client.HTTPConnection("127.0.0.1", port, timeout=harness.DEADLINE)
@@ -131,6 +138,7 @@ def load_within_rate():
         assert m.get(("all", "error")) == 0, m
         print(f"    allowed {counts['200']} of {sum(counts.values())} in {elapsed:.2f}s "
               f"(expected {expected:.1f})", flush=True)
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -160,6 +168,7 @@ def refusal_fields():
                          "/refused": (429, "slow")}, lines
         m = scrape(tc)
         assert m == {("slow", "allow"): 3, ("slow", "deny"): 1, ("slow", "error"): 0}, m
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -181,6 +190,7 @@ def key_by_header():
         assert got == {u: [200, 200, 429] for u in got}, got
         ids = sorted(r["id_header"] for r in up.records())
         assert ids == ["alice", "alice", "bob", "bob", "none", "none"], ids
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -200,6 +210,7 @@ def key_by_client_after_trusted_proxies():
         lines = sorted((x["remote"].rsplit(":", 1)[0], x["status"]) for x in log_lines(tc, 4))
         assert lines == [("10.0.0.1", 200), ("10.0.0.1", 429), ("10.0.0.2", 200),
                          ("10.0.0.2", 429)], lines
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -222,6 +233,7 @@ def limits_in_order():
         m = scrape(tc)
         assert m[("wide", "allow")] == 3 and m[("wide", "deny")] == 2, m
         assert m[("narrow", "allow")] == 2 and m[("narrow", "deny")] == 1, m
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -251,6 +263,7 @@ def reload_keeps_buckets():
         m = scrape(tc)
         assert m[("slow", "allow")] == 5 and m[("slow", "deny")] == 3, m
         assert ("other", "allow") not in m, m  # the live config's limits only
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -323,6 +336,7 @@ def connections_per_client():
         assert "max_connections_per_client: 127.0.0.1 has 3 connections open" in tc.stderr()
         for s in socks:
             s.close()
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
