@@ -18,6 +18,8 @@
 #              load_balancing P (default round_robin); no nginx/HAProxy rows
 #            --metrics  what metrics cost (issue 10): trafficcop from a config of 1 endpoint,
 #              without then with `admin:` (which turns counting on)
+#            --ratelimit  what a local rate limit costs (issue 11): trafficcop from a config of
+#              1 endpoint, without then with a local limit on every request (all allowed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,6 +35,7 @@ INSTALL=1
 ENDPOINTS=0
 POLICY=round_robin
 METRICS=0
+RATELIMIT=0
 PORT_BASE=${BENCH_PORT_BASE:-18600}
 TC_BIN=$ROOT/build-release/bin/trafficcop
 ECHO_BIN=$ROOT/build-release/bin/trafficcop-echo
@@ -55,13 +58,15 @@ parse_args() {
       --endpoints) ENDPOINTS=$2; shift 2 ;;
       --policy) POLICY=$2; shift 2 ;;
       --metrics) METRICS=1; shift ;;
-      -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+      --ratelimit) RATELIMIT=1; shift ;;
+      -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
   [ "$N2" -gt "$N1" ] || die "--n2 must be larger than --n1"
   if [ "$ENDPOINTS" -gt 1 ]; then PROXIES="trafficcop-lb1 trafficcop-lb$ENDPOINTS"; fi
   if [ "$METRICS" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-metrics"; fi
+  if [ "$RATELIMIT" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-ratelimit"; fi
 }
 
 # lb_config N [admin]: a config file as the --upstream command line of start_under, but with
@@ -84,6 +89,15 @@ upstreams:
 routes: [{upstream: u}]
 EOF
   } >"$file"
+  echo "$file"
+}
+
+# rl_config: lb_config 1, with a local rate limit on its route that allows every request.
+rl_config() {
+  local file
+  file=$(lb_config 1)
+  sed -i 's/^routes: \[{upstream: u}\]$/routes: [{upstream: u, rate_limits: [bench]}]/' "$file"
+  echo "rate_limits: [{name: bench, key: client_ip, rate: 1000000000/s, burst: 1000000}]" >>"$file"
   echo "$file"
 }
 
@@ -115,6 +129,8 @@ start_under() {
     trafficcop-lb*)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config "${proxy#trafficcop-lb}")" \
         --log-level warn ;;
+    trafficcop-ratelimit)
+      start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(rl_config)" --log-level warn ;;
     trafficcop-metrics)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config 1 admin)" --log-level warn ;;
     trafficcop)
