@@ -18,6 +18,8 @@
 #              load_balancing P (default round_robin); no nginx/HAProxy rows
 #            --metrics  what metrics cost (issue 10): trafficcop from a config of 1 endpoint,
 #              without then with `admin:` (which turns counting on)
+#            --ratelimit  what a local rate limit costs (issue 11): trafficcop from a config of
+#              1 endpoint, without then with a local limit on every request (all allowed)
 #            --global-limit  what a global rate limit costs (issue 11): trafficcop from a config
 #              of 1 endpoint, without then with a global limit on every request (a redis-server
 #              on port BENCH_PORT_BASE+23, started here; its own CPU is not counted)
@@ -36,6 +38,7 @@ INSTALL=1
 ENDPOINTS=0
 POLICY=round_robin
 METRICS=0
+RATELIMIT=0
 GLOBAL=0
 PORT_BASE=${BENCH_PORT_BASE:-18600}
 TC_BIN=$ROOT/build-release/bin/trafficcop
@@ -60,14 +63,16 @@ parse_args() {
       --endpoints) ENDPOINTS=$2; shift 2 ;;
       --policy) POLICY=$2; shift 2 ;;
       --metrics) METRICS=1; shift ;;
+      --ratelimit) RATELIMIT=1; shift ;;
       --global-limit) GLOBAL=1; shift ;;
-      -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+      -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
   [ "$N2" -gt "$N1" ] || die "--n2 must be larger than --n1"
   if [ "$ENDPOINTS" -gt 1 ]; then PROXIES="trafficcop-lb1 trafficcop-lb$ENDPOINTS"; fi
   if [ "$METRICS" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-metrics"; fi
+  if [ "$RATELIMIT" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-ratelimit"; fi
   if [ "$GLOBAL" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-global"; fi
 }
 
@@ -106,6 +111,15 @@ EOF
   echo "$file"
 }
 
+# rl_config: lb_config 1, with a local rate limit on its route that allows every request.
+rl_config() {
+  local file
+  file=$(lb_config 1)
+  sed -i 's/^routes: \[{upstream: u}\]$/routes: [{upstream: u, rate_limits: [bench]}]/' "$file"
+  echo "rate_limits: [{name: bench, key: client_ip, rate: 1000000000/s, burst: 1000000}]" >>"$file"
+  echo "$file"
+}
+
 # The extra ports of --endpoints on the backend nginx (after start_backends rendered it).
 add_backend_ports() {
   local extra="" i
@@ -134,6 +148,8 @@ start_under() {
     trafficcop-lb*)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config "${proxy#trafficcop-lb}")" \
         --log-level warn ;;
+    trafficcop-ratelimit)
+      start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(rl_config)" --log-level warn ;;
     trafficcop-metrics)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config 1 admin)" --log-level warn ;;
     trafficcop-global)

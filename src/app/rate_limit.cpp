@@ -7,8 +7,6 @@
 
 #include <fmt/format.h>
 
-#include "http/rules.hpp"
-
 namespace trafficcop::app {
 namespace {
 
@@ -30,15 +28,28 @@ void count(const limit& l, verdict v) {
   (v == verdict::allow ? c.allow : v == verdict::deny ? c.deny : c.error).add();
 }
 
+/// The IP of request::remote_addr, which the server always writes as "ip:port" or
+/// "[v6]:port" (http::host_of validates any input, at several times the cost).
+std::string_view ip_of(std::string_view remote) noexcept {
+  auto colon = remote.rfind(':');
+  if (colon == std::string_view::npos) return remote;
+  remote = remote.substr(0, colon);
+  if (remote.size() >= 2 && remote.front() == '[' && remote.back() == ']')
+    remote = remote.substr(1, remote.size() - 2);
+  return remote;
+}
+
 /// The bucket's name: the limit's name, then each key part's value, separated by a byte that
 /// no header value, address or config name holds (0x1f), so that parts never run together.
 void build_key(std::string& key, const limit& l, const request& in, const route_identity& id) {
-  key.assign(l.cfg.name);
+  key.assign(l.key_prefix);  // name + 0x1f
+  bool first = true;
   for (const auto& p : l.cfg.key) {
-    key += '\x1f';
+    if (!first) key += '\x1f';
+    first = false;
     switch (p.what) {
       case config::rate_key_part::kind::client_ip:
-        key += http::host_of(in.remote_addr);  // after trusted_proxies, as the access log
+        key += ip_of(in.remote_addr);  // after trusted_proxies, as the access log
         break;
       case config::rate_key_part::kind::header:
         // Absent: "", one bucket for every request without it (omitting it is no way out).
@@ -145,6 +156,7 @@ std::shared_ptr<const rate_limit_set> build_rate_limits(const config::config& cf
     l.shape = {per / static_cast<std::int64_t>(r.count), std::max<std::uint32_t>(r.burst, 1)};
     l.policy = fmt::format("\"{}\";q={};w={}", r.name, r.count,
                            std::chrono::duration_cast<std::chrono::seconds>(r.per).count());
+    l.key_prefix = r.name + '\x1f';
     l.cells = cells[i];
     if (!r.global) {
       // A limit configured as before keeps its buckets: a reload is no way to a fresh burst.

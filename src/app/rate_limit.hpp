@@ -36,8 +36,9 @@ struct rate_limit_set {
   struct limit {
     config::rate_limit cfg;
     ratelimit::gcra shape;
-    std::shared_ptr<ratelimit::local_limiter> local;         // scope: local
-    std::string policy;                                      // RateLimit-Policy: "name";q=N;w=S
+    std::shared_ptr<ratelimit::local_limiter> local;  // scope: local
+    std::string policy;                               // RateLimit-Policy: "name";q=N;w=S
+    std::string key_prefix;  // every bucket's name starts with it: name + 0x1f
     counters::per_thread<ratelimit_cells>* cells = nullptr;  // null without metrics
   };
   std::vector<limit> limits;

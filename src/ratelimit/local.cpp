@@ -12,20 +12,37 @@
 namespace trafficcop::ratelimit {
 namespace {
 
-/// Heterogeneous lookup: find() by string_view, no std::string made for a key already held.
+/// A key with its hash, computed once per request for both the shard and the map.
+struct hashed {
+  std::string_view s;
+  std::size_t h;
+};
+
+std::size_t hash_of(std::string_view s) noexcept { return std::hash<std::string_view>{}(s); }
+
+/// Heterogeneous lookup: find() by `hashed`, no std::string made for a key already held, and
+/// no second pass over its bytes.
 struct key_hash {
   using is_transparent = void;
-  std::size_t operator()(std::string_view s) const noexcept {
-    return std::hash<std::string_view>{}(s);
-  }
+  std::size_t operator()(std::string_view s) const noexcept { return hash_of(s); }
+  std::size_t operator()(const hashed& k) const noexcept { return k.h; }
 };
+struct key_equal {
+  using is_transparent = void;
+  bool operator()(std::string_view a, std::string_view b) const noexcept { return a == b; }
+  bool operator()(const hashed& a, std::string_view b) const noexcept { return a.s == b; }
+  bool operator()(std::string_view a, const hashed& b) const noexcept { return a == b.s; }
+};
+
+std::size_t shard_from_hash(std::size_t h) noexcept {
+  // The top bits of a multiplicative mix: independent of the low bits the map's buckets use.
+  return static_cast<std::size_t>((static_cast<std::uint64_t>(h) * 0x9E3779B97F4A7C15ull) >> 58);
+}
 
 }  // namespace
 
 std::size_t local_limiter::shard_of(std::string_view key) noexcept {
-  // The top bits of a multiplicative mix: independent of the low bits the map's buckets use.
-  auto h = static_cast<std::uint64_t>(key_hash{}(key)) * 0x9E3779B97F4A7C15ull;
-  return static_cast<std::size_t>(h >> 58);  // 64 shards
+  return shard_from_hash(hash_of(key));  // 64 shards
 }
 static_assert(local_limiter::shards == 64);
 
@@ -39,7 +56,7 @@ std::uint32_t whole(nanos a, nanos interval) noexcept {
 
 struct alignas(64) local_limiter::shard {
   std::mutex mu;
-  std::unordered_map<std::string, std::int64_t, key_hash, std::equal_to<>> tat;  // ns
+  std::unordered_map<std::string, std::int64_t, key_hash, key_equal> tat;  // ns
 };
 
 local_limiter::local_limiter(gcra shape, std::size_t max_keys)
@@ -56,9 +73,10 @@ nanos local_limiter::clock() noexcept {
 decision local_limiter::acquire(std::string_view key, nanos now) {
   const std::int64_t t = now.count(), interval = shape_.interval.count();
   const std::int64_t tolerance = shape_.tolerance().count();
-  shard& s = shards_[shard_of(key)];
+  const hashed k{key, hash_of(key)};
+  shard& s = shards_[shard_from_hash(k.h)];
   std::lock_guard lock(s.mu);
-  auto it = s.tat.find(key);
+  auto it = s.tat.find(k);
   // An unknown key is a full bucket: its TAT is now.
   std::int64_t tat = std::max(it == s.tat.end() ? t : it->second, t);
   decision d;

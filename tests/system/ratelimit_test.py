@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import signal
 import socket
 import sys
 import tempfile
@@ -32,7 +33,7 @@ def proxy(up, limits, routes, top=""):
     admin_port = harness.free_port()
     log = os.path.join(TMP, f"access-{admin_port}.log")
 
-    def config(port):
+    def config(port, limits=limits, routes=routes, top=top):
         return "\n".join([
             "workers: 2",
             f"admin: {{address: '127.0.0.1:{admin_port}'}}",
@@ -44,9 +45,16 @@ def proxy(up, limits, routes, top=""):
             "routes:", *["  - " + x for x in routes],
             top]) + "\n"
     tc = harness.Trafficcop(A.trafficcop, config, TMP)
-    tc.admin, tc.log = admin_port, log
+    tc.admin, tc.log, tc.config_for = admin_port, log, config
     harness.wait_listening(admin_port, tc.p)
     return tc
+
+
+def clean_exit(tc):
+    """Stops trafficcop: a graceful exit (0), with no sanitizer report in its stderr."""
+    rc = tc.stop()
+    err = tc.stderr()
+    assert rc == 0 and "Sanitizer" not in err, f"exit {rc}; stderr:\n{err[-3000:]}"
 
 
 def get(port, path, headers=None, conn=None):
@@ -130,6 +138,7 @@ def load_within_rate():
         assert m.get(("all", "error")) == 0, m
         print(f"    allowed {counts['200']} of {sum(counts.values())} in {elapsed:.2f}s "
               f"(expected {expected:.1f})", flush=True)
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -159,6 +168,7 @@ def refusal_fields():
                          "/refused": (429, "slow")}, lines
         m = scrape(tc)
         assert m == {("slow", "allow"): 3, ("slow", "deny"): 1, ("slow", "error"): 0}, m
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -180,6 +190,7 @@ def key_by_header():
         assert got == {u: [200, 200, 429] for u in got}, got
         ids = sorted(r["id_header"] for r in up.records())
         assert ids == ["alice", "alice", "bob", "bob", "none", "none"], ids
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -199,6 +210,7 @@ def key_by_client_after_trusted_proxies():
         lines = sorted((x["remote"].rsplit(":", 1)[0], x["status"]) for x in log_lines(tc, 4))
         assert lines == [("10.0.0.1", 200), ("10.0.0.1", 429), ("10.0.0.2", 200),
                          ("10.0.0.2", 429)], lines
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -221,6 +233,37 @@ def limits_in_order():
         m = scrape(tc)
         assert m[("wide", "allow")] == 3 and m[("wide", "deny")] == 2, m
         assert m[("narrow", "allow")] == 2 and m[("narrow", "deny")] == 1, m
+        clean_exit(tc)
+    finally:
+        tc.stop()
+        up.stop()
+
+
+def reload(tc, limits, routes, n):
+    """Rewrites the config with `limits` and `routes`, SIGHUP, waits for the n-th reload."""
+    with open(tc.path, "w") as f:
+        f.write(tc.config_for(tc.port, limits, routes))
+    tc.p.send_signal(signal.SIGHUP)
+    harness.wait_until(lambda: tc.stderr().count("SIGHUP: config reloaded") >= n, "the reload")
+
+
+def reload_keeps_buckets():
+    """A reload keeps the buckets of a limit configured as before (no fresh burst from a
+    reload); a limit whose rate or burst changed starts full. Counts go on under the name."""
+    up = Upstream(protocols=("h1",))
+    routes = ["{path_prefix: /, upstream: api, rate_limits: [slow]}"]
+    tc = proxy(up, ["{name: slow, rate: 1/m, burst: 2}"], routes)
+    try:
+        assert [get(tc.port, "/")[0] for _ in range(3)] == [200, 200, 429]
+        reload(tc, ["{name: slow, rate: 1/m, burst: 2}", "{name: other, rate: 5/s}"], routes, 1)
+        assert get(tc.port, "/")[0] == 429, "the reload refilled an unchanged limit"
+        reload(tc, ["{name: slow, rate: 1/m, burst: 3}"], routes, 2)
+        assert [get(tc.port, "/")[0] for _ in range(4)] == [200, 200, 200, 429]
+        assert len(up.records()) == 5, up.records()
+        m = scrape(tc)
+        assert m[("slow", "allow")] == 5 and m[("slow", "deny")] == 3, m
+        assert ("other", "allow") not in m, m  # the live config's limits only
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -293,6 +336,7 @@ def connections_per_client():
         assert "max_connections_per_client: 127.0.0.1 has 3 connections open" in tc.stderr()
         for s in socks:
             s.close()
+        clean_exit(tc)
     finally:
         tc.stop()
         up.stop()
@@ -303,6 +347,8 @@ R.check("429: Retry-After, RateLimit, RateLimit-Policy; access log rate_limit", 
 R.check("key header:X-User separates clients", key_by_header)
 R.check("key client_ip after trusted_proxies", key_by_client_after_trusted_proxies)
 R.check("a route's limits run in order, each counted", limits_in_order)
+R.check("reload keeps unchanged limits' buckets, a changed limit starts full",
+        reload_keeps_buckets)
 R.check("max_connections_per_client: N+1st closed, served again after one closes",
         connections_per_client)
 sys.exit(R.finish())
