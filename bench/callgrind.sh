@@ -18,6 +18,11 @@
 #              load_balancing P (default round_robin); no nginx/HAProxy rows
 #            --metrics  what metrics cost (issue 10): trafficcop from a config of 1 endpoint,
 #              without then with `admin:` (which turns counting on)
+#            --ratelimit  what a local rate limit costs (issue 11): trafficcop from a config of
+#              1 endpoint, without then with a local limit on every request (all allowed)
+#            --global-limit  what a global rate limit costs (issue 11): trafficcop from a config
+#              of 1 endpoint, without then with a global limit on every request (a redis-server
+#              on port BENCH_PORT_BASE+23, started here; its own CPU is not counted)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -33,12 +38,15 @@ INSTALL=1
 ENDPOINTS=0
 POLICY=round_robin
 METRICS=0
+RATELIMIT=0
+GLOBAL=0
 PORT_BASE=${BENCH_PORT_BASE:-18600}
 TC_BIN=$ROOT/build-release/bin/trafficcop
 ECHO_BIN=$ROOT/build-release/bin/trafficcop-echo
 PORT_BACKEND=$((PORT_BASE + 20))
 PORT_ECHO=$((PORT_BASE + 21))
 PORT_PROXY=$((PORT_BASE + 22))
+PORT_REDIS=$((PORT_BASE + 23))
 
 # shellcheck source=bench/lib/common.sh
 . "$BENCH/lib/common.sh"
@@ -55,13 +63,29 @@ parse_args() {
       --endpoints) ENDPOINTS=$2; shift 2 ;;
       --policy) POLICY=$2; shift 2 ;;
       --metrics) METRICS=1; shift ;;
-      -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+      --ratelimit) RATELIMIT=1; shift ;;
+      --global-limit) GLOBAL=1; shift ;;
+      -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
   [ "$N2" -gt "$N1" ] || die "--n2 must be larger than --n1"
   if [ "$ENDPOINTS" -gt 1 ]; then PROXIES="trafficcop-lb1 trafficcop-lb$ENDPOINTS"; fi
   if [ "$METRICS" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-metrics"; fi
+  if [ "$RATELIMIT" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-ratelimit"; fi
+  if [ "$GLOBAL" = 1 ]; then PROXIES="trafficcop-lb1 trafficcop-global"; fi
+}
+
+# global_config: lb_config 1, plus a global rate limit on every request that allows them all.
+global_config() {
+  local file="$TMP/global.yaml"
+  sed 's|^routes: \[{upstream: u}\]$|routes: [{upstream: u, rate_limits: [g]}]|' \
+    "$(lb_config 1)" >"$file"
+  cat >>"$file" <<EOF
+rate_limits: [{name: g, key: route, rate: 1000000/s, scope: global}]
+redis: {address: "127.0.0.1:$PORT_REDIS", timeout: 1s, failure_mode: closed}
+EOF
+  echo "$file"
 }
 
 # lb_config N [admin]: a config file as the --upstream command line of start_under, but with
@@ -84,6 +108,15 @@ upstreams:
 routes: [{upstream: u}]
 EOF
   } >"$file"
+  echo "$file"
+}
+
+# rl_config: lb_config 1, with a local rate limit on its route that allows every request.
+rl_config() {
+  local file
+  file=$(lb_config 1)
+  sed -i 's/^routes: \[{upstream: u}\]$/routes: [{upstream: u, rate_limits: [bench]}]/' "$file"
+  echo "rate_limits: [{name: bench, key: client_ip, rate: 1000000000/s, burst: 1000000}]" >>"$file"
   echo "$file"
 }
 
@@ -115,8 +148,12 @@ start_under() {
     trafficcop-lb*)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config "${proxy#trafficcop-lb}")" \
         --log-level warn ;;
+    trafficcop-ratelimit)
+      start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(rl_config)" --log-level warn ;;
     trafficcop-metrics)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(lb_config 1 admin)" --log-level warn ;;
+    trafficcop-global)
+      start_bg "$tag" "" "${vg[@]}" "$TC_BIN" -c "$(global_config)" --log-level warn ;;
     trafficcop)
       start_bg "$tag" "" "${vg[@]}" "$TC_BIN" --listen "127.0.0.1:$PORT_PROXY" \
         --upstream "http://127.0.0.1:$PORT_BACKEND" --workers 1 --access-log off \
@@ -187,6 +224,11 @@ main() {
   check_ports "$PORT_BACKEND" "$PORT_ECHO" "$PORT_PROXY"
   start_backends ""
   if [ "$ENDPOINTS" -gt 1 ]; then add_backend_ports; fi
+  if [ "$GLOBAL" = 1 ]; then
+    check_ports "$PORT_REDIS"
+    start_bg redis "" redis-server --port "$PORT_REDIS" --bind 127.0.0.1 --save '' --appendonly no
+    wait_listening "$PORT_REDIS" redis
+  fi
   local proxy i1 i2 per ratio tc_per=""
   LINES=()
   STOP_WAIT=30   # valgrind needs longer than the usual 5 s to wind down and write its file

@@ -289,6 +289,8 @@ class response_writer {
     std::uint32_t tries = 0;
     /// "ip:port" of the endpoint whose response was relayed; empty when none answered.
     std::string endpoint;
+    /// The rate limit (rate_limits[].name) that refused the request; empty when none did.
+    std::string rate_limit;
   };
   virtual log_fields& log() = 0;
 };

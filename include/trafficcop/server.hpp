@@ -107,6 +107,9 @@ struct server_options {
   /// are shed at once (503 on plain listeners, closed on TLS ones) so that requests in flight
   /// never fail for want of a descriptor.
   std::size_t max_connections = 10'000;
+  /// Open client connections from one address (the TCP peer), across all workers; 0 = no
+  /// limit. One more is closed right after accept, before TLS (issue 11).
+  std::uint32_t max_connections_per_client = 0;
 
   /// From the first byte of a request to the end of its head; expiry → 408 and close.
   std::chrono::milliseconds read_header_timeout{10'000};
@@ -198,6 +201,8 @@ class server {
   /// Per listener id (see update_listeners: the index in server_options::listen unless a
   /// reload changed the listeners; a removed listener's counters stay), after start().
   std::vector<listener_counters> listener_stats() const;
+  /// Connections closed at accept for max_connections_per_client.
+  std::uint64_t rejected_per_client() const noexcept;
 
   /// Every accepting socket of every worker, after start() (to pass to a new process).
   std::vector<listening_socket> listening_sockets() const;

@@ -192,6 +192,8 @@ field_value value_of(config::log_field f, const line_context& c, std::string& nu
       return text(c.in.tls_version);
     case F::tls_client:
       return text(c.in.tls_client);
+    case F::rate_limit:
+      return text(c.lf.rate_limit);
   }
   return text({});
 }
@@ -199,14 +201,18 @@ field_value value_of(config::log_field f, const line_context& c, std::string& nu
 /// The default JSON line: the keys of the first release in their order (tls_client only when
 /// there is one), then those added since.
 constexpr config::log_field default_json[] = {
-    config::log_field::time,        config::log_field::id,       config::log_field::remote,
-    config::log_field::method,      config::log_field::target,   config::log_field::proto,
-    config::log_field::status,      config::log_field::bytes_in, config::log_field::bytes_out,
-    config::log_field::duration_ms, config::log_field::upstream, config::log_field::upstream_status,
-    config::log_field::upstream_ms, config::log_field::tries,    config::log_field::error,
-    config::log_field::tls_client,  config::log_field::trace_id, config::log_field::host,
-    config::log_field::user_agent,  config::log_field::referer,  config::log_field::tls_version,
-    config::log_field::endpoint};
+    config::log_field::time,        config::log_field::id,
+    config::log_field::remote,      config::log_field::method,
+    config::log_field::target,      config::log_field::proto,
+    config::log_field::status,      config::log_field::bytes_in,
+    config::log_field::bytes_out,   config::log_field::duration_ms,
+    config::log_field::upstream,    config::log_field::upstream_status,
+    config::log_field::upstream_ms, config::log_field::tries,
+    config::log_field::error,       config::log_field::tls_client,
+    config::log_field::trace_id,    config::log_field::host,
+    config::log_field::user_agent,  config::log_field::referer,
+    config::log_field::tls_version, config::log_field::endpoint,
+    config::log_field::rate_limit};
 
 }  // namespace
 
@@ -227,6 +233,8 @@ void access_log_sink::format(std::string& line, const request& in, const respons
       auto v = value_of(f, c, num);
       // Compatibility: the default line has had tls_client only on mTLS requests.
       if (defaults && f == config::log_field::tls_client && v.s.empty()) continue;
+      // rate_limit (issue 11) only on requests a rate limit refused.
+      if (defaults && f == config::log_field::rate_limit && v.s.empty()) continue;
       line += sep;
       sep = ',';
       line += '"';

@@ -277,8 +277,10 @@ handler build_router(const config::config& cfg) { return build_gateway(cfg).h; }
 
 gateway build_gateway(const config::config& cfg, metrics* m,
                       const std::vector<upstream_runtime>& before,
-                      const std::vector<std::size_t>& listener_ids) {
+                      const std::vector<std::size_t>& listener_ids,
+                      const rate_limit_set* before_limits) {
   gateway g;
+  g.rate_limits = build_rate_limits(cfg, m, before_limits);  // may throw: before any upstream
   // One transport (and so one pool per worker) per upstream, shared by its routes. An
   // upstream configured as before keeps its transport: its pools stay warm, its health and
   // balancer state stay, its checks go on.
@@ -299,13 +301,17 @@ gateway build_gateway(const config::config& cfg, metrics* m,
   }
   std::vector<handler> handlers;
   handlers.reserve(cfg.routes.size());
-  for (const auto& r : cfg.routes) {
+  for (std::size_t i = 0; i < cfg.routes.size(); ++i) {
+    const auto& r = cfg.routes[i];
+    route_identity id{r.name.empty() ? std::to_string(i) : r.name, r.upstream};
     if (r.redirect) {
-      handlers.push_back(redirect_handler(*r.redirect, r.response_headers));
+      handlers.push_back(with_rate_limits(redirect_handler(*r.redirect, r.response_headers),
+                                          g.rate_limits, r, std::move(id)));
       continue;
     }
     if (r.respond) {
-      handlers.push_back(respond_handler(*r.respond, r.response_headers));
+      handlers.push_back(with_rate_limits(respond_handler(*r.respond, r.response_headers),
+                                          g.rate_limits, r, std::move(id)));
       continue;
     }
     const auto& u = *upstreams.at(r.upstream);  // the loader checked the name
@@ -321,7 +327,7 @@ gateway build_gateway(const config::config& cfg, metrics* m,
     }
     if (r.strip_prefix || !r.prefix_rewrite.empty())
       h = with_prefix_rewrite(std::move(h), r.path_prefix, r.strip_prefix ? "/" : r.prefix_rewrite);
-    handlers.push_back(std::move(h));
+    handlers.push_back(with_rate_limits(std::move(h), g.rate_limits, r, std::move(id)));
   }
   auto rt = std::make_shared<router>(route_table(cfg.routes, cfg.listeners, listener_ids),
                                      std::move(handlers), m ? m->bind(cfg) : nullptr);
@@ -375,6 +381,7 @@ server_options to_server_options(const config::config& cfg) {
       break;
   }
   o.max_connections = cfg.limits.max_connections;
+  o.max_connections_per_client = cfg.limits.max_connections_per_client;
   o.read_header_timeout = cfg.timeouts.read_header;
   o.idle_timeout = cfg.timeouts.idle;
   o.read_body_timeout = cfg.timeouts.read_body;

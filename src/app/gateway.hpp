@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "app/metrics.hpp"
+#include "app/rate_limit.hpp"
 #include "config/config.hpp"
 #include "trafficcop/http.hpp"
 #include "trafficcop/server.hpp"
@@ -60,13 +61,17 @@ handler build_router(const config::config& cfg);
 /// configured exactly the same is reused as it is. `h` runs the request identity middleware
 /// (request_identity.hpp) before the router. `listener_ids`: the server's id of each of
 /// `cfg.listeners` (server::update_listeners); empty: their indexes.
+/// Rate limits (rate_limit.hpp) run per route before its handler; `before_limits` (the
+/// previous generation's) keeps the limiters and redis store configured as before.
 struct gateway {
   handler h;
   std::vector<upstream_runtime> upstreams;
+  std::shared_ptr<const rate_limit_set> rate_limits;
 };
 gateway build_gateway(const config::config& cfg, metrics* m = nullptr,
                       const std::vector<upstream_runtime>& before = {},
-                      const std::vector<std::size_t>& listener_ids = {});
+                      const std::vector<std::size_t>& listener_ids = {},
+                      const rate_limit_set* before_limits = nullptr);
 
 server_options to_server_options(const config::config& cfg);
 

@@ -19,13 +19,15 @@
 namespace trafficcop::app {
 
 class access_log_sink;
+struct rate_limit_set;
 
 /// One config's handler chain (router, proxies, access log) and its upstreams.
 struct generation {
   config::config cfg;
   handler h;
   std::vector<upstream_runtime> upstreams;
-  std::shared_ptr<access_log_sink> sink;  // null when the access log is off
+  std::shared_ptr<const rate_limit_set> rate_limits;  // rate_limit.hpp
+  std::shared_ptr<access_log_sink> sink;              // null when the access log is off
 };
 
 class live_config {

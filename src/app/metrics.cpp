@@ -235,6 +235,10 @@ void listener_metrics(writer& w, const server& srv, const std::vector<std::strin
   for (std::size_t i = 0; i < stats.size(); ++i)
     w.sample("trafficcop_connections_total", {{"listener", name(i)}},
              static_cast<double>(stats[i].accepted));
+  w.family("trafficcop_connections_rejected_total", "counter",
+           "Client connections closed at accept: over limits.max_connections_per_client.");
+  w.sample("trafficcop_connections_rejected_total", {{"reason", "per_client"}},
+           static_cast<double>(srv.rejected_per_client()));
   w.family("trafficcop_tls_handshakes_total", "counter", "TLS handshakes with clients.");
   for (std::size_t i = 0; i < stats.size(); ++i) {
     w.sample("trafficcop_tls_handshakes_total", {{"listener", name(i)}, {"result", "ok"}},
@@ -275,6 +279,23 @@ std::shared_ptr<const metrics::binding> metrics::bind(const config::config& cfg)
   return b;
 }
 
+std::vector<counters::per_thread<ratelimit_cells>*> metrics::bind_rate_limits(
+    const config::config& cfg) {
+  std::lock_guard l(mu_);
+  std::vector<counters::per_thread<ratelimit_cells>*> out;
+  live_rate_limits_.clear();
+  for (const auto& rl : cfg.rate_limits) {
+    auto& s = rate_limits_[rl.name];
+    if (!s) {
+      s = std::make_unique<ratelimit_series>();
+      s->name = rl.name;
+    }
+    out.push_back(&s->cells);
+    live_rate_limits_.push_back(s.get());
+  }
+  return out;
+}
+
 void metrics::observe(const binding& b, std::size_t route, const request& in, response_writer& w,
                       std::uint64_t bytes_in) {
   auto& c = b[std::min(route, b.size() - 1)]->cells.local();
@@ -291,9 +312,11 @@ void metrics::observe(const binding& b, std::size_t route, const request& in, re
 
 std::string metrics::render(const sources& src, bool openmetrics) const {
   std::shared_ptr<const binding> live;
+  std::vector<const ratelimit_series*> limits;
   {
     std::lock_guard l(mu_);
     live = live_;
+    limits = live_rate_limits_;  // the series themselves are never freed
   }
   static const binding none;
   const binding& routes_ = live ? *live : none;
@@ -349,6 +372,25 @@ std::string metrics::render(const sources& src, bool openmetrics) const {
   w.sample("trafficcop_bytes_total", {{"direction", "in"}}, static_cast<double>(in));
   w.sample("trafficcop_bytes_total", {{"direction", "out"}}, static_cast<double>(out));
 
+  if (!limits.empty()) {
+    w.family("trafficcop_ratelimit_decisions_total", "counter",
+             "Rate limit decisions, by limit: allow, deny, or error (the global store failed; "
+             "the failure mode then applied).");
+    for (const auto* rl : limits) {
+      std::uint64_t allow = 0, deny = 0, error = 0;
+      rl->cells.each([&](const ratelimit_cells& c) {
+        allow += c.allow.get();
+        deny += c.deny.get();
+        error += c.error.get();
+      });
+      w.sample("trafficcop_ratelimit_decisions_total", {{"limit", rl->name}, {"decision", "allow"}},
+               static_cast<double>(allow));
+      w.sample("trafficcop_ratelimit_decisions_total", {{"limit", rl->name}, {"decision", "deny"}},
+               static_cast<double>(deny));
+      w.sample("trafficcop_ratelimit_decisions_total", {{"limit", rl->name}, {"decision", "error"}},
+               static_cast<double>(error));
+    }
+  }
   if (src.upstreams) upstream_metrics(w, *src.upstreams);
   if (src.srv && src.listeners) listener_metrics(w, *src.srv, *src.listeners);
   if (src.process) {

@@ -45,6 +45,11 @@ struct alignas(64) route_cells {
   counters::cell bytes_in, bytes_out;
 };
 
+/// One rate limit's decisions, per thread (issue 11).
+struct alignas(64) ratelimit_cells {
+  counters::cell allow, deny, error;
+};
+
 /// An upstream as the gateway built it: what metrics and the admin API read.
 struct upstream_runtime {
   std::string name;
@@ -72,6 +77,11 @@ class metrics {
   /// counts) across reloads as long as its labels stay the same.
   std::shared_ptr<const binding> bind(const config::config& cfg);
 
+  /// The decision counters of `cfg`'s rate limits, by index in cfg.rate_limits, made live for
+  /// render(). A limit keeps its counts across reloads as long as its name stays. The cells
+  /// live as long as this object.
+  std::vector<counters::per_thread<ratelimit_cells>*> bind_rate_limits(const config::config& cfg);
+
   /// Counts a finished request of route `route` of `b` (b.size() - 1: no route).
   static void observe(const binding& b, std::size_t route, const request& in, response_writer& w,
                       std::uint64_t bytes_in);
@@ -92,6 +102,12 @@ class metrics {
   mutable std::mutex mu_;
   std::map<std::pair<std::string, std::string>, std::unique_ptr<route_series>> all_;
   std::shared_ptr<const binding> live_;  // what render() shows
+  struct ratelimit_series {
+    std::string name;
+    counters::per_thread<ratelimit_cells> cells;
+  };
+  std::map<std::string, std::unique_ptr<ratelimit_series>> rate_limits_;
+  std::vector<const ratelimit_series*> live_rate_limits_;  // what render() shows
 };
 
 }  // namespace trafficcop::app

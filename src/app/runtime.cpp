@@ -40,12 +40,14 @@ std::string reloading() {
 /// indexes). Throws std::runtime_error if the access log cannot be opened.
 std::shared_ptr<const generation> build(const config::config& cfg, metrics* m,
                                         const std::vector<upstream_runtime>& before,
-                                        const std::vector<std::size_t>& listener_ids = {}) {
+                                        const std::vector<std::size_t>& listener_ids = {},
+                                        const rate_limit_set* before_limits = nullptr) {
   auto g = std::make_shared<generation>();
   g->cfg = cfg;
-  auto gw = build_gateway(cfg, m, before, listener_ids);
+  auto gw = build_gateway(cfg, m, before, listener_ids, before_limits);
   g->h = std::move(gw.h);
   g->upstreams = std::move(gw.upstreams);
+  g->rate_limits = std::move(gw.rate_limits);
   if (cfg.access_log.path != "off") {
     g->sink = std::make_shared<access_log_sink>(cfg.access_log.path, cfg.access_log.format,
                                                 cfg.access_log.fields);
@@ -141,7 +143,7 @@ class reloader {
     std::vector<std::size_t> ids;
     auto ec = srv_.update_listeners(to_server_options(*r.cfg), what, [&](const auto& got) {
       try {
-        next = build(*r.cfg, m_.get(), old->upstreams, got);
+        next = build(*r.cfg, m_.get(), old->upstreams, got, old->rate_limits.get());
       } catch (const std::exception& e) {
         build_error = e.what();
         return false;
@@ -152,6 +154,7 @@ class reloader {
     });
     if (!build_error.empty()) {
       if (m_) m_->bind(old->cfg);  // the metrics show the routes that still serve
+      if (m_) m_->bind_rate_limits(old->cfg);
       return file_ + ": " + build_error + "\n";
     }
     if (ec) return file_ + ": " + what + "\n";

@@ -43,6 +43,7 @@ load_result loader::run(const node& root, std::string_view name) {
     check_route_upstreams();
     check_route_listeners();
     check_route_targets();
+    check_rate_limits();
   }
   load_result result;
   if (errors_.empty()) result.cfg = std::move(cfg_);
@@ -260,6 +261,8 @@ void loader::read_root(const node& root) {
                   {"admin", [this](auto& n, auto& path) { read_admin(n, path); }},
                   {"request_id", [this](auto& n, auto& path) { read_request_id(n, path); }},
                   {"trace_context", [this](auto& n, auto& path) { read_trace_context(n, path); }},
+                  {"rate_limits", list(&loader::read_rate_limit)},
+                  {"redis", [this](auto& n, auto& path) { read_redis(n, path); }},
               });
 }
 
@@ -432,6 +435,7 @@ void loader::read_limits(const node& n, const std::string& path) {
                   {"max_uri_bytes", into_positive(l.max_uri_bytes)},
                   {"max_body_bytes", into(l.max_body_bytes)},
                   {"max_connections", into_positive(l.max_connections)},
+                  {"max_connections_per_client", into(l.max_connections_per_client)},
               });
 }
 

@@ -279,11 +279,11 @@ struct route {
 };
 
 struct limits {
-  std::uint64_t max_header_bytes = 16 * 1024;  // request line + fields; over → 431
-  std::uint32_t max_headers = 100;             // field lines; over → 431
-  std::uint64_t max_uri_bytes = 8 * 1024;      // request-target; over → 414
-  std::uint64_t max_body_bytes = 0;            // 0 = unlimited; over → 413
-  std::uint32_t max_connections = 10000;       // client connections per worker; then accept waits
+  std::uint64_t max_header_bytes = 16 * 1024;    // request line + fields; over → 431
+  std::uint32_t max_headers = 100;               // field lines; over → 431
+  std::uint64_t max_uri_bytes = 8 * 1024;        // request-target; over → 414
+  std::uint64_t max_body_bytes = 0;              // 0 = unlimited; over → 413
+  std::uint32_t max_connections = 10000;         // client connections per worker; then accept waits
   std::uint32_t max_connections_per_client = 0;  // per client address, all workers; 0 = no limit
 
   bool operator==(const limits&) const = default;
@@ -324,7 +324,8 @@ enum class log_field {
   user_agent,
   referer,
   tls_version,
-  tls_client
+  tls_client,
+  rate_limit
 };
 /// The field's name in `fields:` and its JSON key.
 std::string_view name(log_field f) noexcept;
@@ -371,10 +372,10 @@ struct rate_key_part {
 struct rate_limit {
   std::string name;
   std::vector<rate_key_part> key = {rate_key_part{}};
-  std::uint64_t count = 0;    // rate: count / per ("100/s" → 100, 1s)
-  duration per{1000};         // 1s, 1m or 1h
-  std::uint32_t burst = 0;    // 0 in the file = count (one period's worth)
-  bool global = false;        // scope: local (this instance) or global (through redis)
+  std::uint64_t count = 0;  // rate: count / per ("100/s" → 100, 1s)
+  duration per{1000};       // 1s, 1m or 1h
+  std::uint32_t burst = 0;  // ≥ 1 once loaded; not in the file: count (one period's worth)
+  bool global = false;      // scope: local (this instance) or global (through redis)
 
   bool operator==(const rate_limit&) const = default;
 };

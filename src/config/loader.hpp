@@ -366,6 +366,7 @@ inline constexpr std::pair<std::string_view, log_field> log_fields[] = {
     {"referer", log_field::referer},
     {"tls_version", log_field::tls_version},
     {"tls_client", log_field::tls_client},
+    {"rate_limit", log_field::rate_limit},
 };
 
 inline constexpr std::pair<std::string_view, std::uint8_t> proxy_protocol_versions[] = {
@@ -521,12 +522,19 @@ class loader {
   void read_log_fields(const node& n, const std::string& path, std::vector<log_field>& out);
   void read_request_id(const node& n, const std::string& path);
   void read_trace_context(const node& n, const std::string& path);
+  // Rate limits (ratelimits.cpp, issue 11).
+  void read_rate_limit(const node& n, const std::string& path);
+  void read_rate_key(const node& n, const std::string& path, rate_limit& rl);
+  void read_rate(const node& n, const std::string& path, rate_limit& rl);
+  void read_redis(const node& n, const std::string& path);
+  void read_route_rate_limits(const node& n, const std::string& path, route& r);
 
   // Checks across sections, after the walk.
   void check_required();
   void check_route_upstreams();
   void check_route_listeners();
   void check_route_targets();
+  void check_rate_limits();
 
   config cfg_;
   std::vector<std::string> errors_;
@@ -535,6 +543,7 @@ class loader {
   std::set<std::string> upstream_names_;
   std::set<std::string> route_names_;
   std::set<std::string> listener_names_;
+  std::set<std::string> rate_limit_names_;
   // The routes with one host and path matcher, for the never-matching check.
   struct route_group {
     std::vector<std::size_t> without_conditions;                   // no header or query condition

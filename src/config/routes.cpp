@@ -83,6 +83,7 @@ void loader::read_route_fields(const node& n, const std::string& path, route& r)
           {"request_buffering", into_buffering(r.request_buffering)},
           {"request_headers", edits(r.request_headers)},
           {"response_headers", edits(r.response_headers)},
+          {"rate_limits", [&](auto& v, auto& at) { read_route_rate_limits(v, at, r); }},
       });
 }
 

@@ -24,6 +24,7 @@
 #include "core/fd_budget.hpp"
 #include "core/log.hpp"
 #include "core/splice.hpp"
+#include "server/client_limit.hpp"
 #include "server/connection.hpp"
 #include "server/tls.hpp"
 #include "server/worker.hpp"
@@ -146,6 +147,11 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
       if (!rec) detail::shed_connection(fd, tls == nullptr);
       continue;
     }
+    if (w.per_client && !w.per_client->admit(peer.address())) {
+      error_code ignored;  // over limits.max_connections_per_client: closed before TLS
+      sock.close(ignored);
+      continue;
+    }
     listener.stats->accepted.fetch_add(1, std::memory_order_relaxed);
     auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
                                           tls ? tls->current() : nullptr, http2, listener);
@@ -153,7 +159,8 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
     w.peak = std::max(w.peak, w.conns.size());
     asio::co_spawn(
         w.ioc, c->run(),
-        asio::bind_cancellation_slot(c->cancel_signal.slot(), [c, &w](std::exception_ptr e) {
+        asio::bind_cancellation_slot(c->cancel_signal.slot(), [c, &w, peer](std::exception_ptr e) {
+          if (w.per_client) w.per_client->release(peer.address());
           if (e) {
             try {
               std::rethrow_exception(e);
@@ -194,6 +201,7 @@ struct server::impl {
   std::vector<std::unique_ptr<listener_slot>> slots;  // by id
   std::vector<std::size_t> active;                    // the listeners' ids, in listen order
   mutable std::mutex mu;  // slots (the vector, fds, removed) and active: read by any thread
+  std::unique_ptr<detail::client_limit> per_client;  // limits.max_connections_per_client
   std::vector<std::unique_ptr<worker>> workers;
   std::atomic<bool> shutting_down{false};
   detail::fd_plan fds;
@@ -376,8 +384,11 @@ error_code server::start(std::string& what) {
     impl_->active.push_back(i);
   }
   std::random_device rd;
+  if (o.max_connections_per_client > 0)
+    impl_->per_client = std::make_unique<detail::client_limit>(o.max_connections_per_client);
   for (unsigned i = 0; i < n; ++i) {
     impl_->workers.push_back(std::make_unique<worker>(impl_->opts, impl_->h, i));
+    impl_->workers.back()->per_client = impl_->per_client.get();
     impl_->workers.back()->id_seed = (std::uint64_t{rd()} << 32) | rd();
     impl_->workers.back()->fds = plan;
   }
@@ -593,6 +604,10 @@ std::vector<listening_socket> server::listening_sockets() const {
 }
 
 std::vector<int> server::inherited_unused() const { return impl_->inherited_unused; }
+
+std::uint64_t server::rejected_per_client() const noexcept {
+  return impl_->per_client ? impl_->per_client->rejected() : 0;
+}
 
 std::size_t server::connection_budget() const noexcept { return impl_->fds.connections; }
 

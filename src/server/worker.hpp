@@ -61,6 +61,7 @@ struct worker {
   bool draining = false;
   /// Parked accept loops wait here while the worker is at max_connections.
   std::unique_ptr<asio::steady_timer> capacity;
+  class client_limit* per_client = nullptr;  // the server's; null without the limit
   /// The worker's descriptor budget (core/fd_budget.hpp, issue 14.5): at `fd_plan.connections`
   /// open connections new ones are shed; `spare` sheds one when accept fails with EMFILE.
   fd_plan fds{SIZE_MAX, 64};

@@ -176,7 +176,8 @@ access_log: {fields: [time, agent, time, {a: 1}]}
                 "access_log.fields[1]: unknown access log field \"agent\" (one of time, id, "
                 "trace_id, span_id, remote, host, method, target, proto, protocol, status, "
                 "bytes_in, bytes_out, duration_ms, upstream, endpoint, upstream_status, "
-                "upstream_ms, tries, error, user_agent, referer, tls_version, tls_client)",
+                "upstream_ms, tries, error, user_agent, referer, tls_version, tls_client, "
+                "rate_limit)",
                 "access_log.fields[2]: field \"time\" is listed twice",
                 "access_log.fields[3]: expected a string, got a map"}));
   r = load_string(std::string(minimal) + "access_log: {fields: []}\n", "t.yaml");
