@@ -22,6 +22,9 @@
 #include "server/worker.hpp"
 
 namespace trafficcop::detail {
+
+/// Draining, a new connection's first request is still served if it comes this soon (drain()).
+constexpr std::chrono::milliseconds first_request_grace{1000};
 namespace {
 
 constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
@@ -517,9 +520,14 @@ void connection::drain() {
   if (h2_) return h2_drain(*h2_);
   // Between two requests of a kept-alive connection: close now (its client retries on a new
   // connection, RFC 9112 §9.3.1). A new connection that has not sent its first request yet is
-  // served once (with Connection: close): the client connected before the drain began and
-  // may have nothing to retry on; after a binary upgrade the new process accepts the rest.
-  if (idle_ && requests_ > 0) close();
+  // served once (with Connection: close) if that request comes within a short grace: the
+  // client connected before the drain began and may have nothing to retry on; after a binary
+  // upgrade the new process accepts the rest. One that stays silent (a preconnect, a probe)
+  // is closed after the grace rather than holding the drain for read_header_timeout.
+  if (!idle_) return;
+  if (requests_ > 0) return close();
+  wd_.arm(std::min<std::chrono::steady_clock::duration>(opts_.read_header_timeout,
+                                                        first_request_grace));
 }
 
 void connection::force_close() {
@@ -631,6 +639,7 @@ asio::awaitable<error_code> connection::read_head(request& req) {
     // gets the head timeout (a connection that never speaks is a slowloris too).
     std::chrono::milliseconds timeout =
         requests_ > 0 ? opts_.idle_timeout : opts_.read_header_timeout;
+    if (draining_ && requests_ == 0) timeout = std::min(timeout, first_request_grace);
     if (deadline) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
           *deadline - std::chrono::steady_clock::now());

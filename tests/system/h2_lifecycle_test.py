@@ -241,7 +241,7 @@ def check_drain_goaway(kind):
             raise AssertionError("trafficcop still runs after the drained connection closed")
         took = time.time() - t0
         assert rc == 0, f"exit status {rc}: {tc.stderr()[-1500:]}"
-        assert took < 5.0, f"exited {took:.1f}s after SIGTERM: waited for the drain timeout"
+        assert took < 5.0, f"exited {took:.1f}s after SIGTERM: waited for the drain timeout: {tc.stderr()[-3000:]}"
 
 
 # --- 3. idle client connections -----------------------------------------------------------
