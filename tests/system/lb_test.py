@@ -345,7 +345,13 @@ def paused_endpoint_times_out_and_is_retried():
     finally:
         p.send_signal(signal.SIGCONT)
         p.terminate()
-        p.wait(harness.DEADLINE)
+        try:
+            p.wait(harness.DEADLINE)
+        except subprocess.TimeoutExpired:
+            # The test upstream's own stop can hang on the requests it took while stopped
+            # (once in a loaded CI run); its shutdown is not what this check is about.
+            p.kill()
+            p.wait(harness.DEADLINE)
         up.stop()
 
 
