@@ -430,6 +430,9 @@ def test_drain_on_reload():
                    for r in stable.records() if r["id_header"] in ("new1", "h2new"))
         assert "requests started before this reload are closed if still running in 1000 ms" in \
             p.tc.stderr()
+        h2.close()
+        rc = p.tc.stop()  # a sanitizer's report makes it non-zero
+        assert rc == 0, f"exit status {rc}: {p.tc.stderr()[-3000:]}"
     finally:
         if h2:
             h2.close()
