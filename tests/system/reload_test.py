@@ -385,7 +385,8 @@ def test_drain_on_reload():
         old1 = held_h1(p.tc.port, "old1")
         h2 = H2Client(p.tc.port)
         auth = f"127.0.0.1:{p.tc.port}"
-        h2_old = h2.request(base_headers("GET", "/held?gate=h2old", auth, extra=[("x-test-id", "h2old")]))
+        h2_old = h2.request(
+            base_headers("GET", "/held?gate=h2old", auth, extra=[("x-test-id", "h2old")]))
         stable.wait_records(lambda rs: {r["id_header"] for r in rs} >= {"old1", "h2old"},
                             "the requests before the reload")
         with open(p.tc.path + ".tmp", "w") as f:
@@ -397,7 +398,8 @@ def test_drain_on_reload():
         acked = time.time()
         # After it: the same kinds of slow requests, the stream on the same connection.
         new1 = held_h1(p.tc.port, "new1")
-        h2_new = h2.request(base_headers("GET", "/held?gate=h2new", auth, extra=[("x-test-id", "h2new")]))
+        h2_new = h2.request(
+            base_headers("GET", "/held?gate=h2new", auth, extra=[("x-test-id", "h2new")]))
         stable.wait_records(lambda rs: {r["id_header"] for r in rs} >= {"new1", "h2new"},
                             "the requests after the reload")
         # The old ones are closed about 1 s after the reload.
