@@ -180,6 +180,14 @@ class server {
   /// connection. Idle keep-alive connections close at once. Returns immediately.
   void shutdown(std::chrono::milliseconds drain);
 
+  /// At `deadline`, closes what still runs of the requests received before `started_before`
+  /// (a live reload's drain_on_reload): an HTTP/1.1 connection serving one (an upgraded
+  /// tunnel included) is closed as shutdown()'s deadline closes it; an HTTP/2 stream is reset
+  /// (RST_STREAM CANCEL), its connection and other streams go on. Later requests are
+  /// untouched. Returns immediately; each call arms its own timer on every worker.
+  void close_started_before(std::chrono::steady_clock::time_point started_before,
+                            std::chrono::steady_clock::time_point deadline);
+
   /// Blocks until every worker has stopped (after shutdown()).
   void wait();
 

@@ -59,7 +59,10 @@ std::string needs_restart(const config::config& a, const config::config& b) {
   }
   check(a.workers == b.workers, "workers");
   check(a.limits == b.limits, "limits");
-  check(a.timeouts == b.timeouts, "timeouts");
+  // timeouts.drain_on_reload is read by the reload itself (the new config's value applies).
+  auto ta = a.timeouts, tb = b.timeouts;
+  ta.drain_on_reload = tb.drain_on_reload;
+  check(ta == tb, "timeouts");
   check(a.headers_with_underscores == b.headers_with_underscores, "headers_with_underscores");
   check(a.trusted_proxies == b.trusted_proxies, "trusted_proxies");
   bool admin_same =

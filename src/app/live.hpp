@@ -52,8 +52,8 @@ class live_config {
 };
 
 /// The config keys a running server cannot take without a restart (workers, limits,
-/// timeouts, the settings of a listener whose address is kept...): "" if `a` and `b` agree
-/// on them, else which differ. Listeners added or removed are taken live.
+/// timeouts but drain_on_reload, the settings of a listener whose address is kept...): "" if `a`
+/// and `b` agree on them, else which differ. Listeners added or removed are taken live.
 std::string needs_restart(const config::config& a, const config::config& b);
 
 }  // namespace trafficcop::app

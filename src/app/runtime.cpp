@@ -141,6 +141,7 @@ class reloader {
     std::shared_ptr<const generation> next;
     std::string what, build_error;
     std::vector<std::size_t> ids;
+    std::chrono::steady_clock::time_point swapped;
     auto ec = srv_.update_listeners(to_server_options(*r.cfg), what, [&](const auto& got) {
       try {
         next = build(*r.cfg, m_.get(), old->upstreams, got, old->rate_limits.get());
@@ -150,6 +151,7 @@ class reloader {
       }
       ids = got;
       live_.swap(next);
+      swapped = std::chrono::steady_clock::now();  // requests received before: old generations
       return true;
     });
     if (!build_error.empty()) {
@@ -175,6 +177,11 @@ class reloader {
       }
     }
     log::info("{}: config reloaded from {}", who, file_);
+    if (auto d = r.cfg->timeouts.drain_on_reload) {
+      srv_.close_started_before(swapped, swapped + *d);
+      log::info("{}: requests started before this reload are closed if still running in {} ms", who,
+                d->count());
+    }
     return {};
   }
 

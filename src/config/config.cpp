@@ -447,6 +447,11 @@ void loader::read_timeouts(const node& n, const std::string& path) {
                   {"idle", into(t.idle)},
                   {"read_body", into(t.read_body)},
                   {"drain", into(t.drain)},
+                  {"drain_on_reload",
+                   [&](auto& v, auto& at) {
+                     duration d{};
+                     if (read(v, at, d)) t.drain_on_reload = d;
+                   }},
               });
 }
 

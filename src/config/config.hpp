@@ -294,6 +294,9 @@ struct timeouts {
   duration idle{60000};         // keep-alive idle between client requests
   duration read_body{60000};    // max gap between client body bytes
   duration drain{10000};        // graceful shutdown: how long in-flight requests may finish
+  /// After a live reload, how long requests started before it may go on (then they are closed:
+  /// HTTP/1 connection closed, HTTP/2 stream reset); none = until they end.
+  std::optional<duration> drain_on_reload;
 
   bool operator==(const timeouts&) const = default;
 };

@@ -538,6 +538,13 @@ void connection::force_close() {
   close();
 }
 
+void connection::close_started_before(std::chrono::steady_clock::time_point t) {
+  if (h2_) return h2_cancel_started_before(*h2_, t);
+  // A request is in flight from its complete head (received_at) until the next read_head
+  // makes a new parser: between two requests the old time stamp is never looked at.
+  if (parser_ && parser_->is_header_done() && s_->req.received_at < t) force_close();
+}
+
 asio::awaitable<bool> connection::handshake() {
   // Bounded like a request head: a client that connects and never finishes the handshake is
   // a slowloris too.

@@ -55,6 +55,11 @@ class connection : public std::enable_shared_from_this<connection> {
   /// The drain deadline passed: cancel the handler and close.
   void force_close();
 
+  /// A live reload's drain_on_reload passed: the request in flight (HTTP/1.1, an upgraded
+  /// tunnel included) is force_close()d if its head was received before `t`; on HTTP/2, each
+  /// such stream is reset and the connection goes on.
+  void close_started_before(std::chrono::steady_clock::time_point t);
+
   asio::cancellation_signal cancel_signal;
 
   // The pieces below are used by the request's body reader, response writer and hijacked

@@ -107,6 +107,7 @@ class h2_connection final : public h2::session {
   asio::awaitable<void> run();
   void drain();
   void force_close();
+  void cancel_started_before(clock::time_point t);
 
   // Used by the stream's reader and writer below.
   connection& conn() noexcept { return c_; }
@@ -423,6 +424,20 @@ void h2_connection::force_close() {
   draining_ = true;
   fail_all(make_error_code(errc::client_gone));
   close_socket();
+}
+
+void h2_connection::cancel_started_before(clock::time_point t) {
+  if (closed()) return;
+  for (auto& st : streams_) {
+    if (!st->running || st->gone || st->req.received_at >= t) continue;
+    // As a reset by the client (on_stream_close): this stream's handler is cancelled.
+    st->gone = true;
+    if (!st->in.ended && !st->in.failed) st->in.failed = make_error_code(errc::client_gone);
+    st->ev.notify();
+    st->room.notify();
+    st->cancel.emit(asio::cancellation_type::terminal);
+    reset(*st, NGHTTP2_CANCEL);
+  }
 }
 
 void h2_connection::fail_all(error_code ec) {
@@ -815,5 +830,8 @@ asio::awaitable<void> serve_http2(connection& c, const listener_http2& cfg) {
 
 void h2_drain(h2_connection& h) { h.drain(); }
 void h2_force_close(h2_connection& h) { h.force_close(); }
+void h2_cancel_started_before(h2_connection& h, std::chrono::steady_clock::time_point t) {
+  h.cancel_started_before(t);
+}
 
 }  // namespace trafficcop::detail

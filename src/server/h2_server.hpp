@@ -4,6 +4,7 @@
 // own coroutine, through the same request / response_writer interface as HTTP/1.1.
 #pragma once
 
+#include <chrono>
 #include <string_view>
 
 #include <boost/asio/awaitable.hpp>
@@ -26,5 +27,8 @@ asio::awaitable<void> serve_http2(connection& c, const listener_http2& cfg);
 void h2_drain(h2_connection& h);
 /// The drain deadline passed: every stream is cancelled and the connection closed.
 void h2_force_close(h2_connection& h);
+/// Resets (RST_STREAM CANCEL) and cancels every running stream whose request was received
+/// before `t`; the connection and its other streams go on.
+void h2_cancel_started_before(h2_connection& h, std::chrono::steady_clock::time_point t);
 
 }  // namespace trafficcop::detail

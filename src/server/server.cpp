@@ -575,6 +575,20 @@ void server::shutdown(std::chrono::milliseconds drain) {
   }
 }
 
+void server::close_started_before(std::chrono::steady_clock::time_point started_before,
+                                  std::chrono::steady_clock::time_point deadline) {
+  for (auto& wp : impl_->workers) {
+    worker* w = wp.get();
+    asio::post(w->ioc, [w, started_before, deadline] {
+      auto timer = std::make_shared<asio::steady_timer>(w->ioc, deadline);
+      timer->async_wait([w, timer, started_before](error_code) {
+        for (auto* c : std::vector<connection*>(w->conns.begin(), w->conns.end()))
+          c->close_started_before(started_before);
+      });
+    });
+  }
+}
+
 void server::wait() {
   for (auto& w : impl_->workers)
     if (w->thread.joinable()) w->thread.join();

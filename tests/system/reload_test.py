@@ -7,7 +7,9 @@ goes where the new config says. A config that fails validation keeps the old one
 answers 400 with the YAML path; the error counter moves); a kept listener's changed settings
 need a restart, while listeners added or removed take effect (a removed one refuses new
 connections and finishes the request in flight on it; the kept one never refuses);
-an unchanged upstream keeps its warm connections; SIGHUP reloads too.
+an unchanged upstream keeps its warm connections; SIGHUP reloads too. With
+timeouts.drain_on_reload, what started before a reload (a tunnel, an HTTP/1.1 request, an
+HTTP/2 stream) is closed that long after it, and what started after is not.
 
 usage: reload_test.py BIN_DIR SOURCE_DIR [--quick] [--only SUBSTR]...
 """
@@ -22,6 +24,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+from h2_client import H2Client, base_headers  # noqa: E402
 from h2_upstream import Upstream  # noqa: E402
 
 A = harness.Args(sys.argv)
@@ -338,6 +341,108 @@ def test_listeners_added_and_removed():
             u.stop()
 
 
+def yaml_drain(port, admin_port, r_to, ports, drain=None):
+    """yaml_for with h2c on the listener and timeouts.drain_on_reload: `drain` (if any)."""
+    return yaml_for(port, admin_port, r_to, ports).replace(
+        f"address: '127.0.0.1:{port}'", f"address: '127.0.0.1:{port}'\n    http2: {{h2c: true}}"
+    ) + (f"timeouts: {{drain_on_reload: {drain}}}\n" if drain else "")
+
+
+def held_h1(port, gate):
+    """A fresh HTTP/1.1 connection with GET /held?gate=GATE sent (its answer not read yet)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=harness.DEADLINE)
+    c.request("GET", f"/held?gate={gate}", headers={"x-test-id": gate})
+    return c
+
+
+def closed_at(s):
+    """Blocks until the peer closes the socket `s`; the time it did."""
+    s.settimeout(harness.DEADLINE)
+    try:
+        while s.recv(4096):
+            pass
+    except ConnectionResetError:
+        pass
+    return time.time()
+
+
+def test_drain_on_reload():
+    ups = {k: Upstream(protocols=("h1",)) for k in ("a", "b", "stable")}
+    p = Proxy.__new__(Proxy)
+    p.ports = {k: u.port for k, u in ups.items()}
+    p.admin = harness.free_port()
+    p.tc = harness.Trafficcop(A.trafficcop, lambda port: yaml_drain(port, p.admin, "a", p.ports),
+                              TMP)
+    harness.wait_listening(p.admin, p.tc.p)
+    stable = ups["stable"]
+    h2 = None
+    try:
+        # Before the reload: a tunnel, a held HTTP/1.1 request and a held HTTP/2 stream.
+        ws = tunnel(p.tc.port)
+        echo(ws, b"before")
+        ws_conn = stable.wait_records(lambda rs: [r for r in rs if r["responded"] == 101],
+                                      "the tunnel")[0]["conn"]
+        old1 = held_h1(p.tc.port, "old1")
+        h2 = H2Client(p.tc.port)
+        auth = f"127.0.0.1:{p.tc.port}"
+        h2_old = h2.request(
+            base_headers("GET", "/held?gate=h2old", auth, extra=[("x-test-id", "h2old")]))
+        stable.wait_records(lambda rs: {r["id_header"] for r in rs} >= {"old1", "h2old"},
+                            "the requests before the reload")
+        with open(p.tc.path + ".tmp", "w") as f:
+            # Set by the reload itself: the key needs no restart, and the new value applies.
+            f.write(yaml_drain(p.tc.port, p.admin, "b", p.ports, "1s"))
+        os.replace(p.tc.path + ".tmp", p.tc.path)
+        sent = time.time()
+        assert p.reload() == (200, "reloaded\n")
+        acked = time.time()
+        # After it: the same kinds of slow requests, the stream on the same connection.
+        new1 = held_h1(p.tc.port, "new1")
+        h2_new = h2.request(
+            base_headers("GET", "/held?gate=h2new", auth, extra=[("x-test-id", "h2new")]))
+        stable.wait_records(lambda rs: {r["id_header"] for r in rs} >= {"new1", "h2new"},
+                            "the requests after the reload")
+        # The old ones are closed about 1 s after the reload.
+        ws_closed = closed_at(ws)
+        old1_closed = closed_at(old1.sock)
+        h2.pump(lambda: h2.streams[h2_old].reset is not None, "the old stream's reset", 5)
+        h2_reset = time.time()
+        for what, t in (("tunnel", ws_closed), ("HTTP/1.1", old1_closed), ("HTTP/2", h2_reset)):
+            assert t - sent >= 0.9, f"{what} closed {t - sent:.3f} s after the reload: too early"
+            assert t - acked < 3.0, f"{what} closed {t - acked:.3f} s after the reload: too late"
+        assert h2.streams[h2_old].reset == 8, h2.streams[h2_old]  # CANCEL
+        assert h2.streams[h2_old].status is None, "no response for the cut stream"
+        # The upstream saw them go: the held request's connection and the tunnel's closed.
+        stable.wait_records(lambda rs: all(r["reset"] for r in rs
+                                           if r["id_header"] in ("old1", "h2old")),
+                            "the upstream to see the old requests leave", 5)
+        stable.wait_conns(lambda cs: cs[ws_conn]["closed"], "the tunnel's upstream side", 5)
+        # Every worker's timer fired (they share the deadline): the new requests still run.
+        time.sleep(0.3)
+        assert not h2.closed and not h2.streams[h2_new].finished, h2.streams[h2_new]
+        stable.open_gate("new1")
+        stable.open_gate("h2new")
+        r = new1.getresponse()
+        r.read()
+        assert r.status == 200, r.status
+        new1.close()
+        (st,) = h2.wait(h2_new)
+        assert st.status == 200 and st.reset is None and st.ended, st
+        assert all(r["responded"] == 200 and not r["reset"]
+                   for r in stable.records() if r["id_header"] in ("new1", "h2new"))
+        assert "requests started before this reload are closed if still running in 1000 ms" in \
+            p.tc.stderr()
+        h2.close()
+        rc = p.tc.stop()  # a sanitizer's report makes it non-zero
+        assert rc == 0, f"exit status {rc}: {p.tc.stderr()[-3000:]}"
+    finally:
+        if h2:
+            h2.close()
+        p.tc.stop()
+        for u in ups.values():
+            u.stop()
+
+
 R.check("100 reloads under load: none fails, the tunnel stays, routes follow",
         test_hundred_reloads_under_load)
 R.check("a bad config or a kept listener's changed settings keep the old config",
@@ -345,4 +450,6 @@ R.check("a bad config or a kept listener's changed settings keep the old config"
 R.check("SIGHUP reloads the file", test_sighup_reloads)
 R.check("listeners added and removed by a reload; a kept one never refuses",
         test_listeners_added_and_removed)
+R.check("drain_on_reload: what started before a reload is closed 1 s after it, not what after",
+        test_drain_on_reload)
 sys.exit(R.finish())

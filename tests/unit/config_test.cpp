@@ -1036,5 +1036,21 @@ routes: [{upstream: a}]
   EXPECT_EQ(errors_of("trusted_proxies: 10.0.0.0/8\n" + std::string(minimal)),
             (errors{"trusted_proxies: expected a list, got \"10.0.0.0/8\""}));
 }
+
+TEST(ConfigLoad, DrainOnReloadIsOffUnlessSet) {
+  EXPECT_EQ(must_load(minimal).timeouts.drain_on_reload, std::nullopt);
+  auto cfg = must_load(std::string(minimal) + "timeouts: {drain_on_reload: 1.5s}\n");
+  EXPECT_EQ(cfg.timeouts.drain_on_reload, 1500ms);
+  EXPECT_EQ(
+      must_load(std::string(minimal) + "timeouts: {drain_on_reload: 0}\n").timeouts.drain_on_reload,
+      0ms);
+}
+
+TEST(ConfigLoad, RejectsBadDrainOnReloadWithItsPath) {
+  EXPECT_EQ(errors_of(std::string(minimal) + "timeouts: {drain_on_reload: -1s}\n"),
+            errors{"timeouts.drain_on_reload: must not be negative"});
+  EXPECT_EQ(errors_of(std::string(minimal) + "timeouts: {drain_on_reload: soon}\n"),
+            errors{"timeouts.drain_on_reload: \"soon\" is not a duration (e.g. 250ms, 3s, 1m)"});
+}
 }  // namespace
 }  // namespace trafficcop::config
