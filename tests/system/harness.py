@@ -5,6 +5,7 @@ A named-check runner with `--only` filters, free ports, the test certificates, t
 started from a YAML config (a config the binary refuses fails the check with its stderr), and
 a deadline helper. Every wait here is bounded by DEADLINE.
 """
+import json
 import os
 import signal
 import socket
@@ -91,6 +92,19 @@ def wait_until(pred, what, timeout=DEADLINE, interval=0.01):
         if time.time() >= end:
             raise TimeoutError(f"waited {timeout}s for {what}")
         time.sleep(interval)
+
+
+def log_lines(path, n):
+    """The first `n` JSON access-log lines of `path`, once there are that many (the log is
+    written in batches: wait for them)."""
+    def read():
+        try:
+            with open(path) as f:
+                lines = [json.loads(x) for x in f if x.strip()]
+        except FileNotFoundError:
+            return None
+        return lines if len(lines) >= n else None
+    return wait_until(read, f"{n} access-log lines of {path}")[:n]
 
 
 def wait_listening(port, proc=None, timeout=DEADLINE):

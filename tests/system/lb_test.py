@@ -12,7 +12,6 @@ usage: lb_test.py BIN_DIR SOURCE_DIR [--quick] [--only SUBSTR]...
 """
 import concurrent.futures
 import http.client
-import json
 import os
 import signal
 import subprocess
@@ -50,15 +49,7 @@ def proxy(endpoints, upstream_extra="", proto="h1"):
 
 
 def log_lines(tc, n):
-    """The first n access-log lines (the log is written in batches: wait for them)."""
-    def read():
-        try:
-            with open(tc.log) as f:
-                lines = [json.loads(x) for x in f if x.strip()]
-        except FileNotFoundError:
-            return None
-        return lines if len(lines) >= n else None
-    return harness.wait_until(read, f"{n} access-log lines")[:n]
+    return harness.log_lines(tc.log, n)
 
 
 class Client:

@@ -9,7 +9,6 @@ time (a few seconds) and run on loopback.
 usage: ratelimit_test.py BIN_DIR SOURCE_DIR [--quick] [--only SUBSTR]...
 """
 import http.client
-import json
 import os
 import re
 import signal
@@ -81,15 +80,7 @@ def scrape(tc):
 
 
 def log_lines(tc, n):
-    """The first `n` JSON access-log lines, once there are that many."""
-    def read():
-        try:
-            with open(tc.log) as f:
-                lines = [json.loads(x) for x in f if x.strip()]
-        except FileNotFoundError:
-            return None
-        return lines if len(lines) >= n else None
-    return harness.wait_until(read, f"{n} access log lines")
+    return harness.log_lines(tc.log, n)
 
 
 def load_within_rate():
