@@ -15,7 +15,7 @@ using nanos = std::chrono::nanoseconds;
 
 /// A limit's shape: one request per `interval` at the steady rate, `burst` at once.
 struct gcra {
-  nanos interval{0};       // per / count: 100/s → 10 ms
+  nanos interval{0};        // per / count: 100/s → 10 ms
   std::uint32_t burst = 1;  // ≥ 1
 
   nanos tolerance() const noexcept { return interval * (burst - 1); }
