@@ -82,7 +82,7 @@ global_config() {
   sed 's|^routes: \[{upstream: u}\]$|routes: [{upstream: u, rate_limits: [g]}]|' \
     "$(lb_config 1)" >"$file"
   cat >>"$file" <<EOF
-rate_limits: [{name: g, key: route, rate: 1000000/s, scope: global}]
+rate_limits: [{name: g, key: route, rate: 100000/s, scope: global}]
 redis: {address: "127.0.0.1:$PORT_REDIS", timeout: 1s, failure_mode: closed}
 EOF
   echo "$file"

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <openssl/evp.h>
 
 namespace trafficcop::app {
 namespace {
@@ -39,6 +40,29 @@ std::string_view ip_of(std::string_view remote) noexcept {
   return remote;
 }
 
+/// A header value as a key part. One longer than 64 bytes becomes "#" and 128 bits of its
+/// SHA-256 in hex (the same in every instance, for global limits): a bucket's size is bounded
+/// whatever a client sends (a 16 KiB value per request would otherwise make 100,000 buckets
+/// 1.6 GB, and as many redis keys).
+void append_header_value(std::string& key, std::string_view v) {
+  if (v.size() <= 64) {
+    key += v;
+    return;
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  std::size_t n = 0;
+  if (!EVP_Q_digest(nullptr, "SHA256", nullptr, v.data(), v.size(), md, &n) || n < 16) {
+    key.append(v.substr(0, 64));  // never expected; still bounded
+    return;
+  }
+  key += '#';
+  constexpr char hex[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < 16; ++i) {
+    key += hex[md[i] >> 4];
+    key += hex[md[i] & 15];
+  }
+}
+
 /// The bucket's name: the limit's name, then each key part's value, separated by a byte that
 /// no header value, address or config name holds (0x1f), so that parts never run together.
 void build_key(std::string& key, const limit& l, const request& in, const route_identity& id) {
@@ -53,7 +77,7 @@ void build_key(std::string& key, const limit& l, const request& in, const route_
         break;
       case config::rate_key_part::kind::header:
         // Absent: "", one bucket for every request without it (omitting it is no way out).
-        key += in.header.get(p.header).value_or(std::string_view{});
+        append_header_value(key, in.header.get(p.header).value_or(std::string_view{}));
         break;
       case config::rate_key_part::kind::route:
         key += id.route;

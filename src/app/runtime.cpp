@@ -98,6 +98,8 @@ class reloader {
   /// "" once the new config is live; else every reason, one a line (the old config stays).
   std::string reload(const char* who) {
     std::lock_guard l(mu_);
+    // Shutting down (or handed over to a new process): the workers are going away.
+    if (st_->draining) return "draining: not reloaded\n";
     notify(reloading());
     std::string errors = reload_config(who);
     if (errors.empty()) {
@@ -257,6 +259,11 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // Sockets from systemd (socket activation) or from the process we upgrade. Read (and their
+  // variables unset) before any other thread runs: unsetenv races getenv in other threads.
+  const bool upgraded = started_by_upgrade();
+  auto inherited = inherited_sockets();
+
   std::shared_ptr<metrics> m;
   if (cfg.admin) m = std::make_shared<metrics>();
   std::shared_ptr<const generation> first;
@@ -268,10 +275,8 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
   }
   live_config live(first);
 
-  // Sockets from systemd (socket activation) or from the process we upgrade.
-  const bool upgraded = started_by_upgrade();
   auto so = to_server_options(cfg);
-  so.inherited_fds = inherited_sockets();
+  so.inherited_fds = std::move(inherited);
   if (!so.inherited_fds.empty())
     log::info("{} listening socket(s) inherited (LISTEN_FDS)", so.inherited_fds.size());
   server srv(std::move(so), live.entry());
@@ -334,7 +339,7 @@ int run(const config::config& cfg, const std::string& yaml, const std::string& c
     if (sig != SIGHUP) break;
     reloads.reload("SIGHUP");
   }
-  st->draining = true;
+  reloads.exclusive([&] { return st->draining = true; });     // a reload under way ends first
   if (sig != SIGUSR2) notify("STOPPING=1\nSTATUS=draining");  // not the service's stop
   log::info("{}: draining for up to {} ms",
             sig == SIGUSR2  ? "SIGUSR2"

@@ -56,9 +56,8 @@ void put_decimal(char* p, long v) {
   for (int i = 0; i < n; ++i)
     if (moved[i] < 0 || ::dup2(moved[i], 3 + i) < 0) ::_exit(126);
   ::close_range(static_cast<unsigned>(3 + n), UINT_MAX, 0);
-  sigset_t none;
-  sigemptyset(&none);
-  ::sigprocmask(SIG_SETMASK, &none, nullptr);  // the old process blocked its signals
+  // The signals the old process takes with sigwait stay blocked across exec: until the new
+  // one waits for them, a SIGHUP/SIGUSR1/SIGUSR2 stays pending instead of killing it.
   ::execve(exe, argv, envp);
   // The old process reads "E<errno>" from the readiness pipe (the last fd passed).
   char msg[32] = "E";
@@ -91,11 +90,12 @@ bool read_word(int fd, std::chrono::milliseconds timeout, std::string& word) {
     pollfd p{fd, POLLIN, 0};
     int r = ::poll(&p, 1, static_cast<int>(left.count()));
     if (r < 0 && errno == EINTR) continue;
-    if (r == 0) return false;
+    if (r <= 0) return false;  // timeout or a poll error: the caller kills the child
     char buf[64];
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return true;  // closed: what was read is the word
+    if (n < 0) return false;  // as a timeout: the child is killed, never waited on alive
+    if (n == 0) return true;  // closed: what was read is the word
     word.append(buf, static_cast<std::size_t>(n));
     if (word.find('\n') != std::string::npos) return true;
   }

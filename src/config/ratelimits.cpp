@@ -57,6 +57,9 @@ void loader::read_rate_limit(const node& n, const std::string& path) {
   if (!has_burst)
     rl.burst = static_cast<std::uint32_t>(std::min<std::uint64_t>(rl.count, 1u << 30));
   auto per = std::chrono::duration_cast<std::chrono::nanoseconds>(rl.per);
+  // redis keeps the bucket in whole microseconds: a shorter interval would be rounded.
+  if (rl.global && per.count() / static_cast<std::int64_t>(rl.count) < 10'000)
+    fail(path + ".rate", "a global limit allows at most 100000/s (redis counts microseconds)");
   long double refill = static_cast<long double>(per.count()) / rl.count * (rl.burst - 1);
   if (refill > std::chrono::nanoseconds(max_tolerance).count())
     fail(child(path, "burst"), std::to_string(rl.burst) + " requests at this rate take more than " +

@@ -397,6 +397,9 @@ asio::awaitable<void> h2_connection::run() {
   }
   reading_ = ok;  // before the writer starts: it stops once nothing is read any more
   asio::co_spawn(ex, write_loop(), [](std::exception_ptr) {});
+  // Accepted before a drain began and still in its TLS handshake or preface then: the drain
+  // reached the HTTP/1 side only. GOAWAY now, as the connections that were already HTTP/2.
+  if (ok && c_.draining_) drain();
   if (ok) co_await read_loop(c_.opts_.idle_timeout);
   // The reader is done: the peer left, the session ended, or the connection failed.
   while (writing_) co_await done_ev_.wait();

@@ -112,8 +112,13 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
   for (;;) {
     while (w.conns.size() >= w.opts.max_connections && !w.draining) {
       // At the limit: leave new connections in the backlog until one of ours closes.
-      if (!w.capacity) w.capacity = std::make_unique<asio::steady_timer>(w.ioc);
-      w.capacity->expires_at(asio::steady_timer::time_point::max());
+      // The expiry is set once: setting it again would cancel the wait of another accept loop
+      // parked on this worker (several listeners), and the two would wake each other forever.
+      // connection_done() and shutdown cancel the wait, which wakes every parked loop.
+      if (!w.capacity) {
+        w.capacity = std::make_unique<asio::steady_timer>(w.ioc);
+        w.capacity->expires_at(asio::steady_timer::time_point::max());
+      }
       co_await w.capacity->async_wait(use_nothrow);
     }
     if (w.draining) co_return;
@@ -147,14 +152,13 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
       if (!rec) detail::shed_connection(fd, tls == nullptr);
       continue;
     }
-    if (w.per_client && !w.per_client->admit(peer.address())) {
-      error_code ignored;  // over limits.max_connections_per_client: closed before TLS
-      sock.close(ignored);
-      continue;
-    }
-    listener.stats->accepted.fetch_add(1, std::memory_order_relaxed);
     auto c = std::make_shared<connection>(std::move(sock), w, peer, local,
                                           tls ? tls->current() : nullptr, http2, listener);
+    // Admitted once the connection exists (its constructor may throw): from here on the
+    // completion handler below releases the count. Over the limit, `c` closes the socket
+    // before any TLS byte.
+    if (w.per_client && !w.per_client->admit(peer.address())) continue;
+    listener.stats->accepted.fetch_add(1, std::memory_order_relaxed);
     w.conns.insert(c.get());
     w.peak = std::max(w.peak, w.conns.size());
     asio::co_spawn(

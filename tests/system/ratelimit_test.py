@@ -173,14 +173,18 @@ def key_by_header():
                ["{path_prefix: /, upstream: api, rate_limits: [per-user]}"])
     try:
         got = {}
-        for user in ["alice", "bob", None]:
-            hdr = {"X-Test-Id": user or "none"}
+        # Values over 64 bytes are keyed by a digest: two that share their first 64 bytes
+        # still have buckets of their own.
+        long_a, long_b = "x" * 64 + "a" * 4000, "x" * 64 + "b" * 4000
+        for user in ["alice", "bob", None, long_a, long_b]:
+            hdr = {"X-Test-Id": (user or "none")[-5:]}
             if user:
                 hdr["X-User"] = user
             got[user] = [get(tc.port, "/", hdr)[0] for _ in range(3)]
         assert got == {u: [200, 200, 429] for u in got}, got
         ids = sorted(r["id_header"] for r in up.records())
-        assert ids == ["alice", "alice", "bob", "bob", "none", "none"], ids
+        assert ids == ["aaaaa", "aaaaa", "alice", "alice", "bbbbb", "bbbbb", "bob", "bob",
+                       "none", "none"], ids
         clean_exit(tc)
     finally:
         tc.stop()

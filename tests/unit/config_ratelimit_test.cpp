@@ -122,6 +122,16 @@ TEST(ConfigRateLimits, RateErrors) {
   EXPECT_EQ(
       errors_of(with("", "rate_limits:\n  - {name: a, rate: 2000000000/s}\n")),
       errors{"rate_limits[0].rate: \"2000000000/s\" is more than one request per nanosecond"});
+  // redis keeps a global bucket in microseconds: 100000/s is the fastest it holds exactly.
+  const std::string redis = "redis: {address: 127.0.0.1:6379}\n";
+  EXPECT_EQ(
+      errors_of(with("", "rate_limits:\n  - {name: a, rate: 100001/s, scope: global}\n" + redis)),
+      errors{"rate_limits[0].rate: a global limit allows at most 100000/s (redis counts "
+             "microseconds)"});
+  EXPECT_EQ(
+      errors_of(with("", "rate_limits:\n  - {name: a, rate: 100000/s, scope: global}\n" + redis)),
+      errors{});
+  EXPECT_EQ(errors_of(with("", "rate_limits:\n  - {name: a, rate: 100001/s}\n")), errors{});
 }
 
 TEST(ConfigRateLimits, BurstErrors) {
