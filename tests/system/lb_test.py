@@ -332,7 +332,8 @@ def paused_endpoint_times_out_and_is_retried():
             c.close()
             assert statuses == [200] * 4, statuses
             assert took < 2.0, took  # at most two per-try timeouts of 300 ms
-            assert len([r for r in up.records() if r["path"].startswith("/p/")]) == 5
+            got = [r["path"] for r in up.records() if r["path"].startswith("/p/")]
+            assert len(got) == 5, f"the healthy upstream got {got}; log: {tc.stderr()[-2000:]}"
     finally:
         p.send_signal(signal.SIGCONT)
         p.terminate()
