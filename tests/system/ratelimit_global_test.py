@@ -73,7 +73,10 @@ def proxy(up, redis, limit, failure_mode="open", timeout_ms=100):
     """trafficcop with 2 workers, an admin listener and a JSON access log (tc.log): one route
     under one global limit."""
     admin_port = harness.free_port()
-    log = os.path.join(TMP, f"access-{admin_port}.log")
+    # A file of its own per proxy: a later check may get the same free port back, and its
+    # lines must not follow the last check's in one file.
+    fd, log = tempfile.mkstemp(prefix="access-", suffix=".log", dir=TMP)
+    os.close(fd)
 
     def config(port):
         return "\n".join([
