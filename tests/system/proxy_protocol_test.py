@@ -132,7 +132,8 @@ class Setup:
 
     def __init__(self, extra=""):
         self.up = Upstream(protocols=("h1",))
-        self.log = os.path.join(TMP, f"access-{harness.free_port()}.log")
+        fd, self.log = tempfile.mkstemp(prefix="access-", suffix=".log", dir=TMP)  # one per proxy
+        os.close(fd)
         self.tls_port = harness.free_port()
         self.plain_port = harness.free_port()
         certs = harness.test_certs(A.src)

@@ -30,7 +30,8 @@ TMP = tempfile.mkdtemp(prefix="tc-ratelimit-")
 def proxy(up, limits, routes, top=""):
     """trafficcop with 2 workers, an admin listener and a JSON access log in TMP."""
     admin_port = harness.free_port()
-    log = os.path.join(TMP, f"access-{admin_port}.log")
+    fd, log = tempfile.mkstemp(prefix="access-", suffix=".log", dir=TMP)  # one file per proxy
+    os.close(fd)
 
     def config(port, limits=limits, routes=routes, top=top):
         return "\n".join([
