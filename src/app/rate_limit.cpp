@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 #include <openssl/evp.h>
 
+#include "ratelimit/redis_store.hpp"
+
 namespace trafficcop::app {
 namespace {
 
@@ -137,7 +139,8 @@ asio::awaitable<void> run_from_global(const route_limits& rl, std::size_t i, con
     const limit& g = *rl.limits[i];
     std::string key;
     build_key(key, g, in, rl.id);
-    decision d = co_await acquire_global(*rl.set->store, std::move(key), g.shape);
+    // acquire() copies the key before it suspends; `key` outlives the call anyway.
+    decision d = co_await rl.set->store->acquire(key, g.shape);
     count(g, d.v);
     if (d.v == verdict::deny) {
       co_await refuse(w, g, d);
@@ -168,7 +171,7 @@ std::shared_ptr<const rate_limit_set> build_rate_limits(const config::config& cf
     if (before && before->store && before->redis == cfg.redis)
       set->store = before->store;
     else
-      set->store = make_redis_store(*cfg.redis);
+      set->store = std::make_shared<ratelimit::redis_store>(*cfg.redis);  // throws naming why
   }
   auto cells = m ? m->bind_rate_limits(cfg)
                  : std::vector<counters::per_thread<ratelimit_cells>*>(cfg.rate_limits.size());

@@ -5,9 +5,7 @@
 // Local limits (ratelimit/local.hpp) are decided synchronously: the middleware is a plain
 // function that returns the next handler's awaitable when they allow, so a request that only
 // meets local limits allocates no coroutine frame for them (one is made only to write a 429).
-// A global limit co_awaits the redis store; the code that calls it lives in
-// rate_limit_global.cpp alone (rate_limit_no_global.cpp stands in for builds without a redis
-// client), so that this file and the local path build and test without it.
+// A global limit co_awaits the redis store (ratelimit/redis_store.hpp).
 #pragma once
 
 #include <memory>
@@ -61,10 +59,5 @@ struct route_identity {
 /// Wraps `next` with route `r`'s limits (none: `next` itself).
 handler with_rate_limits(handler next, std::shared_ptr<const rate_limit_set> set,
                          const config::route& r, route_identity id);
-
-// The seam to the redis client (rate_limit_global.cpp or rate_limit_no_global.cpp).
-std::shared_ptr<ratelimit::redis_store> make_redis_store(const config::redis& cfg);
-boost::asio::awaitable<ratelimit::decision> acquire_global(ratelimit::redis_store& store,
-                                                           std::string key, ratelimit::gcra shape);
 
 }  // namespace trafficcop::app
