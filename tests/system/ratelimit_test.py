@@ -287,6 +287,19 @@ def raw_request(sock, path):
         return None
 
 
+def probe_settled(tc):
+    """True once the server accepted one connection and has none open."""
+    c = http.client.HTTPConnection("127.0.0.1", tc.admin, timeout=harness.DEADLINE)
+    c.request("GET", "/metrics")
+    body = c.getresponse().read().decode()
+    c.close()
+    total = sum(float(x) for x in re.findall(r'^trafficcop_connections_total\{[^}]*\} (\S+)$',
+                                              body, re.M))
+    open_now = sum(float(x) for x in re.findall(r'^trafficcop_connections\{[^}]*\} (\S+)$',
+                                                 body, re.M))
+    return total == 1 and open_now == 0
+
+
 def connections_per_client():
     """max_connections_per_client 3, 2 workers: the 4th connection from 127.0.0.1 is closed
     before it is served; once one of the 3 closes, a new one is served. Counted and logged."""
@@ -294,6 +307,10 @@ def connections_per_client():
     tc = proxy(up, ["{name: unused, rate: 1/s}"], ["{path_prefix: /, upstream: api}"],
                top="limits: {max_connections_per_client: 3}")
     try:
+        # The harness's readiness probe connected to this port and closed: it must be taken and
+        # released before counting, or a worker whose accept loop started late admits (or, once
+        # the 3 below are open, refuses) it behind the test's back.
+        harness.wait_until(lambda: probe_settled(tc), "the readiness probe accepted and closed")
         socks = [socket.create_connection(("127.0.0.1", tc.port), timeout=harness.DEADLINE)
                  for _ in range(3)]
         for i, s in enumerate(socks):  # served: each one is counted
