@@ -2,9 +2,10 @@
 # bench/run.sh — trafficcop, nginx and HAProxy as reverse proxies, side by side in one run,
 # on 127.0.0.1 only (issue 3). See bench/README.md for what is measured and the caveats.
 #
-#   bench/run.sh            full run: 2 rounds of 5 s rows, 1 GiB upload (about 7 minutes)
-#   bench/run.sh --quick    1 round of 2 s rows, no warm-up, a 256 MiB upload (under 2 minutes)
-#   options: --duration S (seconds per row)  --rounds N  --workers "1 2"  --no-install
+#   bench/run.sh            full run: 3 rounds of 5 s rows, 1 GiB upload (about 12 minutes)
+#   bench/run.sh --quick    1 round of 2 s rows, no warm-up, a 256 MiB upload (under 3 minutes)
+#   options: --duration S (seconds per row)  --rounds N  --workers "1 1u 2"  --no-install
+#            (1u: one worker, unpinned — the scheduler free — for the small-request cases)
 #            --bin-dir DIR (trafficcop and trafficcop-echo from DIR; default build-release/bin)
 #
 # Prints a markdown table; writes bench/results/<timestamp>[-quick].json and .md.
@@ -18,11 +19,11 @@ COMMAND="bench/run.sh${*:+ $*}"
 
 QUICK=0
 DURATION=5           # seconds of measurement per row
-ROUNDS=2             # the whole matrix this many times; each row reports its best round
+ROUNDS=3             # the whole matrix this many times; each row reports median and range
 WARMUP=1             # seconds of load before measuring (pool filled, caches warm)
 CONNS=50             # wrk connections, one wrk thread
 UPLOAD_MIB=1024
-WORKERS_LIST="1 2"
+WORKERS_LIST="1 1u 2"
 INSTALL=1
 PORT_BASE=${BENCH_PORT_BASE:-18600}
 TC_BIN=$ROOT/build-release/bin/trafficcop
@@ -44,7 +45,7 @@ parse_args() {
       --workers) WORKERS_LIST=$2; shift 2 ;;
       --no-install) INSTALL=0; shift ;;
       --bin-dir) TC_BIN=$2/trafficcop; ECHO_BIN=$2/trafficcop-echo; shift 2 ;;
-      -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+      -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
       *) die "unknown option $1 (see --help)" ;;
     esac
   done
@@ -55,15 +56,20 @@ parse_args() {
 NCPU=$(nproc)
 BACKEND_CPUS=""
 
-# plan_cpus WORKERS: sets PROXY_CPUS, LOAD_CPUS (empty = unpinned) and PINNING (the label).
+# plan_cpus WORKERS: sets PROXY_CPUS, LOAD_CPUS (empty = unpinned), PINNED (1/0) and PINNING
+# (the label). WORKERS "1u" is one worker left to the scheduler, as a new user runs it.
 plan_cpus() {
   local w=$1
-  if [ "$w" -lt "$NCPU" ]; then
+  PINNED=1
+  if [ "$w" = 1u ]; then
+    PROXY_CPUS=""; LOAD_CPUS=""; PINNED=0
+    PINNING="unpinned: the scheduler free (proxy and wrk on any CPU; backend on CPU ${BACKEND_CPUS:-any})"
+  elif [ "$w" -lt "$NCPU" ]; then
     PROXY_CPUS="0-$((w - 1))"; [ "$w" = 1 ] && PROXY_CPUS=0
     LOAD_CPUS="$w-$((NCPU - 1))"; [ "$w" = $((NCPU - 1)) ] && LOAD_CPUS=$w
     PINNING="proxy on CPU $PROXY_CPUS, load+backend on CPU $LOAD_CPUS"
   else
-    PROXY_CPUS=""; LOAD_CPUS=""
+    PROXY_CPUS=""; LOAD_CPUS=""; PINNED=0
     PINNING="unpinned: no free core (proxy and wrk share all $NCPU; backend on CPU ${BACKEND_CPUS:-any})"
   fi
 }
@@ -143,7 +149,7 @@ run_row() {
   if [ "$proxy" = direct ]; then
     url="http://127.0.0.1:$UP_PORT$CASE_PATH"; PINNING="no proxy: client to backend"
   else
-    start_proxy "$proxy" "$w" "$UP_PORT"; pid=$PROXY_PID
+    start_proxy "$proxy" "${w%u}" "$UP_PORT"; pid=$PROXY_PID
     url="http://127.0.0.1:$PORT_PROXY$CASE_PATH"
   fi
   if [ "$case" != upload-1gib ] && [ "$WARMUP" -gt 0 ]; then
@@ -165,8 +171,8 @@ run_row() {
     hwm=$("$PY" "$BENCH/lib/bench.py" hwm "$pid")
     stop_pid "$pid"
   fi
-  "$PY" "$BENCH/lib/bench.py" row --round "$ROUND" --case "$case" --proxy "$proxy" --workers "$w" \
-    --pinning "$PINNING" --backend "$BACKEND_LABEL" --duration "$DURATION" \
+  "$PY" "$BENCH/lib/bench.py" row --round "$ROUND" --case "$case" --proxy "$proxy" \
+    --workers "${w%u}" --pinned "$PINNED" --pinning "$PINNING" --backend "$BACKEND_LABEL" --duration "$DURATION" \
     --resp-bytes "$RESP_BYTES" --cpu0 "$cpu0" --cpu1 "$cpu1" --hwm-kib "$hwm" \
     --stat0 "$st0" --stat1 "$st1" --proxy-cpus "${PROXY_CPUS:-0-$((NCPU - 1))}" \
     "${args[@]}" >>"$TMP/rows.jsonl"
@@ -187,6 +193,7 @@ run_matrix() {
   done
   run_row 1mib direct 1
   for w in $WORKERS_LIST; do
+    [ "$w" = 1u ] && continue  # large bodies: pinned and 2 workers are enough
     for p in $proxies; do run_row 1mib "$p" "$w"; done
   done
   for p in $proxies; do run_row post-100k "$p" 1; done

@@ -11,6 +11,7 @@
 Only the standard library: it must run wherever run.sh runs.
 """
 import json
+import statistics
 import os
 import re
 import subprocess
@@ -142,6 +143,7 @@ def row(kv):
     cpu0 cpu1 hwm_kib stat0 stat1 proxy_cpus resp_bytes note."""
     r = {k: kv.get(k) for k in ("case", "proxy", "workers", "pinning", "backend", "note")}
     r["workers"] = int(kv["workers"])
+    r["pinned"] = kv.get("pinned", "1") == "1"
     r["round"] = int(kv.get("round", "1"))
     resp = int(kv.get("resp_bytes", "0"))
     if "wrk" in kv:
@@ -262,9 +264,13 @@ def fratio(x):
     return "–" if x is None else f"{x:.2f}×"
 
 
-def find(rows, case, proxy, workers):
+def key(r):
+    return (r["case"], r["proxy"], r["workers"], r.get("pinned", True))
+
+
+def find(rows, case, proxy, workers, pinned=True):
     for r in rows:
-        if r["case"] == case and r["proxy"] == proxy and r["workers"] == workers:
+        if key(r) == (case, proxy, workers, pinned):
             return r
     return None
 
@@ -281,6 +287,42 @@ def lat(r):
     return "–" if r.get("p50_ms") is None else f"{r['p50_ms']:.2f} / {r['p99_ms']:.2f}"
 
 
+def spread(xs, nd):
+    """A median (min–max) of the rounds' figures."""
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return fmt(xs[0], nd)
+    return f"{fmt(statistics.median(xs), nd)} ({fmt(xs[0], nd)}–{fmt(xs[-1], nd)})"
+
+
+def rounds_of(all_rows, r):
+    return [x for x in all_rows if key(x) == key(r)]
+
+
+def pair_ratios(all_rows, r, other, metric):
+    """r's figure ÷ other's, round by round (the two ran minutes apart in the same round)."""
+    mine = {x["round"]: metric(x) for x in rounds_of(all_rows, r)}
+    theirs = {x["round"]: metric(x) for x in rounds_of(all_rows, other)}
+    return [ratio(mine[k], theirs[k]) for k in sorted(mine) if k in theirs]
+
+
+def ratio_cell(all_rows, r, other):
+    """median ÷ median (range of the per-round ratios), for throughput and per CPU-second."""
+    def median_of(row, metric):
+        xs = [metric(x) for x in rounds_of(all_rows, row) if metric(x) is not None]
+        return statistics.median(xs) if xs else None
+
+    def one(metric):
+        med = ratio(median_of(r, metric), median_of(other, metric))
+        per = sorted(x for x in pair_ratios(all_rows, r, other, metric) if x is not None)
+        if len(per) < 2:
+            return fratio(med)
+        return f"{fratio(med)} ({per[0]:.2f}–{per[-1]:.2f})"
+    return f"{one(throughput)}; {one(efficiency)}"
+
+
 def table(rows, all_rows):
     out = []
     rounds = max(r["round"] for r in all_rows)
@@ -289,38 +331,37 @@ def table(rows, all_rows):
         if not rs:
             continue
         mib = any(r.get("mib_s") is not None for r in rs)
+        nd = 1 if mib else 0
         unit = "MiB/s" if mib else "req/s"
         per = "MiB/CPU-s" if mib else "req/CPU-s"
         out.append(f"\n**{case}** — {title}; backend: {rs[0].get('backend')}\n")
-        out.append(f"| proxy | workers | pinning | {unit} | p50 / p99 ms | proxy CPU s (%) "
-                   f"| {per} | peak RSS MiB | errors | tc ÷ nginx ({unit}; {per}) "
-                   f"| tc ÷ HAProxy ({unit}; {per}) | proxy core busy % (not the proxy) "
-                   + ("| each round's " + unit + " |" if rounds > 1 else "|"))
-        out.append("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|"
-                   + ("--:|" if rounds > 1 else ""))
+        out.append(f"| proxy | workers | pinning | {unit} | {per} | p50 / p99 ms "
+                   f"| proxy CPU s (%) | peak RSS MiB | errors | tc ÷ nginx ({unit}; {per}) "
+                   f"| tc ÷ HAProxy ({unit}; {per}) | proxy core busy % (not the proxy) |")
+        out.append("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for r in rs:
             rn = rh = "–"
             if r["proxy"].startswith("trafficcop"):
-                n = find(rows, case, "nginx", r["workers"])
-                h = find(rows, case, "haproxy", r["workers"])
+                n = find(rows, case, "nginx", r["workers"], r.get("pinned", True))
+                h = find(rows, case, "haproxy", r["workers"], r.get("pinned", True))
                 if n:
-                    rn = (f"{fratio(ratio(throughput(r), throughput(n)))}; "
-                          f"{fratio(ratio(efficiency(r), efficiency(n)))}")
+                    rn = ratio_cell(all_rows, r, n)
                 if h:
-                    rh = (f"{fratio(ratio(throughput(r), throughput(h)))}; "
-                          f"{fratio(ratio(efficiency(r), efficiency(h)))}")
+                    rh = ratio_cell(all_rows, r, h)
+            rr = rounds_of(all_rows, r)
             cpu = "–" if r.get("cpu_s") is None else f"{r['cpu_s']:.2f} ({r['cpu_pct']}%)"
             busy = r.get("proxy_cores_busy_pct")
             other = "–" if busy is None else f"{busy} ({r['other_on_proxy_cores_pct']})"
             out.append(
                 f"| {r['proxy']} | {r['workers'] or '–'} | {r['pinning']} "
-                f"| {fmt(throughput(r), 1 if mib else 0)} | {lat(r)} | {cpu} "
-                f"| {fmt(efficiency(r), 1 if mib else 0)} | {fmt(r.get('rss_mib'), 1)} "
-                f"| {r['errors']} | {rn} | {rh} | {other} |"
-                + (" " + " / ".join(fmt(throughput(x), 1 if mib else 0) for x in all_rows
-                                    if (x["case"], x["proxy"], x["workers"])
-                                    == (case, r["proxy"], r["workers"])) + " |"
-                   if rounds > 1 else ""))
+                f"| {spread([throughput(x) for x in rr], nd)} "
+                f"| {spread([efficiency(x) for x in rr], nd)} | {lat(r)} | {cpu} "
+                f"| {fmt(r.get('rss_mib'), 1)} | {sum(x['errors'] for x in rr)} | {rn} | {rh} "
+                f"| {other} |")
+    out.append(f"\nThroughput and per-CPU-second columns: median (min–max) over {rounds} "
+               "round(s); ratios: median ÷ median (range of the round-by-round ratios). "
+               "Latency, CPU, RSS and core columns: the round with the median per-CPU-second "
+               "figure. Errors: all rounds.")
     return "\n".join(out)
 
 
@@ -332,18 +373,22 @@ def targets(rows):
         res.append({"target": name, "measured": measured,
                     "met": None if ok is None else bool(ok)})
 
-    t, n, h = (find(rows, "small-keepalive", p, 1) for p in ("trafficcop", "nginx", "haproxy"))
-    if t and n and h:
-        a, b = ratio(efficiency(t), efficiency(n)), ratio(efficiency(t), efficiency(h))
-        add("small keep-alive: requests per proxy CPU-second ≥ 1.5× nginx and ≥ 1.5× HAProxy",
-            f"{fratio(a)} nginx, {fratio(b)} HAProxy", a and b and a >= 1.5 and b >= 1.5)
-        add("small keep-alive: p99 ≤ nginx's",
-            f"{t['p99_ms']:.2f} ms vs {n['p99_ms']:.2f} ms", t["p99_ms"] <= n["p99_ms"])
-    t, n = find(rows, "new-connection", "trafficcop", 1), find(rows, "new-connection", "nginx", 1)
-    if t and n:
-        a, b = ratio(efficiency(t), efficiency(n)), ratio(throughput(t), throughput(n))
-        add("new connection per request ≥ 1.2× nginx (judged on requests per proxy CPU-second)",
-            f"{fratio(a)} per CPU-s ({fratio(b)} req/s)", a and a >= 1.2)
+    for pinned in (True, False):
+        how = "pinned" if pinned else "unpinned"
+        t, n, h = (find(rows, "small-keepalive", p, 1, pinned)
+                   for p in ("trafficcop", "nginx", "haproxy"))
+        if t and n and h:
+            a, b = ratio(efficiency(t), efficiency(n)), ratio(efficiency(t), efficiency(h))
+            add(f"small keep-alive, {how}: requests per proxy CPU-second ≥ 1.5× nginx and "
+                "≥ 1.5× HAProxy", f"{fratio(a)} nginx, {fratio(b)} HAProxy",
+                a and b and a >= 1.5 and b >= 1.5)
+            add(f"small keep-alive, {how}: p99 ≤ nginx's",
+                f"{t['p99_ms']:.2f} ms vs {n['p99_ms']:.2f} ms", t["p99_ms"] <= n["p99_ms"])
+        t, n = (find(rows, "new-connection", p, 1, pinned) for p in ("trafficcop", "nginx"))
+        if t and n:
+            a, b = ratio(efficiency(t), efficiency(n)), ratio(throughput(t), throughput(n))
+            add(f"new connection per request, {how}: ≥ 1.2× nginx (requests per proxy "
+                "CPU-second)", f"{fratio(a)} per CPU-s ({fratio(b)} req/s)", a and a >= 1.2)
     t, n = find(rows, "1mib", "trafficcop", 1), find(rows, "1mib", "nginx", 1)
     if t and n:
         a = ratio(efficiency(t), efficiency(n))
@@ -354,7 +399,9 @@ def targets(rows):
             t["rss_mib"] is not None and t["rss_mib"] <= 16 and t["errors"] == 0)
         add("upload: throughput ≥ nginx's", f"{t['mib_s']} vs {n['mib_s']} MiB/s",
             t["mib_s"] and n["mib_s"] and t["mib_s"] >= n["mib_s"] and t["errors"] == 0)
-    t1, t2 = (find(rows, "small-keepalive", "trafficcop", w) for w in (1, 2))
+    t1 = find(rows, "small-keepalive", "trafficcop", 1)
+    t2 = (find(rows, "small-keepalive", "trafficcop", 2)
+          or find(rows, "small-keepalive", "trafficcop", 2, False))
     if t1 and t2:
         a = ratio(t2["rps"], t1["rps"])
         pinned = not t2["pinning"].startswith("unpinned")
@@ -364,22 +411,25 @@ def targets(rows):
     return res
 
 
-def best_rounds(all_rows):
-    """Each (case, proxy, workers) once: the round with the highest throughput. Other
-    sessions' load only ever slows a row down, so the best round is the least disturbed."""
-    best = {}
+def median_rounds(all_rows):
+    """Each (case, proxy, workers, pinning) once: the round with the median figure per proxy
+    CPU-second (throughput where CPU was not measured). Not the best round: other work on the
+    machine slows some rounds, but so does the proxy's own variance, and the best round hides
+    it (issue 12). Rounds with errors count like the others; the table sums their errors."""
+    groups = {}
     for r in all_rows:
-        k = (r["case"], r["proxy"], r["workers"])
-        score = (r["errors"] == 0, throughput(r) or 0)
-        if k not in best or score > best[k][0]:
-            best[k] = (score, r)
-    return [v[1] for v in best.values()]  # in the order of the first round
+        groups.setdefault(key(r), []).append(r)
+    out = []
+    for rs in groups.values():  # in the order of the first round
+        rs = sorted(rs, key=lambda r: efficiency(r) or throughput(r) or 0)
+        out.append(rs[(len(rs) - 1) // 2])
+    return out
 
 
 def report(rows_path, meta_path, out_json, out_md):
     with open(rows_path) as f:
         all_rows = [json.loads(l) for l in f if l.strip()]
-    rows = best_rounds(all_rows)
+    rows = median_rounds(all_rows)
     with open(meta_path) as f:
         m = json.load(f)
     tg = targets(rows)
@@ -391,8 +441,8 @@ def report(rows_path, meta_path, out_json, out_md):
           f"{v['haproxy'].split(' - ')[0]}, {v['wrk'].split(' [')[0]}.  ",
           f"wrk `-t1 -c{p.get('connections')}`, {p.get('duration')} s per row after "
           f"{p.get('warmup')} s warm-up; each proxy freshly started per row; the matrix ran "
-          f"{p.get('rounds')} time(s) and each row shows its best round (by throughput). "
-          f"Pinning: {p.get('pinning_note')}", table(rows, all_rows), "", "**Issue 3 targets**", "",
+          f"{p.get('rounds')} time(s); medians and ranges over the rounds. "
+          f"Pinning: {p.get('pinning_note')}", table(rows, all_rows), "", "**Targets (issues 3 and 12)**", "",
           "| target | measured | met |", "|---|---|---|"]
     for t in tg:
         met = {True: "yes", False: "**no**", None: "n/a"}[t["met"]]
