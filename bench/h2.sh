@@ -4,7 +4,7 @@
 # (sourced for its helpers): 1 worker per proxy on CPU 0, h2load and the backend on CPU 1,
 # proxy CPU time from /proc.
 #
-#   bench/h2.sh             full run: 2 rounds of 10 s rows (about 3 minutes; --rounds 3: 5)
+#   bench/h2.sh             full run: 3 rounds of 10 s rows (about 5 minutes), median rounds
 #   bench/h2.sh --quick     1 round of 3 s rows, no warm-up (under a minute)
 #   bench/h2.sh --profile   no table: where trafficcop's and nginx's CPU goes in the h2-tls and
 #                           h2-handshake rows (perf, perf with call graphs, strace; ~2 minutes)
@@ -30,7 +30,7 @@ set -euo pipefail
 COMMAND="bench/h2.sh${*:+ $*}"
 
 DURATION=10
-ROUNDS=2
+ROUNDS=3
 WARMUP=1
 H2_CONNS=8           # h2load connections in h2-tls / h2-upstream
 H2_STREAMS=16        # concurrent streams per connection (h2load -m)
@@ -393,19 +393,17 @@ CASES = {
 
 
 def score(r):
-    """What picks a row's best round: throughput, as in run.sh; for h2-handshake, whose rate is
-    fixed, handshakes per CPU-second (other sessions' load only ever costs the proxy more)."""
-    return r["req_per_cpu_s"] if r["case"] == "h2-handshake" else r["rps"]
+    """What orders a row's rounds: requests (handshakes) per proxy CPU-second."""
+    return r["req_per_cpu_s"] or 0
 
 
-def best_rounds(all_rows):
-    best = {}
+def median_rounds(all_rows):
+    """Each (case, proxy) once: its median round by score(), not its best (issue 12: the
+    best round flatters and hides the proxy's own variance; every round is in the table)."""
+    groups = {}
     for r in all_rows:
-        k = (r["case"], r["proxy"])
-        sc = (r["errors"] == 0, score(r) or 0)
-        if k not in best or sc > best[k][0]:
-            best[k] = (sc, r)
-    return [v[1] for v in best.values()]
+        groups.setdefault((r["case"], r["proxy"]), []).append(r)
+    return [sorted(rs, key=score)[(len(rs) - 1) // 2] for rs in groups.values()]
 
 
 def find(rows, case, proxy):
@@ -430,7 +428,7 @@ def table(rows, all_rows, p):
                    + f"{unit}; {per}) "
                    + ("" if case == "h2-upstream" else f"| tc ÷ HAProxy ({unit}; {per}) ")
                    + "| proxy core busy % (not the proxy) "
-                   + (f"| each round's {per if case == 'h2-handshake' else unit} |"
+                   + (f"| each round's {per} |"
                       if rounds > 1 else "|"))
         ncol = 10 if case == "h2-upstream" else 11
         out.append("|---|" + "--:|" * (ncol - 1) + ("--:|" if rounds > 1 else ""))
@@ -463,7 +461,7 @@ def table(rows, all_rows, p):
 
 
 def targets(rows, all_rows):
-    """Each target from the best rounds (the table), and from each round's own pair: other
+    """Each target from the median rounds (the table), and from each round's own pair: other
     sessions' load changes from one round to the next, so a pair from one round is the fairer
     comparison; a target is met only if every round's pair meets it."""
     res = []
@@ -484,7 +482,7 @@ def targets(rows, all_rows):
                 per_round.append(bench.ratio(rt["req_per_cpu_s"], rn["req_per_cpu_s"]))
         ok = t["errors"] == 0 and per_round and all(x and x >= goal for x in per_round)
         res.append({"target": name,
-                    "measured": f"{bench.fratio(a)} from the best rounds ({t['req_per_cpu_s']:,} "
+                    "measured": f"{bench.fratio(a)} from the median rounds ({t['req_per_cpu_s']:,} "
                                 f"vs {n['req_per_cpu_s']:,}); each round's own pair: "
                                 + ", ".join(bench.fratio(x) for x in per_round),
                     "per_round": [round(x, 3) if x else None for x in per_round],
@@ -495,7 +493,7 @@ def targets(rows, all_rows):
 def report(rows_path, meta_path, out_json, out_md):
     with open(rows_path) as f:
         all_rows = [json.loads(l) for l in f if l.strip()]
-    rows = best_rounds(all_rows)
+    rows = median_rounds(all_rows)
     with open(meta_path) as f:
         m = json.load(f)
     tg = targets(rows, all_rows)
@@ -509,8 +507,8 @@ def report(rows_path, meta_path, out_json, out_md):
           f"only suite offered {p.get('tls13_cipher')}; no session resumption ({p.get('resumption')}). "
           f"{p.get('duration')} s per row after {p.get('warmup')} s warm-up; each proxy freshly "
           f"started per row; 1 worker each; access log off; the matrix ran {p.get('rounds')} "
-          f"time(s) and each row shows its best round (by throughput; h2-handshake, whose rate is "
-          f"fixed: by handshakes per CPU-second). Pinning: "
+          f"time(s) and each row shows its median round by requests (handshakes) per proxy "
+          f"CPU-second, with every round's figure in the last column. Pinning: "
           f"{p.get('pinning_note')}",
           table(rows, all_rows, p), "", "**HTTP/2 targets**", "",
           "| target | measured | met |", "|---|---|---|"]
