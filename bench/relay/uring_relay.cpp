@@ -3,7 +3,7 @@
 // its own (issue 12 part 2): what one thread can do when the kernel is entered once per loop
 // turn for every connection at once.
 //
-//   uring_relay --listen PORT --upstream PORT [--no-fixed] [--no-defer]
+//   uring_relay --listen PORT --upstream PORT [--no-fixed] [--taskrun defer|coop|signal]
 //
 // - One io_uring_submit_and_wait(1) per loop turn: the SQEs queued while handling the last
 //   turn's completions (sends, re-armed receives, ...) go in, and the next completions come
@@ -14,8 +14,11 @@
 // - Registered (fixed) files: clients are accepted straight into the ring's file table, the
 //   upstream socket is installed there once connected (--no-fixed: plain descriptors).
 // - IORING_SETUP_SINGLE_ISSUER | DEFER_TASKRUN where the kernel takes them (completion work
-//   runs only when this thread waits, never as an interrupting task_work), else COOP_TASKRUN,
-//   else no flags; the choice is printed. --no-defer skips the first.
+//   runs only when this thread waits, never as an interrupting task_work), else COOP_TASKRUN
+//   (task_work runs at the thread's next kernel entry, without an IPI), else no flags; the
+//   choice is printed. --taskrun coop starts at the second, --taskrun signal takes the third:
+//   no flags, as Asio 1.81 sets its ring up (task_work notified with TWA_SIGNAL: the thread is
+//   interrupted, by an IPI when it runs on another CPU, and runs it at once).
 // On SIGTERM or SIGINT it prints loop turns, completions and submissions to stderr and exits.
 #include <liburing.h>
 #include <netinet/in.h>
@@ -82,9 +85,9 @@ void on_signal(int) { stop_requested = 1; }
 
 class relay {
  public:
-  relay(unsigned short listen_port, unsigned short upstream_port, bool fixed, bool defer)
+  relay(unsigned short listen_port, unsigned short upstream_port, bool fixed, int first_flags)
       : fixed_(fixed) {
-    setup_ring(defer);
+    setup_ring(first_flags);
     setup_buffers();
     if (fixed_) {
       int r = io_uring_register_files_sparse(&ring_, file_slots);
@@ -140,7 +143,7 @@ class relay {
     return u.release;
   }
 
-  void setup_ring(bool defer) {
+  void setup_ring(int first) {
     struct attempt {
       unsigned flags;
       const char* name;
@@ -149,11 +152,11 @@ class relay {
         {IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
          "SINGLE_ISSUER|DEFER_TASKRUN|SUBMIT_ALL"},
         {IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL, "COOP_TASKRUN|SUBMIT_ALL"},
-        {0, "none"},
+        {0, "none (as Asio 1.81)"},
     };
     int r = -EINVAL;
-    for (const auto& a : attempts) {
-      if (!defer && (a.flags & IORING_SETUP_DEFER_TASKRUN)) continue;
+    for (int i = first; i < 3; ++i) {
+      const attempt& a = attempts[i];
       io_uring_params p{};
       p.flags = a.flags | IORING_SETUP_CQSIZE;
       p.cq_entries = 4 * ring_entries;
@@ -477,7 +480,8 @@ class relay {
 
 [[noreturn]] void usage() {
   std::fprintf(stderr,
-               "usage: uring_relay --listen PORT --upstream PORT [--no-fixed] [--no-defer]\n");
+               "usage: uring_relay --listen PORT --upstream PORT [--no-fixed] "
+               "[--taskrun defer|coop|signal]\n");
   std::exit(2);
 }
 
@@ -485,7 +489,8 @@ class relay {
 
 int main(int argc, char** argv) {
   unsigned short listen_port = 0, upstream_port = 0;
-  bool fixed = true, defer = true;
+  bool fixed = true;
+  int first_flags = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--listen" && i + 1 < argc) {
@@ -494,8 +499,17 @@ int main(int argc, char** argv) {
       upstream_port = static_cast<unsigned short>(std::atoi(argv[++i]));
     } else if (a == "--no-fixed") {
       fixed = false;
-    } else if (a == "--no-defer") {
-      defer = false;
+    } else if (a == "--taskrun" && i + 1 < argc) {
+      std::string t = argv[++i];
+      if (t == "defer") {
+        first_flags = 0;
+      } else if (t == "coop") {
+        first_flags = 1;
+      } else if (t == "signal") {
+        first_flags = 2;
+      } else {
+        usage();
+      }
     } else {
       usage();
     }
@@ -506,7 +520,7 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  relay r(listen_port, upstream_port, fixed, defer);
+  relay r(listen_port, upstream_port, fixed, first_flags);
   r.run();
   return 0;
 }
