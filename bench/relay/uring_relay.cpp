@@ -4,6 +4,7 @@
 // turn for every connection at once.
 //
 //   uring_relay --listen PORT --upstream PORT [--no-fixed] [--taskrun defer|coop|signal]
+//               [--batch N:USEC]
 //
 // - One io_uring_submit_and_wait(1) per loop turn: the SQEs queued while handling the last
 //   turn's completions (sends, re-armed receives, ...) go in, and the next completions come
@@ -19,6 +20,9 @@
 //   choice is printed. --taskrun coop starts at the second, --taskrun signal takes the third:
 //   no flags, as Asio 1.81 sets its ring up (task_work notified with TWA_SIGNAL: the thread is
 //   interrupted, by an IPI when it runs on another CPU, and runs it at once).
+// - --batch N:USEC: wait for N completions, but no longer than USEC once one has come (the
+//   kernel's min_wait, 6.12+): fewer, larger loop turns when the relay is not saturated, at
+//   up to USEC of added latency. Off by default (wait for one).
 // On SIGTERM or SIGINT it prints loop turns, completions and submissions to stderr and exits.
 #include <liburing.h>
 #include <netinet/in.h>
@@ -26,6 +30,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -85,8 +90,9 @@ void on_signal(int) { stop_requested = 1; }
 
 class relay {
  public:
-  relay(unsigned short listen_port, unsigned short upstream_port, bool fixed, int first_flags)
-      : fixed_(fixed) {
+  relay(unsigned short listen_port, unsigned short upstream_port, bool fixed, int first_flags,
+        unsigned batch_n, unsigned batch_usec)
+      : fixed_(fixed), batch_n_(batch_n), batch_usec_(batch_usec) {
     setup_ring(first_flags);
     setup_buffers();
     if (fixed_) {
@@ -106,15 +112,22 @@ class relay {
                  kernel().c_str(), flags_name_.c_str(), ring_.features,
                  ring_fd_registered_ ? "ring fd registered" : "ring fd not registered",
                  fixed_ ? "registered files" : "plain descriptors");
-    std::fprintf(stderr, "uring_relay: listening on 127.0.0.1:%u, upstream 127.0.0.1:%u\n",
-                 listen_port, upstream_port);
+    std::fprintf(stderr,
+                 "uring_relay: listening on 127.0.0.1:%u, upstream 127.0.0.1:%u; wait for %u "
+                 "completion(s)%s\n",
+                 listen_port, upstream_port, batch_n_,
+                 batch_n_ > 1 ? (", at most " + std::to_string(batch_usec_) +
+                                 " us after the first (min_wait)")
+                                    .c_str()
+                              : "");
   }
 
   void run() {
     while (!stop_requested) {
-      int r = io_uring_submit_and_wait(&ring_, 1);
+      int r = enter();
       ++st_.turns;
-      if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY) die("io_uring_submit_and_wait", -r);
+      if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY && r != -ETIME)
+        die("io_uring_enter", -r);
       unsigned head, n = 0;
       io_uring_cqe* cqe;
       io_uring_for_each_cqe(&ring_, head, cqe) {
@@ -141,6 +154,30 @@ class relay {
     utsname u{};
     uname(&u);
     return u.release;
+  }
+
+  /// Submits what is queued and waits for a completion (--batch: for N, or USEC after one).
+  int enter() {
+    if (batch_n_ <= 1) return io_uring_submit_and_wait(&ring_, 1);
+    // liburing 2.3 cannot pass min_wait_usec (it was padding before 6.12): publish the SQ tail
+    // as io_uring_submit does, then io_uring_enter(2) with the extended argument.
+    io_uring_sq& sq = ring_.sq;
+    unsigned tail = sq.sqe_tail;
+    if (sq.sqe_head != tail) {
+      sq.sqe_head = tail;
+      io_uring_smp_store_release(sq.ktail, tail);
+    }
+    unsigned to_submit = tail - io_uring_smp_load_acquire(sq.khead);
+    io_uring_getevents_arg arg{};
+    arg.pad = batch_usec_;  // min_wait_usec
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    int fd = ring_.ring_fd;
+    if (ring_fd_registered_) {
+      flags |= IORING_ENTER_REGISTERED_RING;
+      fd = ring_.enter_ring_fd;
+    }
+    long r = syscall(__NR_io_uring_enter, fd, to_submit, batch_n_, flags, &arg, sizeof arg);
+    return r < 0 ? -errno : static_cast<int>(r);
   }
 
   void setup_ring(int first) {
@@ -474,6 +511,8 @@ class relay {
   int listen_fd_ = -1;
   bool fixed_;
   bool ring_fd_registered_ = false;
+  unsigned batch_n_ = 1;
+  unsigned batch_usec_ = 0;
   std::string flags_name_;
   stats st_;
 };
@@ -481,7 +520,7 @@ class relay {
 [[noreturn]] void usage() {
   std::fprintf(stderr,
                "usage: uring_relay --listen PORT --upstream PORT [--no-fixed] "
-               "[--taskrun defer|coop|signal]\n");
+               "[--taskrun defer|coop|signal] [--batch N:USEC]\n");
   std::exit(2);
 }
 
@@ -491,6 +530,7 @@ int main(int argc, char** argv) {
   unsigned short listen_port = 0, upstream_port = 0;
   bool fixed = true;
   int first_flags = 0;
+  unsigned batch_n = 1, batch_usec = 0;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--listen" && i + 1 < argc) {
@@ -499,6 +539,8 @@ int main(int argc, char** argv) {
       upstream_port = static_cast<unsigned short>(std::atoi(argv[++i]));
     } else if (a == "--no-fixed") {
       fixed = false;
+    } else if (a == "--batch" && i + 1 < argc) {
+      if (std::sscanf(argv[++i], "%u:%u", &batch_n, &batch_usec) != 2 || batch_n == 0) usage();
     } else if (a == "--taskrun" && i + 1 < argc) {
       std::string t = argv[++i];
       if (t == "defer") {
@@ -520,7 +562,7 @@ int main(int argc, char** argv) {
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
   signal(SIGPIPE, SIG_IGN);
-  relay r(listen_port, upstream_port, fixed, first_flags);
+  relay r(listen_port, upstream_port, fixed, first_flags, batch_n, batch_usec);
   r.run();
   return 0;
 }
