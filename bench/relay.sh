@@ -256,6 +256,8 @@ profile() {
     echo
     perf report -i "$TMP/perf-$name.data" --no-children --sort sym --stdio 2>/dev/null |
       grep -E '^ +[0-9.]+%' | head -8 | cut -c1-110 | sed 's/^ */    /' || true
+    echo "    kernel share of the relay's samples: $(perf report -i "$TMP/perf-$name.data" --sort dso \
+      --stdio 2>/dev/null | awk '/kernel.kallsyms/ {print $1; exit}')"
     echo "    spin-lock slow path, and the part of it under io_uring task_work:" \
       "$(perf report -i "$TMP/perf-$name.data" --no-children --sort sym --stdio 2>/dev/null |
          awk '/queued_spin_lock_slowpath/ && /%/ {s += $1} END {printf "%.1f%%", s}')," \
