@@ -82,7 +82,7 @@ struct alignas(16) conn {
 };
 
 struct stats {
-  unsigned long long turns = 0, cqes = 0, sqes = 0, extra_submits = 0, accepted = 0;
+  unsigned long long turns = 0, cqes = 0, sqes = 0, extra_submits = 0, accepted = 0, starved = 0;
 };
 
 volatile std::sig_atomic_t stop_requested = 0;
@@ -140,8 +140,8 @@ class relay {
     }
     std::fprintf(stderr,
                  "uring_relay: %llu loop turns (io_uring_enter), %llu extra submits, %llu SQEs, "
-                 "%llu CQEs, %llu connections\n",
-                 st_.turns, st_.extra_submits, st_.sqes, st_.cqes, st_.accepted);
+                 "%llu CQEs, %llu connections, %llu receives stopped for want of buffers\n",
+                 st_.turns, st_.extra_submits, st_.sqes, st_.cqes, st_.accepted, st_.starved);
   }
 
  private:
@@ -430,6 +430,7 @@ class relay {
       return;
     }
     if (res == -ENOBUFS) {  // every buffer is waiting to be sent: re-arm when one comes back
+      ++st_.starved;
       if (!d.starved) {
         d.starved = true;
         ++c->inflight;  // the starved_ list holds a reference
