@@ -84,6 +84,15 @@ if [ ! -f "$BIN/build.ninja" ]; then
 fi
 ninja -C "$BIN" >>"$TMP/build.log" 2>&1 || { tail -20 "$TMP/build.log" >&2; die "build failed"; }
 
+# A read in flight when its socket is closed, on Asio's two backends (README.md, Correctness).
+CLOSE_CHECK=""
+for backend in epoll uring; do
+  out=$(timeout 60 "$BIN/asio_close_inflight_$backend" 200 2>&1 | tail -1) && rc=0 || rc=$?
+  CLOSE_CHECK="$CLOSE_CHECK- asio_close_inflight_$backend 200: exit $rc${out:+ — $out}
+"
+done
+log "close-with-read-in-flight check: $(printf '%s' "$CLOSE_CHECK" | tr '\n' ' ')"
+
 # ------------------------------------------------------------------ backend and layout
 
 render "$BENCH/conf/backend-nginx.conf.in" "$TMP/backend.conf" TMP="$TMP" PORT="$BACKEND_PORT"
@@ -284,6 +293,11 @@ echo
 echo "\`$COMMAND\`: $ROUNDS rounds of ${DURATION} s rows after ${WARMUP} s of warm-up, wrk -t1 \
 -c$CONNS keep-alive GET of 64 B through the relay to one nginx worker; load average \
 $(cut -d' ' -f1-3 /proc/loadavg) at the end, $LOAD_END after the rate rows."
+echo
+echo "Asio, a read in flight when its socket is closed (exit 0: every read aborted, the next"
+echo "socket's read got its byte; 139: SIGSEGV):"
+echo
+printf '%s' "$CLOSE_CHECK"
 "$PY" - "$TMP" "$PERF_OK" "$RELAYS" "$PINNINGS" <<'EOF'
 import collections, glob, os, statistics, sys
 tmp, perf_ok, relays, pinnings = sys.argv[1], sys.argv[2] == "1", sys.argv[3].split(), sys.argv[4].split()
