@@ -48,6 +48,7 @@ PORT_BASE=$((${BENCH_PORT_BASE:-18600} + 80))
 BACKEND_PORT=$PORT_BASE
 RELAY_PORT=$((PORT_BASE + 1))
 BIN=$BENCH/relay/build
+# shellcheck source=bench/lib/common.sh
 . "$BENCH/lib/common.sh"
 
 while [ $# -gt 0 ]; do
@@ -61,7 +62,7 @@ while [ $# -gt 0 ]; do
     --no-entries) ENTRY_RELAYS=""; shift ;;
     --profile) PROFILE_RELAYS="asio-epoll asio-uring asio-uring-async uring"; shift ;;
     --no-install) INSTALL=0; shift ;;
-    -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
 done
