@@ -23,7 +23,7 @@ packages=(build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev 
   libboost1.81-dev libssl-dev libnghttp2-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev curl python3 openssl ccache
   nghttp2-client python3-h2 python3-hyperframe python3-grpcio libre2-dev libsystemd-dev
-  libhiredis-dev redis-server)
+  libhiredis-dev redis-server liburing-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
