@@ -23,7 +23,7 @@ body_step parser_base::put_body(std::string_view in, asio::mutable_buffer out, e
   const std::size_t room = out.size();
   std::size_t i = 0, w = 0;
   auto copy = [&](std::size_t n) {
-    std::memcpy(dst + w, in.data() + i, n);
+    if (n > 0) std::memcpy(dst + w, in.data() + i, n);  // `out` may be empty (null)
     i += n;
     w += n;
   };
