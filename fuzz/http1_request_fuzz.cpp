@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the HTTP/1.1 request parser on arbitrary bytes, whole and in pieces.
+// libFuzzer target: the HTTP/1.1 request parser on arbitrary bytes, whole and in pieces, and
+// against the Beast-based parser it replaced.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -16,6 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                               .max_body_bytes = size > 0 && (data[0] & 0x20) ? 1000u : 0u};
   fuzz::run(
       data, size, [&](std::size_t) { return std::make_unique<http1::request_parser>(limits); },
+      [&](std::size_t) { return std::make_unique<http1::beast_oracle::request_parser>(limits); },
       /*eof=*/false);
   return 0;
 }

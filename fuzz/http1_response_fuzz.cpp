@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the HTTP/1.1 response parser on arbitrary bytes, whole and in pieces.
+// libFuzzer target: the HTTP/1.1 response parser on arbitrary bytes, whole and in pieces, and
+// against the Beast-based parser it replaced.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -15,6 +16,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fuzz::run(
       data, size,
       [&](std::size_t) { return std::make_unique<http1::response_parser>(head, limits); },
+      [&](std::size_t) {
+        return std::make_unique<http1::beast_oracle::response_parser>(head, limits);
+      },
       /*eof=*/true);
   return 0;
 }

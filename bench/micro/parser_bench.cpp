@@ -2,7 +2,7 @@
 // Micro-benchmarks of the sans-I/O HTTP/1.1 parsers (src/http1/parser.hpp).
 //
 // Each iteration parses one whole message with a fresh parser, as the server and the transport
-// do (Beast's rule: one parser per message), so the parser's construction is part of the cost;
+// do (one parser per message), so the parser's construction is part of the cost;
 // each case runs twice: with the parser's own header map and strings (their allocations are in
 // the figure) and with storage reused across messages, as the proxy's hot path does. Bytes/s
 // counts the message bytes fed; items/s messages.

@@ -1,138 +1,457 @@
 // SPDX-License-Identifier: MIT
-// HTTP/1.1 parsers: Beast's grammar plus the proxy's validation and limits.
+// HTTP/1.1 parsers: the RFC 9112 grammar, framing, and the proxy's validation and limits.
+//
+// Lines are scanned as they arrive and never twice: the scanner keeps its place (pos_, phase_)
+// between calls, so a head trickling in a byte at a time costs what a whole one does, and a
+// malformed one is refused at its first bad byte instead of at its end.
 #include "http1/parser.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
-#include <boost/beast/http/error.hpp>
-
 #include "http/rules.hpp"
+#include "http1/chars.hpp"
 
 namespace trafficcop::http1 {
 
-namespace bh = boost::beast::http;
+using namespace chars;  // NOLINT: the grammar's byte classes
 
-template <bool IsRequest>
-parser_base<IsRequest>::parser_base(const parser_limits& limits, header_map* fields)
-    : limits_(limits), fields_(fields ? fields : &own_fields_), body_left_(limits.max_body_bytes) {
-  fields_->clear();
-  this->header_limit(
-      static_cast<std::uint32_t>(std::min<std::size_t>(limits.max_header_bytes, UINT32_MAX)));
-  if (limits.max_body_bytes > 0)
-    this->body_limit(limits.max_body_bytes);
-  else
-    this->body_limit(boost::none);
-  this->eager(false);
+namespace {
+
+// The `n` bytes at `p` are a prefix of `pattern` ('D' stands for a digit): the start line is
+// checked as far as it has arrived, so that junk is refused at its first byte.
+bool matches(const char* p, std::size_t n, std::string_view pattern) {
+  for (std::size_t i = 0; i < n && i < pattern.size(); ++i) {
+    if (pattern[i] == 'D' ? p[i] < '0' || p[i] > '9' : p[i] != pattern[i]) return false;
+  }
+  return true;
 }
 
-template <bool IsRequest>
-std::size_t parser_base<IsRequest>::put_head(std::string_view in, error_code& ec) {
+// "HTTP/1.0" or "HTTP/1.1", given 8 bytes that match "HTTP/D.D".
+bool known_version(const char* v) { return v[5] == '1' && (v[7] == '0' || v[7] == '1'); }
+
+// The fields whose value this layer reads.
+enum class known : std::uint8_t {
+  other,
+  host,
+  expect,
+  connection,
+  content_length,
+  transfer_encoding
+};
+
+known classify(std::string_view name) {
+  switch (name.size()) {
+    case 4:
+      return iequals(name, "host") ? known::host : known::other;
+    case 6:
+      return iequals(name, "expect") ? known::expect : known::other;
+    case 10:
+      return iequals(name, "connection") ? known::connection : known::other;
+    case 14:
+      return iequals(name, "content-length") ? known::content_length : known::other;
+    case 16:
+      return iequals(name, "proxy-connection") ? known::connection : known::other;
+    case 17:
+      return iequals(name, "transfer-encoding") ? known::transfer_encoding : known::other;
+    default:
+      return known::other;
+  }
+}
+
+// Beast unfolds into a buffer of this size and refuses longer values (431); so do we.
+constexpr std::size_t max_folded_value = 4096;
+
+class parse_error_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "http1"; }
+  std::string message(int ev) const override {
+    switch (static_cast<parse_error>(ev)) {
+      case parse_error::bad_method:
+        return "bad method";
+      case parse_error::bad_target:
+        return "bad request-target";
+      case parse_error::bad_version:
+        return "bad HTTP version";
+      case parse_error::bad_status:
+        return "bad status code";
+      case parse_error::bad_reason:
+        return "bad reason phrase";
+      case parse_error::bad_field:
+        return "bad field name";
+      case parse_error::bad_value:
+        return "bad field value";
+      case parse_error::bad_line_ending:
+        return "bad line ending";
+      case parse_error::bad_content_length:
+        return "bad Content-Length";
+      case parse_error::multiple_content_length:
+        return "conflicting Content-Length values";
+      case parse_error::bad_transfer_encoding:
+        return "bad Transfer-Encoding";
+      case parse_error::bad_connection:
+        return "bad Connection";
+      case parse_error::bad_chunk:
+        return "bad chunk";
+      case parse_error::bad_chunk_extension:
+        return "bad chunk extension";
+      case parse_error::bad_quoted_string:
+        return "bad quoted-string in a chunk extension";
+      case parse_error::partial_message:
+        return "partial message";
+      case parse_error::stale_input:
+        return "head bytes dropped by the caller";
+    }
+    return "http1 parse error";
+  }
+};
+
+}  // namespace
+
+const boost::system::error_category& parse_error_category() noexcept {
+  static const parse_error_category_impl c;
+  return c;
+}
+
+parser_base::parser_base(bool request, const parser_limits& limits, header_map* fields)
+    : limits_(limits),
+      fields_(fields ? fields : &own_fields_),
+      body_left_(limits.max_body_bytes),
+      request_(request) {
+  fields_->clear();
+}
+
+// --- the head -------------------------------------------------------------------------------
+
+std::size_t parser_base::put_head(std::string_view in, error_code& ec) {
   ec = {};
-  // Beast consumes the complete lines of an incomplete head (and says need_more), but callers
-  // keep the whole head buffered until it is complete: feed Beast only the bytes it has not
-  // consumed yet, and apply the header limit to the whole head here.
-  if (in.size() < head_used_) {
-    ec = errc::bad_request;  // the caller dropped bytes of the head
+  if (st_ > state::fields) return 0;
+  if (in.size() < pos_) {
+    ec = parse_error::stale_input;  // the caller dropped bytes of the head
     return 0;
   }
-  std::size_t n =
-      head_used_ + this->put(asio::buffer(in.data() + head_used_, in.size() - head_used_), ec);
-  if (ec == bh::error::need_more) {
-    head_used_ = n;
-    ec = {};
-    if (in.size() >= limits_.max_header_bytes) {
-      ec = translate(bh::error::header_limit, in);
-      return 0;
-    }
-    // Once it waits, Beast parses again only after a CRLFCRLF, so a head with bare-LF line
-    // ends (which it rejects when it sees them whole) would wait for the limit or the timeout.
-    for (; lf_scanned_ < in.size(); ++lf_scanned_) {
-      if (in[lf_scanned_] == '\n' && (lf_scanned_ == 0 || in[lf_scanned_ - 1] != '\r')) {
-        ec = bh::error::bad_line_ending;
+  if (!in.empty()) got_some_ = true;
+  // The whole head, blank line included, must fit in max_header_bytes: look no further.
+  const std::size_t end = std::min(in.size(), limits_.max_header_bytes);
+  const char* p = in.data();
+  auto over_limit = [&] {
+    // A request line that alone does not fit is a long URI (414), not a large header (431).
+    if (in.size() >= limits_.max_header_bytes)
+      ec = request_ && st_ == state::start_line ? errc::uri_too_long : errc::header_too_large;
+    return 0;
+  };
+  if (st_ == state::start_line) {
+    if (!start_line(p, end, ec)) return ec ? 0 : over_limit();
+    st_ = state::fields;
+    phase_ = 0;
+  }
+  // RFC 9112 §5.2: a server must reject obs-fold (spec 60) or replace it; responses are
+  // unfolded, as a proxy may do.
+  for (;;) {
+    switch (field_line(p, end, !request_, ec)) {
+      case scan::need_more:
+        return over_limit();
+      case scan::error:
         return 0;
+      case scan::field:
+        on_field({p + line_, mark_ - line_}, field_value(p), false, ec);
+        if (ec) return 0;
+        break;
+      case scan::blank: {
+        const std::size_t n = pos_;
+        finish_head(ec);
+        return ec ? 0 : n;
       }
     }
-    return 0;
   }
-  if (!ec && n > limits_.max_header_bytes) ec = bh::error::header_limit;
-  if (ec) {
-    ec = translate(ec, in);
-    return n;
-  }
-  if constexpr (IsRequest) {
-    // RFC 9112 §5.2: a server must reject obs-fold or replace it; Beast unfolds silently, so
-    // look for a line that starts with SP/HTAB in the head it consumed (spec 60).
-    std::string_view head = in.substr(0, n);
-    if (head.find("\n ") != std::string_view::npos || head.find("\n\t") != std::string_view::npos)
-      ec = errc::obs_fold;
-  }
-  return n;
 }
 
-template <bool IsRequest>
-body_step parser_base<IsRequest>::put_body(std::string_view in, asio::mutable_buffer out,
-                                           error_code& ec) {
-  ec = {};
-  if (this->is_done()) return {};  // Beast asserts on input after the end
-  // Stalled in a chunk-size line or the trailers: wait for new bytes, and for a last chunk for
-  // at least 5 ("0\r\n\r\n"): Beast asserts that much when it resumes one.
-  if (in.size() < stalled_) return {};
-  out_ = out;
-  written_ = 0;
-  this->eager(true);
-  std::size_t consumed = this->put(asio::buffer(in.data(), in.size()), ec);
-  stalled_ = 0;
-  if (ec == bh::error::need_buffer || ec == bh::error::need_more) {
-    ec = {};
-    if (consumed == 0 && written_ == 0 && !in.empty() && out.size() > 0) {
-      // Only a chunk-size line or the trailer section leaves input unused with room in `out`;
-      // bound them like a head, or a peer could make the caller buffer without end.
-      if (in.size() >= limits_.max_header_bytes) ec = errc::header_too_large;
-      bool last_chunk = in[0] == '0' && in.find("\r\n") != std::string_view::npos;
-      stalled_ = last_chunk ? std::max<std::size_t>(in.size() + 1, 5) : in.size() + 1;
+bool parser_base::start_line(const char* p, std::size_t end, error_code& ec) {
+  return request_ ? request_line(p, end, ec) : status_line(p, end, ec);
+}
+
+// request-line = method SP request-target SP HTTP-version CRLF (RFC 9112 §3). No empty line
+// before it is tolerated, as before (Beast's rule).
+bool parser_base::request_line(const char* p, std::size_t end, error_code& ec) {
+  enum : std::uint8_t { method, target, version };
+  switch (phase_) {
+    case method:
+      pos_ = static_cast<std::uint32_t>(skip(tchar, p, pos_, end));
+      if (pos_ >= end) return false;
+      if (p[pos_] != ' ' || pos_ == 0) {
+        ec = parse_error::bad_method;
+        return false;
+      }
+      mark_ = pos_++;
+      mark2_ = pos_;
+      phase_ = target;
+      [[fallthrough]];
+    case target:
+      pos_ = static_cast<std::uint32_t>(skip(pathchar, p, pos_, end));
+      if (pos_ - mark2_ > limits_.max_uri_bytes) {
+        ec = errc::uri_too_long;  // as soon as it is known, complete or not
+        return false;
+      }
+      if (pos_ >= end) return false;
+      if (p[pos_] != ' ' || pos_ == mark2_) {
+        ec = parse_error::bad_target;
+        return false;
+      }
+      ++pos_;
+      phase_ = version;
+      [[fallthrough]];
+    case version: {
+      const char* v = p + pos_;
+      if (!matches(v, end - pos_, "HTTP/D.D\r\n")) {
+        ec = parse_error::bad_version;
+        return false;
+      }
+      if (end - pos_ >= 8 && !known_version(v)) {
+        ec = parse_error::bad_version;
+        return false;
+      }
+      if (end - pos_ < 10) return false;
+      version_ = 10 * (v[5] - '0') + (v[7] - '0');
+      if ((version_ != 10 && version_ != 11) || v[8] != '\r' || v[9] != '\n') {
+        ec = parse_error::bad_version;
+        return false;
+      }
+      method_->assign(p, mark_);
+      target_->assign(p + mark2_, pos_ - 1 - mark2_);
+      pos_ += 10;
+      return true;
     }
-  } else if (ec) {
-    ec = translate(ec, in);
   }
-  out_ = {};
-  return {consumed, written_};
+  return false;
 }
 
-template <bool IsRequest>
-void parser_base<IsRequest>::put_eof(error_code& ec) {
-  ec = {};
-  if (!this->got_some()) {
-    ec = bh::error::partial_message;
+// status-line = HTTP-version SP status-code SP [ reason-phrase ] CRLF (RFC 9112 §4). The
+// second SP is required, as Beast requires it.
+bool parser_base::status_line(const char* p, std::size_t end, error_code& ec) {
+  enum : std::uint8_t { version, reason, lf };
+  switch (phase_) {
+    case version: {
+      if (!matches(p, std::min<std::size_t>(end, 9), "HTTP/D.D ")) {
+        ec = parse_error::bad_version;
+        return false;
+      }
+      if (end >= 8 && !known_version(p)) {
+        ec = parse_error::bad_version;
+        return false;
+      }
+      if (end > 9 && !matches(p + 9, std::min<std::size_t>(end, 13) - 9, "DDD ")) {
+        ec = parse_error::bad_status;
+        return false;
+      }
+      if (end < 13) return false;
+      version_ = 10 * (p[5] - '0') + (p[7] - '0');
+      if ((version_ != 10 && version_ != 11) || p[8] != ' ') {
+        ec = parse_error::bad_version;
+        return false;
+      }
+      status_ = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+      pos_ = 13;
+      phase_ = reason;
+      [[fallthrough]];
+    }
+    case reason:
+      pos_ = static_cast<std::uint32_t>(skip(vchar, p, pos_, end));
+      if (pos_ >= end) return false;
+      if (p[pos_] != '\r') {
+        ec = parse_error::bad_reason;
+        return false;
+      }
+      cr_ = pos_++;
+      phase_ = lf;
+      [[fallthrough]];
+    case lf:
+      if (pos_ >= end) return false;
+      if (p[pos_] != '\n') {
+        ec = parse_error::bad_line_ending;
+        return false;
+      }
+      ++pos_;
+      reason_->assign(p + 13, cr_ - 13);
+      return true;
+  }
+  return false;
+}
+
+// field-line = field-name ":" OWS field-value OWS, CRLF (RFC 9112 §5). A line is complete once
+// the byte after its CRLF is known: SP or HTAB there is obs-fold (§5.2).
+parser_base::scan parser_base::field_line(const char* p, std::size_t end, bool fold_ok,
+                                          error_code& ec) {
+  enum : std::uint8_t { start, name, value, lf, next, blank_lf };
+  for (;;) {
+    switch (phase_) {
+      case start:
+        if (pos_ >= end) return scan::need_more;
+        if (p[pos_] == '\r') {
+          ++pos_;
+          phase_ = blank_lf;
+          continue;
+        }
+        if (!is(tchar, p[pos_])) {  // also a leading SP/HTAB, ':', a bare LF
+          ec = parse_error::bad_field;
+          return scan::error;
+        }
+        line_ = pos_++;
+        folded_ = false;
+        phase_ = name;
+        [[fallthrough]];
+      case name:
+        pos_ = static_cast<std::uint32_t>(skip(tchar, p, pos_, end));
+        if (pos_ >= end) return scan::need_more;
+        if (p[pos_] != ':') {  // RFC 9112 §5.1: no whitespace before the colon (spec 50)
+          ec = parse_error::bad_field;
+          return scan::error;
+        }
+        mark_ = pos_++;
+        phase_ = value;
+        [[fallthrough]];
+      case value:
+        pos_ = static_cast<std::uint32_t>(skip_value(p, pos_, end));
+        if (pos_ >= end) return scan::need_more;
+        if (p[pos_] != '\r') {  // NUL, a bare LF, another CTL (RFC 9110 §5.5)
+          ec = parse_error::bad_value;
+          return scan::error;
+        }
+        cr_ = pos_++;
+        phase_ = lf;
+        [[fallthrough]];
+      case lf:
+        if (pos_ >= end) return scan::need_more;
+        if (p[pos_] != '\n') {  // a bare CR (RFC 9112 §2.2)
+          ec = parse_error::bad_line_ending;
+          return scan::error;
+        }
+        ++pos_;
+        phase_ = next;
+        [[fallthrough]];
+      case next:
+        if (pos_ >= end) return scan::need_more;
+        if (ows(p[pos_])) {
+          if (!fold_ok) {
+            ec = errc::obs_fold;
+            return scan::error;
+          }
+          folded_ = true;
+          ++pos_;
+          phase_ = value;
+          continue;
+        }
+        phase_ = start;
+        return scan::field;
+      case blank_lf:
+        if (pos_ >= end) return scan::need_more;
+        if (p[pos_] != '\n') {
+          ec = parse_error::bad_line_ending;
+          return scan::error;
+        }
+        ++pos_;
+        phase_ = start;
+        return scan::blank;
+    }
+  }
+}
+
+// The value of the field line just scanned: trimmed; an obs-fold becomes one SP between the
+// non-empty pieces (RFC 9112 §5.2), as Beast unfolds.
+std::string_view parser_base::field_value(const char* p) {
+  std::string_view raw(p + mark_ + 1, cr_ - mark_ - 1);
+  if (!folded_) return trim(raw);
+  fold_.clear();
+  for (;;) {
+    auto eol = raw.find("\r\n");
+    auto piece = trim(raw.substr(0, eol));
+    if (!piece.empty()) {
+      if (!fold_.empty()) fold_ += ' ';
+      fold_.append(piece);
+    }
+    if (eol == std::string_view::npos) break;
+    raw.remove_prefix(eol + 2);
+  }
+  return fold_;
+}
+
+void parser_base::on_field(std::string_view name, std::string_view value, bool in_trailer,
+                           error_code& ec) {
+  if (folded_ && fold_.size() > max_folded_value) {
+    ec = errc::header_too_large;
     return;
   }
-  bh::basic_parser<IsRequest>::put_eof(ec);
-}
-
-template <bool IsRequest>
-std::optional<std::uint64_t> parser_base<IsRequest>::length() const {
-  if (this->chunked()) return std::nullopt;
-  auto cl = this->content_length();
-  if (!cl) return std::nullopt;
-  return *cl;
-}
-
-template <bool IsRequest>
-void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b, error_code& ec) {
-  std::string_view name(name_b.data(), name_b.size());
-  std::string_view value(value_b.data(), value_b.size());
-  // Beast has already checked the name is a token and ':' follows it directly (no whitespace
-  // before the colon, spec 50/60); it tolerates some control bytes in values, we do not.
-  if (!http::is_valid_field_value(value)) {
-    ec = errc::bad_request;
-    return;
+  const known k = classify(name);
+  // Framing and connection fields, in the trailer section too: there a Content-Length or a
+  // Transfer-Encoding is refused (RFC 9110 §6.5.1: never framing), as Beast refuses them.
+  switch (k) {
+    case known::connection: {
+      // RFC 9110 §7.6.1: Connection = #connection-option (tokens; empty elements allowed).
+      bool need_comma = false;
+      for (std::size_t i = 0;;) {
+        while (i < value.size() && ows(value[i])) ++i;
+        if (i == value.size()) break;
+        if (value[i] == ',') {
+          need_comma = false;
+          ++i;
+          continue;
+        }
+        if (!is(tchar, value[i]) || need_comma) {
+          ec = parse_error::bad_connection;
+          return;
+        }
+        std::size_t j = i;
+        while (j < value.size() && is(tchar, value[j])) ++j;
+        auto opt = value.substr(i, j - i);
+        if (iequals(opt, "close")) conn_close_ = true;
+        if (iequals(opt, "keep-alive")) conn_keep_alive_ = true;
+        need_comma = true;
+        i = j;
+      }
+      break;
+    }
+    case known::content_length: {
+      // RFC 9110 §8.6, RFC 9112 §6.3: a list of identical values, or lines with the same
+      // value, mean that value; anything else is a 400 (spec 51). Each value as
+      // http::parse_content_length reads one (at most 19 digits).
+      if (chunked_) {
+        ec = parse_error::bad_content_length;
+        return;
+      }
+      std::string_view rest = value;
+      for (;;) {
+        auto comma = rest.find(',');
+        auto v = http::parse_content_length(trim(rest.substr(0, comma)));
+        if (!v) {
+          ec = parse_error::bad_content_length;
+          return;
+        }
+        if (has_length_ && *v != length_) {
+          ec = parse_error::multiple_content_length;
+          return;
+        }
+        length_ = *v;
+        has_length_ = true;
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+      }
+      break;
+    }
+    case known::transfer_encoding:
+      // RFC 9112 §6.1, §6.3: with a Content-Length, or after chunked, framing is ambiguous.
+      if (chunked_ || has_length_) {
+        ec = parse_error::bad_transfer_encoding;
+        return;
+      }
+      break;
+    default:
+      break;
   }
-  header_map& into = in_trailer_ ? trailer_ : *fields_;
   if (fields_->size() + trailer_.size() + dropped_ >= limits_.max_headers) {
     ec = errc::header_too_large;
     return;
   }
-  if (IsRequest && limits_.underscores != underscore_fields::keep &&
+  if (request_ && limits_.underscores != underscore_fields::keep &&
       name.find('_') != std::string_view::npos) {
     if (limits_.underscores == underscore_fields::reject) {
       ec = errc::bad_request;
@@ -141,151 +460,79 @@ void parser_base<IsRequest>::on_field_impl(bh::field f, bsv name_b, bsv value_b,
     ++dropped_;  // still a line of the head: it counts against max_headers
     return;
   }
-  if (f == bh::field::transfer_encoding && !in_trailer_) {
-    // RFC 9112 §6.1: chunked must be the final coding, applied once, and only chunked is
-    // re-framable by a proxy; anything else is 501 (spec 53), chunked-not-last is 400 (spec 60).
-    // Chunked applied twice ("chunked, chunked") is 400 too: Beast frames a message as chunked
-    // only when its one chunked is last, so it would read such a body as absent (a request)
-    // or close-delimited (a response) and the chunk bytes would become the next message.
-    if (te_seen_) {
-      ec = errc::bad_request;
-      return;
-    }
-    switch (http::classify_transfer_encoding(value)) {
-      case http::te_kind::chunked:
-        te_seen_ = true;
-        break;
-      case http::te_kind::unsupported:
-        ec = errc::unsupported_transfer_encoding;
-        return;
-      case http::te_kind::malformed:
-        ec = errc::bad_request;
-        return;
-    }
+  if (in_trailer) {
+    trailer_.add(name, value);
+    return;
   }
-  into.add(name, value);
+  switch (k) {
+    case known::transfer_encoding:
+      // RFC 9112 §6.1: chunked must be the final coding, applied once, and only chunked is
+      // re-framable by a proxy; anything else is 501 (spec 53), chunked-not-last or chunked
+      // twice is 400 (spec 60, issue 14.1).
+      switch (http::classify_transfer_encoding(value)) {
+        case http::te_kind::chunked:
+          chunked_ = true;
+          break;
+        case http::te_kind::unsupported:
+          ec = errc::unsupported_transfer_encoding;
+          return;
+        case http::te_kind::malformed:
+          ec = errc::bad_request;
+          return;
+      }
+      break;
+    case known::host:
+      if (hosts_ < 2) ++hosts_;
+      break;
+    case known::expect:
+      expect_seen_ = true;
+      break;
+    default:
+      break;
+  }
+  fields_->add(name, value);
 }
 
-template <bool IsRequest>
-void parser_base<IsRequest>::on_header_impl(error_code& ec) {
-  in_trailer_ = true;
-  // One framing decision: a Transfer-Encoding we accepted must be what Beast frames by, or
-  // the body boundary we check is not the one the bytes are split at.
-  if (te_seen_ != this->chunked()) {
+void parser_base::finish_head(error_code& ec) {
+  const bool no_body =
+      !request_ && (skip_body_ || status_ / 100 == 1 || status_ == 204 || status_ == 304);
+  if (no_body) {
+    st_ = state::done;  // RFC 9112 §6.3 rules 1-2: whatever the framing fields say
+  } else if (has_length_) {
+    // A declared body over the limit is refused before anything else about the head.
+    if (length_ > 0 && limits_.max_body_bytes > 0 && length_ > limits_.max_body_bytes) {
+      ec = errc::body_too_large;
+      return;
+    }
+    left_ = length_;
+    st_ = length_ > 0 ? state::body_length : state::done;
+  } else if (chunked_) {
+    st_ = state::chunk_size;
+  } else if (request_) {
+    st_ = state::done;  // RFC 9112 §6.3 rule 7
+  } else {
+    need_eof_ = true;  // rule 8: the body ends with the connection
+    st_ = state::to_eof;
+  }
+  pos_ = 0;
+  phase_ = 0;
+  if (!request_) return;
+  // RFC 9112 §3.2: a 1.1 request without Host, or with more than one, gets 400 (spec 50).
+  if (hosts_ > 1) {
     ec = errc::bad_request;
     return;
   }
-  // Beast has checked a Content-Length against the limit; past the head, body_left_ counts:
-  // Beast takes a chunk's size off its budget again each time it retries an incomplete chunk
-  // line, and a whole unread close-delimited input each time put_body is called.
-  this->body_limit(boost::none);
-}
-
-template <bool IsRequest>
-void parser_base<IsRequest>::on_chunk_header_impl(std::uint64_t size, bsv, error_code& ec) {
-  if (limits_.max_body_bytes == 0) return;
-  if (size > body_left_) {
-    ec = bh::error::body_limit;
-    return;
-  }
-  body_left_ -= size;
-}
-
-template <bool IsRequest>
-std::size_t parser_base<IsRequest>::sink(std::string_view body, error_code& ec) {
-  std::size_t room = out_.size() - written_;
-  if (room == 0) {
-    ec = bh::error::need_buffer;
-    return 0;
-  }
-  std::size_t n = std::min(room, body.size());
-  std::memcpy(static_cast<char*>(out_.data()) + written_, body.data(), n);
-  written_ += n;
-  return n;
-}
-
-template <bool IsRequest>
-std::size_t parser_base<IsRequest>::on_body_impl(bsv body, error_code& ec) {
-  std::string_view b(body.data(), body.size());
-  if (limits_.max_body_bytes == 0) return sink(b, ec);
-  if (b.size() > body_left_) {  // only a close-delimited body can get here
-    if (body_left_ == 0) {
-      ec = bh::error::body_limit;
-      return 0;
-    }
-    b = b.substr(0, body_left_);
-  }
-  std::size_t n = sink(b, ec);
-  body_left_ -= n;
-  return n;
-}
-
-template <bool IsRequest>
-std::size_t parser_base<IsRequest>::on_chunk_body_impl(std::uint64_t, bsv body, error_code& ec) {
-  return sink({body.data(), body.size()}, ec);
-}
-
-template <bool IsRequest>
-error_code parser_base<IsRequest>::translate(error_code ec, std::string_view in) const {
-  if (ec == bh::error::header_limit) {
-    // A request line that alone does not fit is a long URI (414), not a large header (431).
-    auto eol = in.find('\n');
-    if (IsRequest && (eol == std::string_view::npos || eol > limits_.max_uri_bytes))
-      return errc::uri_too_long;
-    return errc::header_too_large;
-  }
-  if (ec == bh::error::body_limit) return errc::body_too_large;
-  return ec;
-}
-
-void request_parser::on_request_impl(bh::verb, bsv method, bsv target, int version,
-                                     error_code& ec) {
-  if (target.size() > this->limits_.max_uri_bytes) {
-    ec = errc::uri_too_long;
-    return;
-  }
-  method_->assign(method.data(), method.size());
-  target_->assign(target.data(), target.size());
-  version_ = version;
-}
-
-void request_parser::on_response_impl(int, bsv, int, error_code& ec) {
-  ec = errc::bad_request;  // unreachable: Beast calls this only on response parsers
-}
-
-void request_parser::on_header_impl(error_code& ec) {
-  parser_base::on_header_impl(ec);
-  if (ec) return;
-  // RFC 9112 §3.2: a 1.1 request without Host, or with more than one, gets 400 (spec 50).
-  std::size_t hosts = 0;
-  for (const auto& f : *fields_)
-    if (iequals(f.name, "host")) ++hosts;
-  if (hosts > 1 || (hosts == 0 && version_ >= 11)) {
-    ec = hosts > 1 ? errc::bad_request : errc::missing_host;
+  if (hosts_ == 0 && version_ >= 11) {
+    ec = errc::missing_host;
     return;
   }
   // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing; a 1.0
   // client cannot have meant chunked.
-  if (te_seen_ && version_ < 11) {
+  if (chunked_ && version_ < 11) {
     ec = errc::bad_request;
     return;
   }
-  expect_continue_ = version_ >= 11 && fields_->has_token("expect", "100-continue");
-}
-
-response_parser::response_parser(bool head_request, const parser_limits& limits, header_map* fields)
-    : parser_base<false>(limits, fields) {
-  if (head_request) skip(true);
-}
-
-void response_parser::on_request_impl(bh::verb, bsv, bsv, int, error_code& ec) {
-  ec = errc::upstream_protocol_error;  // unreachable: Beast calls this only on request parsers
-}
-
-void response_parser::on_response_impl(int status, bsv reason, int version, error_code&) {
-  status_ = status;
-  reason_.assign(reason.data(), reason.size());
-  version_ = version;
+  expect_continue_ = expect_seen_ && version_ >= 11 && fields_->has_token("expect", "100-continue");
 }
 
 int status_for(error_code ec) noexcept {
@@ -295,8 +542,5 @@ int status_for(error_code ec) noexcept {
   }
   return 400;
 }
-
-template class parser_base<true>;
-template class parser_base<false>;
 
 }  // namespace trafficcop::http1
