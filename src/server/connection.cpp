@@ -13,9 +13,6 @@ namespace trafficcop::detail {
 namespace {
 
 constexpr std::size_t read_chunk = 16 * 1024;  // bytes asked of the socket per read
-/// Draining before a session runs: a silent new connection closes after this (as HTTP/1.1's
-/// first request grace, http1_session::drain).
-constexpr std::chrono::milliseconds first_request_grace{1000};
 
 /// Recycled scratch blocks of this worker thread (http1_session::scratch): 128 x ~34 KiB per
 /// worker at most.
@@ -59,8 +56,8 @@ void connection::drain() {
   if (session_) return session_->drain();
   // Still in the PROXY header, the TLS handshake or the h2c preface: as a new HTTP/1.1
   // connection waiting for its first request (http1_session::drain).
-  io_.deadline().arm(std::min<std::chrono::steady_clock::duration>(opts_.read_header_timeout,
-                                                                   first_request_grace));
+  io_.deadline().arm(std::min<std::chrono::steady_clock::duration>(
+      opts_.read_header_timeout, http1_session::first_request_grace));
 }
 
 void connection::force_close() {

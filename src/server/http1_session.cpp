@@ -18,8 +18,6 @@
 namespace trafficcop::detail {
 namespace {
 
-/// Draining, a new connection's first request is still served if it comes this soon (drain()).
-constexpr std::chrono::milliseconds first_request_grace{1000};
 constexpr std::size_t write_through = 16 * 1024;  // larger writes skip the output buffer
 constexpr std::size_t max_discard = 256 * 1024;   // unread body we drain to keep a connection
 

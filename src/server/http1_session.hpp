@@ -11,6 +11,7 @@
 // (spec 49).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -42,6 +43,10 @@ class http1_session final : public client_session {
     std::unique_ptr<char[]> buf;  // the read buffer; not zero-filled
     std::size_t buf_size = 0;
   };
+
+  /// Draining, a new connection's first request is still served if it comes this soon
+  /// (drain()); the connection applies the same grace before a session runs.
+  static constexpr std::chrono::milliseconds first_request_grace{1000};
 
   /// `cancel`: emitted (terminal) when the client hangs up or the session is force-closed; the
   /// handler's coroutine is bound to it. `owner`: held by a pending hang-up watch, which must
