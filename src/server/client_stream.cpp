@@ -29,62 +29,47 @@ client_stream::client_stream(asio::ip::tcp::socket sock, std::shared_ptr<tls_ser
                              const asio::ip::tcp::endpoint& remote,
                              const asio::ip::tcp::endpoint& local, char* buf, std::size_t buf_size,
                              std::chrono::milliseconds write_timeout)
-    : sock_(std::move(sock)),
+    : io::buffered_stream(std::move(sock), buf, buf_size),
       tls_certs_(std::move(tls)),
-      wd_(sock_.get_executor(),
-          [this] {
-            error_code ignored;
-            sock_.cancel(ignored);
-          }),
-      write_timeout_(write_timeout),
-      buf_(buf),
-      buf_size_(buf_size) {
-  if (tls_certs_) tls_ = std::make_unique<io::tls_stream>(sock_, tls_certs_->context());
+      write_timeout_(write_timeout) {
+  if (tls_certs_) start_tls(tls_certs_->context());
+  auto& s = socket();
   error_code ec;
   if (remote.port() != 0)
     remote_ = endpoint_string(remote);
-  else if (auto ep = sock_.remote_endpoint(ec); !ec)
+  else if (auto ep = s.remote_endpoint(ec); !ec)
     remote_ = endpoint_string(ep);
   if (local.port() != 0 && !local.address().is_unspecified())
     local_ = endpoint_string(local);
-  else if (auto ep = sock_.local_endpoint(ec); !ec)
+  else if (auto ep = s.local_endpoint(ec); !ec)
     local_ = endpoint_string(ep);
 }
 
 void client_stream::start() noexcept {
   error_code ec;
-  sock_.set_option(asio::ip::tcp::no_delay(true), ec);
-  sock_.non_blocking(true, ec);  // write() tries a synchronous write first
-}
-
-void client_stream::close() noexcept {
-  error_code ignored;
-  sock_.close(ignored);  // close(2) alone sends the FIN (or the RST for unread input)
-}
-
-void client_stream::shutdown_send() noexcept {
-  error_code ignored;
-  sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ignored);
+  socket().set_option(asio::ip::tcp::no_delay(true), ec);
+  socket().non_blocking(true, ec);  // write() tries a synchronous write first
 }
 
 asio::awaitable<bool> client_stream::handshake(std::chrono::milliseconds timeout) {
   // Bounded like a request head: a client that connects and never finishes the handshake is
   // a slowloris too.
-  wd_.arm(timeout);
-  auto [ec] = co_await tls_->async_handshake(asio::ssl::stream_base::server,
-                                             asio::as_tuple(asio::use_awaitable));
-  wd_.disarm();
+  auto& wd = deadline();
+  wd.arm(timeout);
+  auto [ec] = co_await tls()->async_handshake(asio::ssl::stream_base::server,
+                                              asio::as_tuple(asio::use_awaitable));
+  wd.disarm();
   if (ec) log::debug("{} TLS handshake failed: {}", remote_, ec.message());
-  if (!ec) tls_client_ = client_subject(tls_->native_handle());
-  if (!ec) tls_version_ = SSL_get_version(tls_->native_handle());
+  if (!ec) tls_client_ = client_subject(tls()->native_handle());
+  if (!ec) tls_version_ = SSL_get_version(tls()->native_handle());
   co_return !ec;
 }
 
 bool client_stream::alpn_h2() const noexcept {
-  if (!tls_) return false;
+  if (!tls()) return false;
   const unsigned char* proto = nullptr;
   unsigned len = 0;
-  SSL_get0_alpn_selected(tls_->native_handle(), &proto, &len);
+  SSL_get0_alpn_selected(tls()->native_handle(), &proto, &len);
   return len == 2 && proto[0] == 'h' && proto[1] == '2';
 }
 
@@ -122,34 +107,6 @@ void client_stream::set_client(request& req, const std::vector<ip_network>& trus
     http::resolve_client(req.header, remote_, trusted, req.remote_addr);
 }
 
-asio::awaitable<error_code> client_stream::fill(std::chrono::milliseconds timeout) {
-  if (end_ == buf_size_) {  // compact; the parser needs a head contiguous (Beast's rule)
-    if (begin_ == 0) co_return make_error_code(errc::header_too_large);
-    std::memmove(buf_, buf_ + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
-  }
-  wd_.arm(timeout);
-  auto room = asio::buffer(buf_ + end_, buf_size_ - end_);
-  auto [rec, n] = co_await io::read_some(sock_, tls_.get(), room);
-  error_code ec = io::eof_if_truncated(rec);
-  wd_.disarm();
-  if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
-  end_ += n;
-  co_return ec;
-}
-
-bool client_stream::write_now(buffers& bufs, error_code& ec) noexcept {
-  // The socket nearly always has room: a non-blocking write that takes everything finishes
-  // here, without an asynchronous operation, a trip through the scheduler or a coroutine.
-  if (tls_) return false;  // TLS records go through the asynchronous path
-  std::size_t done = sock_.write_some(bufs, ec);
-  if (ec == asio::error::would_block) ec = {};
-  if (ec || done == asio::buffer_size(bufs)) return true;
-  bufs = skip(bufs, done);
-  return false;
-}
-
 asio::awaitable<error_code> client_stream::write(buffers bufs) {
   error_code ec;
   if (write_now(bufs, ec)) co_return ec;
@@ -165,31 +122,25 @@ client_stream::buffers client_stream::skip(buffers bufs, std::size_t n) noexcept
   return bufs;
 }
 
-asio::awaitable<error_code> client_stream::write_slow(buffers bufs) {
-  wd_.arm(write_timeout_);
-  auto [ec, n] = co_await io::write_all(sock_, tls_.get(), bufs);
-  wd_.disarm();
-  if (ec == asio::error::operation_aborted && wd_.expired()) ec = asio::error::timed_out;
-  co_return ec;
-}
-
 asio::awaitable<void> client_stream::linger(std::size_t max_bytes) {
   // Closing a socket with unread input makes the kernel answer with RST, which can destroy a
   // response (a 413, a 400) before the client read it (RFC 9112 §9.6). Stop sending, drain
   // for a moment, then close: nginx's lingering_close, Go's closeWriteAndWait.
   error_code ec;
-  sock_.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
+  auto& sock = socket();
+  sock.shutdown(asio::ip::tcp::socket::shutdown_send, ec);
   if (ec) co_return;
   char scratch[4096];
   std::size_t drained = 0;
-  wd_.arm(linger_time);
+  auto& wd = deadline();
+  wd.arm(linger_time);
   while (drained < max_bytes) {
     auto [rec, n] =
-        co_await sock_.async_read_some(asio::buffer(scratch), asio::as_tuple(asio::use_awaitable));
+        co_await sock.async_read_some(asio::buffer(scratch), asio::as_tuple(asio::use_awaitable));
     if (rec) break;
     drained += n;
   }
-  wd_.disarm();
+  wd.disarm();
 }
 
 }  // namespace trafficcop::detail

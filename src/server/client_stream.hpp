@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: MIT
-// The downstream byte stream under both sessions (HTTP/1.1 and HTTP/2): the client's socket,
-// TLS over it on a TLS listener, the read buffer, the one deadline (watchdog), the writes and
-// the lingering close; plus what is known of the peer (its addresses, its TLS facts).
+// The downstream byte stream under both sessions (HTTP/1.1 and HTTP/2): the buffered stream
+// both sides share (core/buffered_stream.hpp: socket, TLS, read buffer, deadline, writes) plus
+// what only the client side has: the server's TLS handshake and HSTS, the lingering close,
+// gather writes under the write timeout, and what is known of the peer (its addresses, its
+// TLS facts).
 //
-// Reading: bytes land in the read buffer; pending() is what was read and not yet consumed,
-// consume() takes from its front, fill() reads more (compacting first when the buffer is full).
 // Writing: write_now() is a synchronous non-blocking attempt that nearly always takes the whole
 // gather list; what it leaves goes to write_slow(). write() is both, for callers that do not
 // keep a coroutine frame off the common path themselves.
@@ -23,8 +23,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
-#include "core/stream_io.hpp"
-#include "core/watchdog.hpp"
+#include "core/buffered_stream.hpp"
 #include "trafficcop/http.hpp"
 #include "trafficcop/server.hpp"
 
@@ -32,7 +31,7 @@ namespace trafficcop::detail {
 
 class tls_server;
 
-class client_stream {
+class client_stream : public io::buffered_stream {
  public:
   /// Up to three buffers written in one gather write (head + data + framing), no allocation.
   using buffers = std::array<asio::const_buffer, 3>;
@@ -44,22 +43,12 @@ class client_stream {
   client_stream(asio::ip::tcp::socket sock, std::shared_ptr<tls_server> tls,
                 const asio::ip::tcp::endpoint& remote, const asio::ip::tcp::endpoint& local,
                 char* buf, std::size_t buf_size, std::chrono::milliseconds write_timeout);
-  client_stream(const client_stream&) = delete;
-  client_stream& operator=(const client_stream&) = delete;
 
-  // --- the socket and TLS
+  // The socket, TLS stream, deadline, read buffer (pending, consume, fill, buffer) and the
+  // relay's read_some / write_all: io::buffered_stream.
 
   /// No Nagle, and non-blocking for write_now().
   void start() noexcept;
-  /// The TCP socket: for readiness waits, peeks and splice (plain only), and the HTTP/2 loops.
-  asio::ip::tcp::socket& socket() noexcept { return sock_; }
-  /// The TLS stream over socket(), or null on a plain listener.
-  io::tls_stream* tls() noexcept { return tls_.get(); }
-  bool is_tls() const noexcept { return tls_ != nullptr; }
-  bool is_open() const noexcept { return sock_.is_open(); }
-  /// close(2): sends the FIN (or the RST for unread input); pending operations complete.
-  void close() noexcept;
-  void shutdown_send() noexcept;
   /// The server side of the TLS handshake, bounded by `timeout`; records the TLS facts below.
   asio::awaitable<bool> handshake(std::chrono::milliseconds timeout);
   /// ALPN chose "h2".
@@ -82,27 +71,8 @@ class client_stream {
   /// A PROXY header named the client: these replace the socket's addresses.
   void set_addresses(std::string remote, std::string local);
   /// remote_addr, peer_addr and forwarded_trusted of a request whose head is parsed, given
-  /// the server's trusted_proxies (proxy_header.cpp).
+  /// the server's trusted_proxies.
   void set_client(request& req, const std::vector<ip_network>& trusted);
-
-  // --- reading
-
-  std::string_view pending() const noexcept { return {buf_ + begin_, end_ - begin_}; }
-  void consume(std::size_t n) noexcept {
-    begin_ += n;
-    if (begin_ == end_) begin_ = end_ = 0;
-  }
-  /// Reads more into the buffer within `timeout` (timed_out on expiry; eof for a TLS peer
-  /// that left without close_notify). header_too_large when the buffer is full of pending
-  /// bytes (a head must be contiguous).
-  asio::awaitable<error_code> fill(std::chrono::milliseconds timeout);
-  /// The whole read buffer, for a caller that reads into it itself while nothing is pending
-  /// (the PROXY header's peeks, the HTTP/2 read loop).
-  asio::mutable_buffer buffer() noexcept { return {buf_, buf_size_}; }
-  /// One read past the buffer, no deadline (an upgraded connection's relay).
-  asio::awaitable<io::result> read_some(asio::mutable_buffer out) {
-    return io::read_some(sock_, tls_.get(), out);
-  }
 
   // --- writing
 
@@ -113,36 +83,29 @@ class client_stream {
     return buffers{a, b, c};
   }
   static buffers skip(buffers bufs, std::size_t n) noexcept;
+  using io::buffered_stream::write_now;
   /// The synchronous attempt of write(): true when done (`ec` set on failure); false with
   /// `bufs` advanced past what was written, for write_slow(). Always false on TLS.
-  bool write_now(buffers& bufs, error_code& ec) noexcept;
-  /// All of `bufs`, within the write timeout (timed_out on expiry).
-  asio::awaitable<error_code> write_slow(buffers bufs);
-  asio::awaitable<error_code> write(buffers bufs);
-  /// All of `buf`, no deadline (an upgraded connection's relay).
-  asio::awaitable<io::result> write_all(asio::const_buffer buf) {
-    return io::write_all(sock_, tls_.get(), buf);
+  bool write_now(buffers& bufs, error_code& ec) noexcept {
+    std::size_t done;
+    if (write_now(bufs, ec, done)) return true;
+    bufs = skip(bufs, done);
+    return false;
   }
+  /// All of `bufs`, within the write timeout (timed_out on expiry).
+  asio::awaitable<error_code> write_slow(buffers bufs) {
+    return write_within(bufs, write_timeout_);  // by value: no reference outlives this call
+  }
+  asio::awaitable<error_code> write(buffers bufs);
 
-  // --- the deadline and the end
-
-  /// The stream's one deadline: on expiry the socket's pending operation is cancelled.
-  watchdog& deadline() noexcept { return wd_; }
   /// Half-closes and drains the client's input for a moment before the close, so that what was
   /// sent last (an error status, a GOAWAY) is not destroyed by a reset (RFC 9112 §9.6).
   /// At most `max_bytes` and one second.
   asio::awaitable<void> linger(std::size_t max_bytes = 256 * 1024);
 
  private:
-  asio::ip::tcp::socket sock_;
   std::shared_ptr<tls_server> tls_certs_;  // the generation this connection was accepted with
-  std::unique_ptr<io::tls_stream> tls_;
-  watchdog wd_;
   std::chrono::milliseconds write_timeout_;
-  char* buf_;
-  std::size_t buf_size_;
-  std::size_t begin_ = 0;
-  std::size_t end_ = 0;
   std::string remote_;
   std::string local_;
   std::string tls_client_;

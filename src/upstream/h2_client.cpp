@@ -58,7 +58,7 @@ struct cstream {
 class h2_client final : public h2::session, public std::enable_shared_from_this<h2_client> {
  public:
   h2_client(conn_ptr c, std::uint32_t max_streams, std::chrono::milliseconds idle)
-      : h2::session(c->sock, c->tls.get(), std::max(idle, std::chrono::milliseconds(30'000))),
+      : h2::session(c->io.socket(), c->io.tls(), std::max(idle, std::chrono::milliseconds(30'000))),
         c_(std::move(c)),
         max_streams_(max_streams),
         idle_(idle),
