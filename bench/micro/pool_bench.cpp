@@ -102,7 +102,7 @@ void BM_is_idle_and_open(benchmark::State& state) {
   asio::io_context ioc;
   loopback lb(ioc, 1);
   for (auto _ : state) {
-    bool open = trafficcop::upstream::is_idle_and_open(lb.clients[0]->sock);
+    bool open = trafficcop::upstream::is_idle_and_open(lb.clients[0]->io.socket());
     if (!open) {
       state.SkipWithError("the connection looks closed");
       break;

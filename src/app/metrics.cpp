@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 
+#include "core/failures.hpp"
 #include "lb/cluster.hpp"
 #include "upstream/dispatch.hpp"
 
@@ -116,6 +117,9 @@ void process_metrics(writer& w) {
   auto secs = [](timeval t) { return static_cast<double>(t.tv_sec) + t.tv_usec / 1e6; };
   w.family("process_cpu_seconds_total", "counter", "Total user and system CPU time in seconds.");
   w.sample("process_cpu_seconds_total", {}, secs(ru.ru_utime) + secs(ru.ru_stime));
+  w.family("trafficcop_coroutine_failures_total", "counter",
+           "Spawned coroutines that ended by an exception (each logged; a bug).");
+  w.sample("trafficcop_coroutine_failures_total", {}, static_cast<double>(coroutine_failures()));
 }
 
 void upstream_metrics(writer& w, const std::vector<upstream_runtime>& ups) {

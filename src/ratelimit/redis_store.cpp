@@ -51,6 +51,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/failures.hpp"
 #include "core/log.hpp"
 
 namespace trafficcop::ratelimit {
@@ -293,11 +294,16 @@ void connection::start_connect() {
   out_ += cmds;
   asio::co_spawn(ex_, run(gen_), [self = shared_from_this()](std::exception_ptr e) {
     if (!e) return;
+    note_coroutine_failure("redis connection", e);
+    std::string why;
     try {
       std::rethrow_exception(e);
     } catch (const std::exception& x) {
-      self->fail(std::string("bug: ") + x.what());
+      why = std::string("bug: ") + x.what();
+    } catch (...) {
+      why = "bug: an exception that is not a std::exception";
     }
+    self->fail(why);
   });
 }
 

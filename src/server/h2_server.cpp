@@ -1,170 +1,34 @@
 // SPDX-License-Identifier: MIT
-// The downstream HTTP/2 connection: nghttp2 server callbacks, a handler coroutine per stream,
-// the stream's body reader and response writer, and the abuse limits of docs/http2.md.
+// The downstream HTTP/2 session (h2_session.hpp): its run, drain and close, a handler
+// coroutine per stream, and the stream's body reader and response writer. The nghttp2
+// callbacks and abuse limits are in h2_callbacks.cpp.
 #include "server/h2_server.hpp"
 
 #include <algorithm>
-#include <array>
 #include <memory>
-#include <unordered_map>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "core/failures.hpp"
 #include "core/log.hpp"
 #include "core/stream_io.hpp"
 #include "http/rules.hpp"
-#include "http2/session.hpp"
-#include "server/connection.hpp"
+#include "server/h2_session.hpp"
 #include "server/request_access.hpp"
-#include "server/worker.hpp"
+#include "trafficcop/error.hpp"
 
 namespace trafficcop::detail {
 namespace {
 
 using clock = std::chrono::steady_clock;
-
-constexpr std::size_t max_empty_frames = 100;     // DATA without payload nor END_STREAM, per window
-constexpr std::size_t max_resets = 200;           // client-reset streams per reset_window
-constexpr std::chrono::seconds reset_window{10};  // also the empty-frame window
-
-struct stream {
-  stream(h2_connection& s, std::int32_t i, const asio::any_io_executor& ex)
-      : conn(s), id(i), ev(ex), room(ex) {
-    out.room = &room;
-  }
-  h2_connection& conn;
-  std::int32_t id;
-  request req;
-  header_map res_header;
-  header_map res_trailer;
-  response_writer::log_fields log;
-  h2::inbound in;
-  h2::outbound out;
-  // Two events: the body reader and the writer may wait at once (a proxy streaming both ways).
-  h2::event ev;    // body bytes, the body's end, the stream's end
-  h2::event room;  // the response queue went below its bound, or the stream ended
-  asio::cancellation_signal cancel;
-  std::size_t header_bytes = 0;
-  bool too_large = false;
-  const char* bad = nullptr;  // malformed beyond what nghttp2 checks (why): answered 400
-  bool headers_done = false;  // the request head is complete; later HEADERS are trailers
-  bool running = false;       // the handler coroutine has not returned
-  bool finished = false;      // the handler returned: unread body bytes are dropped
-  bool closed = false;        // nghttp2 closed the stream
-  bool gone = false;          // reset by the client, or the connection lost: cancel
-  bool continue_sent = false;
-  bool head_sent = false;
-  std::uint64_t received = 0;
-
-  /// Ready for stream `i`: everything cleared, storage (strings, maps, buffers) kept.
-  void reset(std::int32_t i) {
-    id = i;
-    req.method.clear();
-    req.target.clear();
-    req.header.clear();
-    req.host.clear();
-    req.trailer.clear();
-    req.content_length = 0;
-    req.body = nullptr;
-    res_header.clear();
-    res_trailer.clear();
-    log.upstream_addr.clear();
-    log.tries = 0;
-    log.endpoint.clear();
-    log.upstream_status = 0;
-    log.upstream_latency = std::chrono::microseconds(-1);
-    log.error.clear();
-    in.buf.clear();
-    in.off = 0;
-    in.ended = false;
-    in.failed = {};
-    out.buf.clear();
-    out.off = 0;
-    out.ended = out.deferred = false;
-    out.trailer = nullptr;
-    out.taken = 0;
-    header_bytes = 0;
-    bad = nullptr;
-    too_large = headers_done = running = finished = closed = gone = false;
-    continue_sent = head_sent = false;
-    received = 0;
-  }
-};
+using stream = h2s::stream;
 
 /// Streams of one connection kept for the next ones (see stream::reset), at most this many.
 constexpr std::size_t spare_streams = 32;
 
 }  // namespace
-
-class h2_connection final : public h2::session {
- public:
-  h2_connection(connection& c, const listener_http2& cfg)
-      : h2::session(c.sock_, c.tls_.get(), c.opts_.idle_timeout), c_(c), cfg_(cfg) {}
-  ~h2_connection() override;
-
-  asio::awaitable<void> run();
-  void drain();
-  void force_close();
-  void cancel_started_before(clock::time_point t);
-
-  // Used by the stream's reader and writer below.
-  connection& conn() noexcept { return c_; }
-  void submit_head(stream& st, int status, const header_map& h, bool end);
-  void reset(stream& st, std::uint32_t code);
-
- private:
-  bool init();
-  stream* find(std::int32_t id) const noexcept {
-    auto* st = static_cast<stream*>(nghttp2_session_get_stream_user_data(ng_, id));
-    return st && st->id == id ? st : nullptr;
-  }
-  void start(stream& st);
-  void after_feed() override;
-  asio::awaitable<void> run_stream(stream& st);
-  void stream_done(stream& st);
-  void release(stream& st);
-  void fail_all(error_code ec);
-  bool idle_check() const noexcept override { return streams_.empty(); }
-  std::size_t header_limit() const noexcept {
-    return cfg_.max_header_list_size ? cfg_.max_header_list_size : c_.opts_.max_header_bytes;
-  }
-
-  // nghttp2 callbacks (user data: this).
-  static int on_begin_headers(nghttp2_session*, const nghttp2_frame*, void*);
-  static int on_header(nghttp2_session*, const nghttp2_frame*, const std::uint8_t*, std::size_t,
-                       const std::uint8_t*, std::size_t, std::uint8_t, void*);
-  static int on_frame_recv(nghttp2_session*, const nghttp2_frame*, void*);
-  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t, const std::uint8_t*,
-                           std::size_t, void*);
-  static int on_stream_close(nghttp2_session*, std::int32_t, std::uint32_t, void*);
-  static int on_frame_send(nghttp2_session*, const nghttp2_frame*, void*);
-  static int on_begin_frame(nghttp2_session*, const nghttp2_frame_hd*, void*);
-  bool count_empty_frame();
-  bool count_reset();
-
-  connection& c_;
-  const listener_http2& cfg_;
-  std::vector<std::unique_ptr<stream>> streams_;  // open or running; at most a few hundred
-  std::vector<std::unique_ptr<stream>> spare_;    // released, for reuse
-  stream* by_id(std::int32_t id) const noexcept {
-    for (auto& s : streams_)
-      if (s->id == id) return s.get();
-    return nullptr;
-  }
-  std::vector<std::int32_t> to_start_;  // complete request heads, started after the feed
-  std::size_t running_ = 0;
-  std::size_t empty_frames_ = 0;
-  clock::time_point empty_since_{};
-  std::int32_t max_stream_id_ = 0;          // the highest client stream id seen in a HEADERS frame
-  std::array<std::int32_t, 256> opened_{};  // the last stream ids opened, a ring
-  std::size_t opened_count_ = 0;
-  bool goaway_sent_ = false;  // the final GOAWAY of a drain
-  std::size_t resets_ = 0;
-  clock::time_point reset_since_{};
-  bool draining_ = false;
-};
 
 namespace {
 
@@ -192,7 +56,7 @@ class h2_body final : public body_reader {
       if (in.failed) co_return read_result{in.failed, 0};
       if (in.ended) co_return read_result{};
       if (st_.gone) co_return read_result{make_error_code(errc::client_gone), 0};
-      bool woke = co_await st_.ev.wait(st_.conn.conn().opts_.read_body_timeout);
+      bool woke = co_await st_.ev.wait(st_.conn.opts().read_body_timeout);
       if (io::cancelled(co_await asio::this_coro::cancellation_state))
         co_return read_result{asio::error::operation_aborted, 0};  // the reader gave up
       if (!woke && in.unread() == 0 && !in.ended && !in.failed && !st_.gone)
@@ -255,7 +119,7 @@ class h2_writer final : public response_writer {
     // Back-pressure: past the bound, wait for the client's window to take bytes.
     while (out.queued() > h2::outbound_high) {
       if (st_.gone || aborted_) co_return asio::error::operation_aborted;
-      bool woke = co_await st_.room.wait(st_.conn.conn().opts_.idle_timeout);
+      bool woke = co_await st_.room.wait(st_.conn.opts().idle_timeout);
       if (io::cancelled(co_await asio::this_coro::cancellation_state))
         co_return asio::error::operation_aborted;
       if (!woke && out.queued() > h2::outbound_high && !st_.gone) {
@@ -383,24 +247,23 @@ bool h2_connection::init() {
   return true;
 }
 
-asio::awaitable<void> h2_connection::run() {
+asio::awaitable<void> h2_connection::run(bool draining) {
   if (!init()) co_return;
-  c_.idle_ = false;
-  // The connection's request buffer is idle from now on: reads land there.
-  read_buf_ = asio::buffer(c_.s_->buf.get(), c_.s_->buf_size);
+  // The stream's read buffer is idle from now on: reads land there.
+  read_buf_ = io_.buffer();
   auto ex = co_await asio::this_coro::executor;
   // The preface and whatever followed it may already be in the connection's buffer.
   bool ok = true;
-  if (auto pending = c_.pending(); !pending.empty()) {
+  if (auto pending = io_.pending(); !pending.empty()) {
     ok = feed(pending);
-    c_.consume(pending.size());
+    io_.consume(pending.size());
   }
   reading_ = ok;  // before the writer starts: it stops once nothing is read any more
-  asio::co_spawn(ex, write_loop(), [](std::exception_ptr) {});
+  asio::co_spawn(ex, write_loop(), log_failure{"HTTP/2 server write loop"});
   // Accepted before a drain began and still in its TLS handshake or preface then: the drain
   // reached the HTTP/1 side only. GOAWAY now, as the connections that were already HTTP/2.
-  if (ok && c_.draining_) drain();
-  if (ok) co_await read_loop(c_.opts_.idle_timeout);
+  if (ok && draining) drain();
+  if (ok) co_await read_loop(opts_.idle_timeout);
   // The reader is done: the peer left, the session ended, or the connection failed.
   while (writing_) co_await done_ev_.wait();
   fail_all(make_error_code(errc::client_gone));
@@ -409,7 +272,7 @@ asio::awaitable<void> h2_connection::run() {
   // After an error GOAWAY the client may still be sending (a flood): up to a second of it is
   // read and dropped so that the GOAWAY is not destroyed by a reset. A session that ended
   // normally closes at once.
-  if (failed_ && c_.sock_.is_open() && !peer_left_) co_await c_.linger(16 * 1024 * 1024);
+  if (failed_ && io_.is_open() && !peer_left_) co_await io_.linger(16 * 1024 * 1024);
 }
 
 void h2_connection::drain() {
@@ -429,7 +292,7 @@ void h2_connection::force_close() {
   close_socket();
 }
 
-void h2_connection::cancel_started_before(clock::time_point t) {
+void h2_connection::close_started_before(clock::time_point t) {
   if (closed()) return;
   for (auto& st : streams_) {
     if (!st->running || st->gone || st->req.received_at >= t) continue;
@@ -463,7 +326,7 @@ void h2_connection::submit_head(stream& st, int status, const header_map& h, boo
   nv.add_fields(h);
   // The listener's HSTS on final responses; the view stays valid: the connection holds the
   // tls_server, and nghttp2 copies the list before submit returns.
-  if (auto hsts = status >= 200 ? c_.hsts_value(h) : std::string_view(); !hsts.empty())
+  if (auto hsts = status >= 200 ? io_.hsts_value(h) : std::string_view(); !hsts.empty())
     nv.add("strict-transport-security", hsts);
   if (status < 200) {
     nghttp2_submit_headers(ng_, NGHTTP2_FLAG_NONE, st.id, nullptr, nv.data(), nv.size(), nullptr);
@@ -484,12 +347,12 @@ void h2_connection::start(stream& st) {
   request& req = st.req;
   req.version = 20;
   req.received_at = clock::now();
-  c_.set_client(req);  // remote_addr, peer_addr, forwarded_trusted
-  req.local_addr = c_.local_;
-  req.listener = c_.listener_;
-  req.tls = c_.tls_ != nullptr;
-  req.tls_client = c_.tls_client_;
-  req.tls_version = c_.tls_version_;
+  io_.set_client(req, opts_.trusted_proxies);  // remote_addr, peer_addr, forwarded_trusted
+  req.local_addr = io_.local();
+  req.listener = listener_;
+  req.tls = io_.is_tls();
+  req.tls_client = io_.tls_client();
+  req.tls_version = io_.tls_version();
   request_access::set_client_gone(req, &st.gone);
   if (auto h = req.header.get("host")) {
     // RFC 9113 §8.3.1: a Host naming another entity than :authority makes it malformed.
@@ -516,7 +379,7 @@ void h2_connection::start(stream& st) {
   if (rid && !rid->empty() && rid->size() <= 128 && http::is_token(*rid))
     req.id.assign(*rid);
   else
-    c_.w_.make_request_id(req.id);
+    w_.make_request_id(req.id);
   if (auto cl = req.header.get("content-length")) {
     // nghttp2 has checked it is digits (else the stream was reset as malformed).
     req.content_length = static_cast<std::int64_t>(http::parse_content_length(*cl).value_or(0));
@@ -529,7 +392,8 @@ void h2_connection::start(stream& st) {
   auto self_stream = &st;
   asio::co_spawn(
       sock_.get_executor(), run_stream(st),
-      asio::bind_cancellation_slot(st.cancel.slot(), [this, self_stream](std::exception_ptr) {
+      asio::bind_cancellation_slot(st.cancel.slot(), [this, self_stream](std::exception_ptr e) {
+        note_coroutine_failure("HTTP/2 stream", e);  // a handler's own throw is caught inside
         stream_done(*self_stream);
       }));
 }
@@ -539,7 +403,7 @@ asio::awaitable<void> h2_connection::run_stream(stream& st) {
   h2_body body(st);
   st.req.body = &body;
   h2_writer w(st);
-  auto& opts = c_.opts_;
+  auto& opts = opts_;
   if (st.too_large) {
     co_await write_text(w, 431, "Request Header Fields Too Large\n");
   } else if (st.bad) {
@@ -553,7 +417,7 @@ asio::awaitable<void> h2_connection::run_stream(stream& st) {
   } else {
     bool threw = false;
     try {
-      co_await c_.w_.handle(w, st.req);
+      co_await w_.handle(w, st.req);
     } catch (const std::exception& e) {
       log::error("handler threw: {}", e.what());
       st.log.error = std::string("handler threw: ") + e.what();
@@ -573,7 +437,7 @@ asio::awaitable<void> h2_connection::run_stream(stream& st) {
   st.req.body = nullptr;
   // The response may still wait for the client's window (up to the queue bound): that wait is
   // bounded like a write's, else a client that never opens it holds the stream for ever.
-  auto idle = c_.opts_.idle_timeout;
+  auto idle = opts_.idle_timeout;
   while (!st.closed && !st.gone && st.out.queued() > 0) {
     auto taken = st.out.taken;
     bool woke = co_await st.room.wait(idle);
@@ -622,219 +486,15 @@ void h2_connection::release(stream& st) {
   if (streams_.empty()) idle_changed();
 }
 
-bool h2_connection::count_empty_frame() {
-  // Per window, not per connection: a long-lived connection (gRPC) may send a few over hours.
-  auto now = clock::now();
-  if (now - empty_since_ > reset_window) {
-    empty_since_ = now;
-    empty_frames_ = 0;
-  }
-  return ++empty_frames_ > max_empty_frames;
-}
-
-int h2_connection::on_begin_frame(nghttp2_session*, const nghttp2_frame_hd* hd, void* user) {
-  // RFC 9113 §5.1.1: a new stream's id must exceed every id the client used before; nghttp2
-  // ignores such a HEADERS instead of ending the connection.
-  auto* self = static_cast<h2_connection*>(user);
-  if (hd->type != NGHTTP2_HEADERS || hd->stream_id <= 0) return 0;
-  // A HEADERS below the highest id is either late (trailers on a stream closed meanwhile,
-  // which is ignored) or a stream that was never opened: only the latter ends the connection.
-  // The last 256 opened ids tell them apart; for older ids nothing is known, nghttp2 ignores.
-  auto& ring = self->opened_;
-  std::int32_t id = hd->stream_id;
-  if (id > self->max_stream_id_) {
-    self->max_stream_id_ = id;
-    ring[self->opened_count_++ % ring.size()] = id;
-    return 0;
-  }
-  if ((id & 1) == 0 || nghttp2_session_find_stream(self->ng_, id) != nullptr) return 0;
-  std::size_t n = std::min(self->opened_count_, ring.size());
-  std::int32_t oldest = ring[(self->opened_count_ - n) % ring.size()];
-  bool forgotten = self->opened_count_ > ring.size() && id < oldest;  // the ring wrapped
-  if (forgotten || std::find(ring.begin(), ring.begin() + n, id) != ring.begin() + n) return 0;
-  self->terminate(NGHTTP2_PROTOCOL_ERROR);
-  return 0;
-}
-
-bool h2_connection::count_reset() {
-  auto now = clock::now();
-  if (now - reset_since_ > reset_window) {
-    reset_since_ = now;
-    resets_ = 0;
-  }
-  return ++resets_ > max_resets;
-}
-
-int h2_connection::on_begin_headers(nghttp2_session* ng, const nghttp2_frame* f, void* user) {
-  auto* self = static_cast<h2_connection*>(user);
-  if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
-  std::unique_ptr<stream> st;
-  if (!self->spare_.empty()) {
-    st = std::move(self->spare_.back());
-    self->spare_.pop_back();
-    st->reset(f->hd.stream_id);
-  } else {
-    st = std::make_unique<stream>(*self, f->hd.stream_id, self->sock_.get_executor());
-  }
-  nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st.get());
-  self->streams_.push_back(std::move(st));
-  if (self->streams_.size() == 1) self->idle_changed();
-  return 0;
-}
-
-int h2_connection::on_header(nghttp2_session*, const nghttp2_frame* f, const std::uint8_t* name,
-                             std::size_t namelen, const std::uint8_t* value, std::size_t valuelen,
-                             std::uint8_t, void* user) {
-  auto* self = static_cast<h2_connection*>(user);
-  stream* st = self->find(f->hd.stream_id);
-  if (!st) return 0;
-  std::string_view n(reinterpret_cast<const char*>(name), namelen);
-  std::string_view v(reinterpret_cast<const char*>(value), valuelen);
-  // The decoded size is what an HPACK bomb inflates: bound it (RFC 9113 §10.5.1).
-  st->header_bytes += namelen + valuelen + 32;
-  if (st->header_bytes > 4 * self->header_limit()) {
-    self->terminate(NGHTTP2_ENHANCE_YOUR_CALM);
-    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-  }
-  if (st->header_bytes > self->header_limit()) st->too_large = true;
-  if (st->too_large) return 0;
-  request& req = st->req;
-  if (!st->headers_done && !n.empty() && n.front() == ':') {
-    if (n == ":method")
-      req.method.assign(v);
-    else if (n == ":path")
-      req.target.assign(v);
-    else if (n == ":authority" && v.empty())
-      st->bad = "empty :authority";
-    else if (n == ":authority")
-      req.host.assign(v);
-    return 0;
-  }
-  // As on HTTP/1.1 (http1::parser_limits::underscores), trailers included.
-  auto underscores = self->c_.opts_.headers_with_underscores;
-  if (underscores != underscore_fields::keep && n.find('_') != std::string_view::npos) {
-    if (underscores == underscore_fields::reject) st->bad = "field name with '_'";
-    return 0;
-  }
-  if (st->headers_done) {
-    req.trailer.add(n, v);
-  } else {
-    if (req.header.size() >= self->c_.opts_.max_headers) {
-      st->too_large = true;
-      return 0;
-    }
-    req.header.add(n, v);
-  }
-  return 0;
-}
-
-int h2_connection::on_frame_recv(nghttp2_session*, const nghttp2_frame* f, void* user) {
-  auto* self = static_cast<h2_connection*>(user);
-  switch (f->hd.type) {
-    case NGHTTP2_RST_STREAM:
-      if (self->count_reset()) self->terminate(NGHTTP2_ENHANCE_YOUR_CALM);  // rapid reset
-      return 0;
-    case NGHTTP2_PING:
-      if ((f->hd.flags & NGHTTP2_FLAG_ACK) && self->draining_ && !self->goaway_sent_) {
-        self->goaway_sent_ = true;  // the round trip after the shutdown notice is over
-        nghttp2_submit_goaway(self->ng_, NGHTTP2_FLAG_NONE,
-                              nghttp2_session_get_last_proc_stream_id(self->ng_), NGHTTP2_NO_ERROR,
-                              nullptr, 0);
-      }
-      return 0;
-    case NGHTTP2_DATA:
-    case NGHTTP2_HEADERS:
-      break;
-    default:
-      return 0;
-  }
-  stream* st = self->find(f->hd.stream_id);
-  if (!st) return 0;
-  bool end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
-  if (f->hd.type == NGHTTP2_DATA && f->hd.length == 0 && !end && self->count_empty_frame()) {
-    self->terminate(NGHTTP2_ENHANCE_YOUR_CALM);
-    return 0;
-  }
-  if (end) {
-    st->in.ended = true;
-    st->ev.notify();
-  }
-  if (f->hd.type == NGHTTP2_HEADERS && !st->headers_done) {
-    st->headers_done = true;
-    self->to_start_.push_back(st->id);  // after the final GOAWAY nghttp2 refuses new ones
-  }
-  return 0;
-}
-
-int h2_connection::on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t id,
-                                 const std::uint8_t* data, std::size_t len, void* user) {
-  auto* self = static_cast<h2_connection*>(user);
-  stream* st = self->find(id);
-  if (!st || st->gone || st->finished) {
-    self->consume(id, len);  // nobody will read it: give the window back
-    return 0;
-  }
-  st->received += len;
-  auto limit = self->c_.opts_.max_body_bytes;
-  if (limit > 0 && st->received > limit) {
-    st->in.failed = make_error_code(errc::body_too_large);
-    self->consume(id, len);
-    st->ev.notify();
-    return 0;
-  }
-  st->in.buf.append(reinterpret_cast<const char*>(data), len);
-  st->ev.notify();
-  return 0;
-}
-
-int h2_connection::on_stream_close(nghttp2_session*, std::int32_t id, std::uint32_t code,
-                                   void* user) {
-  auto* self = static_cast<h2_connection*>(user);
-  stream* st = self->find(id);
-  if (!st) return 0;
-  st->closed = true;
-  st->ev.notify();
-  st->room.notify();
-  if (st->running) {
-    // Reset (by the client, or by us after an error) while the handler runs: cancel what it
-    // awaits, this stream only.
-    if (!st->gone && (code != NGHTTP2_NO_ERROR || !st->out.ended)) {
-      st->gone = true;
-      if (!st->in.ended && !st->in.failed) st->in.failed = make_error_code(errc::client_gone);
-      st->cancel.emit(asio::cancellation_type::terminal);
-    }
-    return 0;
-  }
-  self->release(*st);
-  return 0;
-}
-
-int h2_connection::on_frame_send(nghttp2_session* ng, const nghttp2_frame* f, void* user) {
-  auto* self = static_cast<h2_connection*>(user);
-  if ((f->hd.type != NGHTTP2_DATA && f->hd.type != NGHTTP2_HEADERS) ||
-      (f->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0)
-    return 0;
-  // The response is complete but the request body is not: the client need not send the rest
-  // (RFC 9113 §8.1, RST_STREAM with NO_ERROR after the response).
-  stream* st = self->find(f->hd.stream_id);
-  if (st && st->finished && !st->in.ended)
-    nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_NO_ERROR);
-  return 0;
-}
-
 // --- entry points ---------------------------------------------------------------------------
 
-asio::awaitable<void> serve_http2(connection& c, const listener_http2& cfg) {
-  h2_connection h(c, cfg);
-  c.h2_ = &h;
-  co_await h.run();
-  c.h2_ = nullptr;
-}
-
-void h2_drain(h2_connection& h) { h.drain(); }
-void h2_force_close(h2_connection& h) { h.force_close(); }
-void h2_cancel_started_before(h2_connection& h, std::chrono::steady_clock::time_point t) {
-  h.cancel_started_before(t);
+asio::awaitable<void> serve_http2(client_stream& io, worker& w, std::size_t listener,
+                                  const listener_http2& cfg, bool draining,
+                                  client_session*& active) {
+  h2_connection h(io, w, listener, cfg);
+  active = &h;
+  co_await h.run(draining);
+  active = nullptr;
 }
 
 }  // namespace trafficcop::detail

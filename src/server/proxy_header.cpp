@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // The downstream connection's client address: the PROXY protocol header of a proxy_protocol
-// listener, read before anything else (TLS included), and the client behind trusted proxies.
+// listener, read before anything else (TLS included). (The client behind trusted proxies:
+// client_stream::set_client.)
 //
 // The header is read with MSG_PEEK and then taken off the socket exactly: a header's bytes
 // are consumed and nothing after it, so the TLS handshake or the HTTP parser finds the
@@ -17,7 +18,6 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/log.hpp"
-#include "http/client_addr.hpp"
 #include "http/proxy_protocol.hpp"
 #include "server/connection.hpp"
 
@@ -26,9 +26,11 @@ namespace trafficcop::detail {
 namespace pp = proxy_protocol;
 
 asio::awaitable<bool> connection::read_proxy_header() {
-  char* buf = s_->buf.get();
-  const std::size_t cap = std::min(s_->buf_size, pp::max_header_bytes);
-  const int fd = sock_.native_handle();
+  // Nothing is pending yet: the stream's read buffer holds the header while it is parsed.
+  auto space = io_.buffer();
+  char* buf = static_cast<char*>(space.data());
+  const std::size_t cap = std::min(space.size(), pp::max_header_bytes);
+  const int fd = io_.socket().native_handle();
   const auto deadline = std::chrono::steady_clock::now() + opts_.read_header_timeout;
   std::size_t have = 0;  // header bytes already taken off the socket, at buf[0..have)
   std::string_view why;
@@ -57,10 +59,11 @@ asio::awaitable<bool> connection::read_proxy_header() {
       }
       have += take;
       if (r.st == pp::status::done) {
-        if (r.h.has_addresses) {
-          remote_ = pp::to_string(r.h.source);
-          local_ = pp::to_string(r.h.destination);
-        }  // else LOCAL / UNKNOWN: the connection's own addresses stand
+        if (r.h.has_addresses)
+          io_.set_addresses(
+              pp::to_string(r.h.source),
+              pp::to_string(
+                  r.h.destination));  // else LOCAL / UNKNOWN: the connection's own addresses stand
         co_return true;
       }
     }
@@ -70,37 +73,19 @@ asio::awaitable<bool> connection::read_proxy_header() {
       why = "no complete PROXY header within timeouts.read_header";
       break;
     }
-    wd_.arm(left);
-    auto [ec] = co_await sock_.async_wait(asio::socket_base::wait_read,
-                                          asio::as_tuple(asio::use_awaitable));
-    wd_.disarm();
+    auto& wd = io_.deadline();
+    wd.arm(left);
+    auto [ec] = co_await io_.socket().async_wait(asio::socket_base::wait_read,
+                                                 asio::as_tuple(asio::use_awaitable));
+    wd.disarm();
     if (ec) {
-      why = wd_.expired() ? "no complete PROXY header within timeouts.read_header"
-                          : "connection closed while reading the PROXY header";
+      why = wd.expired() ? "no complete PROXY header within timeouts.read_header"
+                         : "connection closed while reading the PROXY header";
       break;
     }
   }
-  log::debug("{} PROXY protocol: {}: closing", remote_, why);
+  log::debug("{} PROXY protocol: {}: closing", io_.remote(), why);
   co_return false;
-}
-
-void connection::set_client(request& req) {
-  req.peer_addr.assign(remote_);
-  const auto& trusted = opts_.trusted_proxies;
-  if (trusted.empty()) {
-    req.remote_addr.assign(remote_);
-    req.forwarded_trusted = true;
-    return;
-  }
-  if (peer_trusted_ < 0) {  // once per connection: its peer does not change
-    auto a = http::address_of(remote_);
-    peer_trusted_ = a && contains(trusted, *a) ? 1 : 0;
-  }
-  req.forwarded_trusted = peer_trusted_ == 1;
-  if (!req.forwarded_trusted)
-    req.remote_addr.assign(remote_);
-  else
-    http::resolve_client(req.header, remote_, trusted, req.remote_addr);
 }
 
 }  // namespace trafficcop::detail

@@ -21,6 +21,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include "core/failures.hpp"
 #include "core/fd_budget.hpp"
 #include "core/log.hpp"
 #include "core/splice.hpp"
@@ -165,13 +166,7 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
         w.ioc, c->run(),
         asio::bind_cancellation_slot(c->cancel_signal.slot(), [c, &w, peer](std::exception_ptr e) {
           if (w.per_client) w.per_client->release(peer.address());
-          if (e) {
-            try {
-              std::rethrow_exception(e);
-            } catch (const std::exception& x) {
-              log::error("connection failed: {}", x.what());
-            }
-          }
+          note_coroutine_failure("connection", e);
           w.connection_done(c.get());
         }));
   }
@@ -313,25 +308,7 @@ void accept_on(worker& w, listener_slot& s, int fd) {
   }
   auto& a = w.acceptors.emplace_back(detail::worker_acceptor{s.id, std::move(acc)});
   asio::co_spawn(w.ioc, accept_loop(w, a.acc, s.tls.get(), s.h2(), s.ref()),
-                 [](std::exception_ptr e) {
-                   if (e) log::error("accept loop ended by an exception");
-                 });
-}
-
-/// On w's thread: listener `id` is gone. Its sockets close (the new process or nobody has
-/// them); its connections finish the request in flight, then close.
-void stop_listener(worker& w, std::size_t id) {
-  for (auto it = w.acceptors.begin(); it != w.acceptors.end();) {
-    if (it->listener != id) {
-      ++it;
-      continue;
-    }
-    error_code ignored;
-    it->acc.close(ignored);  // its accept loop ends with operation_aborted, then lets go
-    ++it;
-  }
-  for (auto* c : std::vector<connection*>(w.conns.begin(), w.conns.end()))
-    if (c->listener_id() == id) c->drain();
+                 log_failure{"accept loop"});
 }
 
 /// Runs `f` on each worker's thread and waits until all have (a reload answers once its
@@ -526,7 +503,7 @@ error_code server::update_listeners(
     for (std::size_t a = 0; a < added_ptrs.size(); ++a)
       for (auto [wi, fd] : added_socks[a])
         if (wi == w.index) accept_on(w, *added_ptrs[a], fd);
-    for (auto id : removed) stop_listener(w, id);
+    for (auto id : removed) w.stop_listener(id);
   });
   return {};
 }
@@ -556,26 +533,7 @@ void server::shutdown(std::chrono::milliseconds drain) {
   if (impl_->shutting_down.exchange(true)) return;
   for (auto& wp : impl_->workers) {
     worker* w = wp.get();
-    asio::post(w->ioc, [w, drain] {
-      w->draining = true;
-      if (w->capacity) w->capacity->cancel();
-      for (auto& a : w->acceptors) {
-        error_code ignored;
-        a.acc.close(ignored);
-      }
-      for (auto* c : std::vector<connection*>(w->conns.begin(), w->conns.end())) c->drain();
-      if (w->conns.empty()) {
-        w->ioc.stop();
-        return;
-      }
-      auto timer = std::make_shared<asio::steady_timer>(w->ioc, drain);
-      timer->async_wait([w, timer](error_code) {
-        for (auto* c : std::vector<connection*>(w->conns.begin(), w->conns.end())) c->force_close();
-        // Give cancelled handlers a moment to unwind, then stop regardless.
-        auto last = std::make_shared<asio::steady_timer>(w->ioc, std::chrono::seconds(1));
-        last->async_wait([w, last](error_code) { w->ioc.stop(); });
-      });
-    });
+    asio::post(w->ioc, [w, drain] { w->shut_down(drain); });
   }
 }
 
@@ -584,11 +542,7 @@ void server::close_started_before(std::chrono::steady_clock::time_point started_
   for (auto& wp : impl_->workers) {
     worker* w = wp.get();
     asio::post(w->ioc, [w, started_before, deadline] {
-      auto timer = std::make_shared<asio::steady_timer>(w->ioc, deadline);
-      timer->async_wait([w, timer, started_before](error_code) {
-        for (auto* c : std::vector<connection*>(w->conns.begin(), w->conns.end()))
-          c->close_started_before(started_before);
-      });
+      w->close_started_before(started_before, deadline);
     });
   }
 }

@@ -1,9 +1,12 @@
 // SPDX-License-Identifier: MIT
-// Worker helpers: request ids, the hang-up watch sweep, the end of a connection, and the
-// release of memory after a burst.
+// Worker methods: request ids, the hang-up watch sweep, the end of a connection, the release
+// of memory after a burst, and what the server asks of its connections (stop a listener, shut
+// down, close requests that started before a reload).
 #include "server/worker.hpp"
 
 #include <malloc.h>
+
+#include <vector>
 
 #include "core/thread_caches.hpp"
 #include "server/connection.hpp"
@@ -42,12 +45,8 @@ void worker::sweep_watches() {
     }
     ++watch_tick;
     bool wanted = false;
-    for (connection* c : conns) {
-      if (c->wants_watch(watch_tick))
-        c->begin_watch();
-      else if (c->want_watch_)
-        wanted = true;
-    }
+    for (connection* c : conns)
+      if (c->sweep_watch(watch_tick)) wanted = true;
     if (wanted)
       sweep_watches();
     else
@@ -63,6 +62,46 @@ void worker::connection_done(connection* c) {
     return;
   }
   release_memory_after_burst();
+}
+
+void worker::stop_listener(std::size_t id) {
+  for (auto& a : acceptors) {
+    if (a.listener != id) continue;
+    error_code ignored;
+    a.acc.close(ignored);  // its accept loop ends with operation_aborted, then lets go
+  }
+  for (auto* c : std::vector<connection*>(conns.begin(), conns.end()))
+    if (c->listener_id() == id) c->drain();
+}
+
+void worker::shut_down(std::chrono::milliseconds drain) {
+  draining = true;
+  if (capacity) capacity->cancel();
+  for (auto& a : acceptors) {
+    error_code ignored;
+    a.acc.close(ignored);
+  }
+  for (auto* c : std::vector<connection*>(conns.begin(), conns.end())) c->drain();
+  if (conns.empty()) {
+    ioc.stop();
+    return;
+  }
+  auto timer = std::make_shared<asio::steady_timer>(ioc, drain);
+  timer->async_wait([this, timer](error_code) {
+    for (auto* c : std::vector<connection*>(conns.begin(), conns.end())) c->force_close();
+    // Give cancelled handlers a moment to unwind, then stop regardless.
+    auto last = std::make_shared<asio::steady_timer>(ioc, std::chrono::seconds(1));
+    last->async_wait([this, last](error_code) { ioc.stop(); });
+  });
+}
+
+void worker::close_started_before(std::chrono::steady_clock::time_point started_before,
+                                  std::chrono::steady_clock::time_point deadline) {
+  auto timer = std::make_shared<asio::steady_timer>(ioc, deadline);
+  timer->async_wait([this, timer, started_before](error_code) {
+    for (auto* c : std::vector<connection*>(conns.begin(), conns.end()))
+      c->close_started_before(started_before);
+  });
 }
 
 void worker::release_memory_after_burst() {

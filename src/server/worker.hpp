@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: MIT
-// A server worker: one thread, one io_context, its own acceptors and connections.
+// A server worker: one thread, one io_context, its own acceptors and connections. Its
+// methods (worker.cpp): request ids, the hang-up sweep, the end of a connection, memory after
+// a burst, and the server's listener changes, shutdown and reload cut-off on its thread.
 #pragma once
 
 #include <atomic>
@@ -71,7 +73,7 @@ struct worker {
   std::thread thread;
 
   /// Hang-up watches are started by a sweep every `watch_period` for connections whose handler
-  /// has run at least one whole period (connection::start_watch). Returns the current tick.
+  /// has run at least one whole period (http1_session::start_watch). Returns the current tick.
   std::uint64_t want_watch();
   static constexpr std::chrono::milliseconds watch_period{50};
   std::unique_ptr<asio::steady_timer> watch_timer;
@@ -83,6 +85,18 @@ struct worker {
   void sweep_watches();
   /// Called when a connection ends; stops the loop once draining and nothing is left.
   void connection_done(connection* c);
+
+  // The server's requests, each run on this worker's thread (posted by server.cpp).
+  /// Listener `id` is gone: its sockets close (the new process or nobody has them); its
+  /// connections finish the request in flight, then close.
+  void stop_listener(std::size_t id);
+  /// Graceful shutdown: acceptors close, connections drain; at `drain` the rest are
+  /// force-closed, and a second later the loop stops regardless.
+  void shut_down(std::chrono::milliseconds drain);
+  /// At `deadline`, the requests received before `started_before` are cancelled
+  /// (connection::close_started_before).
+  void close_started_before(std::chrono::steady_clock::time_point started_before,
+                            std::chrono::steady_clock::time_point deadline);
 
   /// Memory after a burst (issue 14.6, worker.cpp): the most connections open since the last
   /// trim; once `trim_after_closed` of them closed and at most half remain, the thread's caches

@@ -127,12 +127,13 @@ asio::awaitable<connector::result> connector::dial(const outbound_request& req) 
 asio::awaitable<std::optional<proxy_error>> connector::start_tls(conn& c,
                                                                  const outbound_request& req,
                                                                  std::string_view alpn) {
-  c.wd.arm(timeout_);
+  auto& wd = c.io.deadline();
+  wd.arm(timeout_);
   if (!tls_.error().empty())
     co_return upstream_error(errc::upstream_connect_failed, "upstream TLS: " + tls_.error());
   std::string why = co_await tls_.handshake(c, req.host, alpn);
-  bool timed_out = c.wd.expired();
-  c.wd.disarm();
+  bool timed_out = wd.expired();
+  wd.disarm();
   if (why.empty()) co_return std::nullopt;
   std::string where = req.host + ":" + std::to_string(req.port);
   if (timed_out)
@@ -149,7 +150,7 @@ asio::awaitable<std::optional<proxy_error>> connector::start_tls(conn& c,
 bool connector::chose_h2(const conn& c) {
   const unsigned char* p = nullptr;
   unsigned len = 0;
-  SSL_get0_alpn_selected(c.tls->native_handle(), &p, &len);
+  SSL_get0_alpn_selected(c.io.tls()->native_handle(), &p, &len);
   return len == 2 && p[0] == 'h' && p[1] == '2';
 }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstring>
+#include <new>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -24,7 +25,6 @@ namespace {
 
 using asio::ip::tcp;
 
-constexpr std::size_t read_chunk = 32 * 1024;
 constexpr std::size_t body_chunk = 32 * 1024;                   // spec 40: a fixed copy buffer
 constexpr auto expect_continue_wait = std::chrono::seconds(1);  // Go's ExpectContinueTimeout
 constexpr int max_informational = 5;  // 1xx heads per exchange, as Go's Transport allows
@@ -37,7 +37,8 @@ std::chrono::milliseconds remaining(std::chrono::steady_clock::time_point deadli
   return left.count() > 0 ? left : std::chrono::milliseconds(-1);
 }
 
-/// async_write of `bufs` minus its first `skip` bytes, under the watchdog.
+/// async_write of `bufs` minus its first `skip` bytes, under the watchdog. A plain function:
+/// the stream's write_within is the one coroutine.
 template <class Buffers>
 asio::awaitable<error_code> write_rest(conn& c, const Buffers& bufs, std::size_t skip,
                                        std::chrono::milliseconds timeout) {
@@ -50,12 +51,7 @@ asio::awaitable<error_code> write_rest(conn& c, const Buffers& bufs, std::size_t
     skip -= cut;
     if (b.size() > 0 && k < rest.size()) rest[k++] = b;
   }
-  auto& wd = c.wd;
-  wd.arm(timeout);
-  auto [ec, n] = co_await io::write_all(c.sock, c.tls.get(), rest);
-  wd.disarm();
-  if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
-  co_return ec;
+  return c.io.write_within(rest, timeout);
 }
 
 /// The fast path of a write to an upstream (the socket is in non-blocking mode): true when
@@ -63,11 +59,7 @@ asio::awaitable<error_code> write_rest(conn& c, const Buffers& bufs, std::size_t
 /// must go through write_rest. A plain function: no coroutine frame when the write fits.
 template <class Buffers>
 bool write_now(conn& c, const Buffers& bufs, error_code& ec, std::size_t& done) {
-  done = 0;
-  if (c.tls) return false;  // TLS records go through the asynchronous path
-  done = c.sock.write_some(bufs, ec);
-  if (ec == asio::error::would_block) ec = {};
-  return ec || done == asio::buffer_size(bufs);
+  return c.io.write_now(bufs, ec, done);  // false on TLS: records go the asynchronous way
 }
 
 /// Writes to an upstream under a watchdog: an upstream that stops reading fails the exchange
@@ -81,29 +73,10 @@ asio::awaitable<error_code> write_upstream(conn& c, const Buffers& bufs,
   co_return co_await write_rest(c, bufs, done, timeout);
 }
 
-/// Reads from an upstream connection into its buffer, under a watchdog.
+/// Reads from an upstream connection into its buffer, under a watchdog; nothing once the
+/// exchange was cancelled. A plain function: the stream's fill is the one coroutine.
 asio::awaitable<error_code> fill(conn& c, std::chrono::milliseconds timeout) {
-  auto& wd = c.wd;
-  if (io::cancelled(co_await asio::this_coro::cancellation_state))
-    co_return asio::error::operation_aborted;
-  if (c.buf.size() < read_chunk) c.buf.resize(read_chunk * 2);
-  if (c.end == c.buf.size()) {
-    if (c.begin == 0)
-      c.buf.resize(c.buf.size() * 2);  // a head larger than the buffer
-    else {
-      std::memmove(c.buf.data(), c.buf.data() + c.begin, c.end - c.begin);
-      c.end -= c.begin;
-      c.begin = 0;
-    }
-  }
-  wd.arm(timeout);
-  auto room = asio::buffer(c.buf.data() + c.end, c.buf.size() - c.end);
-  auto [rec, n] = co_await io::read_some(c.sock, c.tls.get(), room);
-  error_code ec = io::eof_if_truncated(rec);
-  wd.disarm();
-  if (ec == asio::error::operation_aborted && wd.expired()) ec = asio::error::timed_out;
-  c.end += n;
-  co_return ec;
+  return c.io.fill(timeout, true);
 }
 
 /// The response: owns the connection until its body is read, then gives it back.
@@ -164,12 +137,12 @@ class response_impl final : public upstream_response,
   }
 
   // The zero-copy relay (src/core/splice.hpp): a Content-Length body with nothing buffered.
-  asio::ip::tcp::socket& splice_socket() override { return c_->sock; }
-  watchdog& splice_deadline() override { return c_->wd; }
+  asio::ip::tcp::socket& splice_socket() override { return c_->io.socket(); }
+  watchdog& splice_deadline() override { return c_->io.deadline(); }
   std::chrono::milliseconds splice_timeout() const override { return read_timeout_; }
   std::uint64_t splice_room() override {
     if (failed_ || spliced_done_ || status == 101 || content_length < 0 || p_->is_done() ||
-        !c_->pending().empty() || c_->tls)
+        !c_->pending().empty() || c_->io.is_tls())
       return 0;
     return static_cast<std::uint64_t>(content_length) - delivered_;
   }
@@ -187,21 +160,15 @@ class response_impl final : public upstream_response,
       c_->consume(n);
       co_return read_result{{}, n};
     }
-    auto [ec, n] = co_await io::read_some(c_->sock, c_->tls.get(), buf);
+    auto [ec, n] = co_await c_->io.read_some(buf);
     co_return read_result{io::eof_if_truncated(ec), n};
   }
   asio::awaitable<error_code> write_all(asio::const_buffer buf) override {
-    auto [ec, n] = co_await io::write_all(c_->sock, c_->tls.get(), buf);
+    auto [ec, n] = co_await c_->io.write_all(buf);
     co_return ec;
   }
-  void shutdown_send() override {
-    error_code ignored;
-    c_->sock.shutdown(tcp::socket::shutdown_send, ignored);
-  }
-  void close() override {
-    error_code ignored;
-    c_->sock.close(ignored);
-  }
+  void shutdown_send() override { c_->io.shutdown_send(); }
+  void close() override { c_->io.close(); }
 
   /// Copies the parsed head into the public fields.
   void take_head(std::chrono::milliseconds read_timeout) {
@@ -469,8 +436,9 @@ response_impl::~response_impl() {
   // as the next request's response, maybe another client's: such a connection is closed.
   // After a relay the proxy never read past the body: bytes the upstream sent beyond it are
   // still in the socket, so a spliced connection is peeked before it may be pooled.
-  if (reusable_ && !failed_ && (p_->is_done() || (spliced_done_ && is_idle_and_open(c_->sock))) &&
-      p_->keep_alive() && status != 101 && c_->pending().empty()) {
+  if (reusable_ && !failed_ &&
+      (p_->is_done() || (spliced_done_ && is_idle_and_open(c_->io.socket()))) && p_->keep_alive() &&
+      status != 101 && c_->pending().empty()) {
     c_->res_header = std::move(header);  // the field storage goes back with the connection
     c_->parser.reset();
     give_back(std::move(c_), o_);
@@ -504,14 +472,15 @@ void response_impl::operator delete(void* p, std::size_t n) noexcept {
     try {
       b.push_back(p);
       return;
-    } catch (...) {
+    } catch (const std::bad_alloc&) {
+      // No room to keep the block (out of memory): not a failure, it is freed below.
     }
   }
   ::operator delete(p);
 }
 
 void give_back(conn_ptr c, const h1_options& o) {
-  auto& ctx = asio::query(c->sock.get_executor(), asio::execution::context);
+  auto& ctx = asio::query(c->io.socket().get_executor(), asio::execution::context);
   asio::use_service<pool_service>(ctx).put(std::move(c), o.idle_timeout, o.max_idle);
 }
 

@@ -8,10 +8,10 @@
 
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "core/failures.hpp"
 #include "core/log.hpp"
 #include "core/stream_io.hpp"
 #include "http/rules.hpp"
@@ -58,7 +58,7 @@ struct cstream {
 class h2_client final : public h2::session, public std::enable_shared_from_this<h2_client> {
  public:
   h2_client(conn_ptr c, std::uint32_t max_streams, std::chrono::milliseconds idle)
-      : h2::session(c->sock, c->tls.get(), std::max(idle, std::chrono::milliseconds(30'000))),
+      : h2::session(c->io.socket(), c->io.tls(), std::max(idle, std::chrono::milliseconds(30'000))),
         c_(std::move(c)),
         max_streams_(max_streams),
         idle_(idle),
@@ -260,9 +260,10 @@ void h2_client::start() {
         auto& ctx = asio::query(self->sock_.get_executor(), asio::execution::context);
         asio::use_service<h2_pool>(ctx).remove(self.get());
       },
-      asio::detached);
+      log_failure{"HTTP/2 client read loop"});
   asio::co_spawn(
-      ex, [self]() -> asio::awaitable<void> { co_await self->write_loop(); }, asio::detached);
+      ex, [self]() -> asio::awaitable<void> { co_await self->write_loop(); },
+      log_failure{"HTTP/2 client write loop"});
 }
 
 void h2_client::fail_all() {
@@ -325,7 +326,8 @@ asio::awaitable<round_trip_result> h2_client::round_trip(outbound_request& req) 
   if (has_body) {
     st->pumping = true;
     asio::co_spawn(ex, pump(shared_from_this(), st, req.body, req.trailer),
-                   asio::bind_cancellation_slot(st->pump_cancel.slot(), [st](std::exception_ptr) {
+                   asio::bind_cancellation_slot(st->pump_cancel.slot(), [st](std::exception_ptr e) {
+                     note_coroutine_failure("HTTP/2 client request body pump", e);
                      st->pumping = false;
                      st->ev_pump.notify();
                    }));

@@ -33,7 +33,7 @@ conn_ptr pool_service::take(std::string_view key, bool check) {
     list.pop_back();
     bool peek = check || now - c->idle_since >= recent;
     if (c->expires > now && c->pending().empty() && !c->drained() &&
-        (!peek || is_idle_and_open(c->sock))) {
+        (!peek || is_idle_and_open(c->io.socket()))) {
       c->set_idle(false);
       return c;
     }
@@ -42,7 +42,7 @@ conn_ptr pool_service::take(std::string_view key, bool check) {
 }
 
 void pool_service::put(conn_ptr c, std::chrono::milliseconds idle_timeout, std::size_t max_idle) {
-  if (max_idle == 0 || idle_timeout.count() <= 0 || !c->sock.is_open() || c->drained()) return;
+  if (max_idle == 0 || idle_timeout.count() <= 0 || !c->io.is_open() || c->drained()) return;
   c->idle_since = std::chrono::steady_clock::now();
   c->expires = c->idle_since + idle_timeout;
   auto it = idle_.find(std::string_view(c->key));
@@ -79,7 +79,7 @@ void pool_service::sweep() {
   for (auto it = idle_.begin(); it != idle_.end();) {
     auto& list = it->second;
     std::erase_if(list, [&](const conn_ptr& c) {
-      return c->expires <= now || c->drained() || !is_idle_and_open(c->sock);
+      return c->expires <= now || c->drained() || !is_idle_and_open(c->io.socket());
     });
     any = any || !list.empty();
     it = list.empty() ? idle_.erase(it) : std::next(it);

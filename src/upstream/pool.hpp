@@ -21,8 +21,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "core/stream_io.hpp"
-#include "core/watchdog.hpp"
+#include "core/buffered_stream.hpp"
 #include "http1/parser.hpp"
 
 namespace trafficcop::upstream {
@@ -36,24 +35,19 @@ using retired_flag = std::shared_ptr<const std::atomic<bool>>;
 /// One upstream TCP connection with its read buffer (bytes read but not yet parsed) and its
 /// deadline: one watchdog per connection, reused by every exchange it carries while pooled.
 struct conn {
-  explicit conn(asio::ip::tcp::socket s)
-      : sock(std::move(s)), wd(sock.get_executor(), [this] {
-          boost::system::error_code ignored;
-          sock.cancel(ignored);
-        }) {}
+  /// The read buffer (owned, made on the first read) starts at `read_buffer` bytes and doubles
+  /// for a larger head.
+  explicit conn(asio::ip::tcp::socket s, std::size_t read_buffer = 64 * 1024)
+      : io(std::move(s), read_buffer) {}
   ~conn() {
     if (open_count) open_count->fetch_sub(1, std::memory_order_relaxed);
     set_idle(false);
   }
   conn(const conn&) = delete;
   conn& operator=(const conn&) = delete;
-  asio::ip::tcp::socket sock;
-  /// TLS on top of `sock` for https:// upstreams (upstream/tls.hpp); null on plain TCP.
-  std::unique_ptr<io::tls_stream> tls;
-  watchdog wd;
-  std::vector<char> buf;
-  std::size_t begin = 0;
-  std::size_t end = 0;
+  /// The socket, TLS over it for https:// upstreams (upstream/tls.hpp), the read buffer and
+  /// the deadline: the same buffered stream as the client side's (core/buffered_stream.hpp).
+  io::buffered_stream io;
   std::vector<char> scratch;  // request-body copy buffer, kept across requests
   // Per-exchange state whose storage the connection keeps from one request to the next, so a
   // pooled connection carries steady traffic without allocating.
@@ -79,11 +73,8 @@ struct conn {
 
   bool drained() const noexcept { return retired && retired->load(std::memory_order_relaxed); }
 
-  std::string_view pending() const noexcept { return {buf.data() + begin, end - begin}; }
-  void consume(std::size_t n) noexcept {
-    begin += n;
-    if (begin == end) begin = end = 0;
-  }
+  std::string_view pending() const noexcept { return io.pending(); }
+  void consume(std::size_t n) noexcept { io.consume(n); }
 };
 using conn_ptr = std::unique_ptr<conn>;
 

@@ -80,8 +80,8 @@ const std::string& tls_client::error() {
 asio::awaitable<std::string> tls_client::handshake(conn& c, const std::string& host,
                                                    std::string_view alpn) {
   if (!error().empty()) co_return "TLS setup: " + error_;
-  c.tls = std::make_unique<io::tls_stream>(c.sock, *ctx_);
-  SSL* ssl = c.tls->native_handle();
+  auto& tls = c.io.start_tls(*ctx_);
+  SSL* ssl = tls.native_handle();
   const std::string& name = o_.server_name.empty() ? host : o_.server_name;
   error_code ec;
   asio::ip::make_address(name, ec);
@@ -95,7 +95,7 @@ asio::awaitable<std::string> tls_client::handshake(conn& c, const std::string& h
   }
   SSL_set_alpn_protos(ssl, reinterpret_cast<const unsigned char*>(alpn.data()),
                       static_cast<unsigned>(alpn.size()));
-  auto [hec] = co_await c.tls->async_handshake(asio::ssl::stream_base::client, use_nothrow);
+  auto [hec] = co_await tls.async_handshake(asio::ssl::stream_base::client, use_nothrow);
   if (!hec) co_return std::string();
   long v = SSL_get_verify_result(ssl);
   if (v != X509_V_OK && !o_.insecure_skip_verify) co_return verify_failure(v);

@@ -20,6 +20,7 @@
 #include <unordered_map>
 
 #include "core/counters.hpp"
+#include "core/failures.hpp"
 #include "core/log.hpp"
 
 #include "core/stream_io.hpp"
@@ -127,7 +128,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
     for (const auto& e : eps) {
       asio::co_spawn(control_thread::context(), check_loop(shared_from_this(), e),
                      [name = e->authority()](std::exception_ptr ex) {
-                       if (ex) log::error("health checker of {} ended abnormally", name);
+                       if (ex) note_coroutine_failure("health checker of " + name, ex);
                      });
     }
   }
@@ -151,7 +152,7 @@ class transport_impl final : public transport, public std::enable_shared_from_th
                        },
                        [resolved] { resolved->set_value(); }),
                    [name = cluster_->options().name](std::exception_ptr ex) {
-                     if (ex) log::error("service discovery of {} ended abnormally", name);
+                     if (ex) note_coroutine_failure("service discovery of " + name, ex);
                    });
     auto names = cluster_->options().endpoints.size();
     auto servers = std::max<std::size_t>(r.servers.size(), 1);

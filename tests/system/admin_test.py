@@ -135,6 +135,9 @@ def test_metrics_count_both_sides():
                 r"^trafficcop ", "", subprocess.run([A.trafficcop, "--version"],
                                                     capture_output=True, text=True).stdout.strip())) == 1
             assert val(m, "process_open_fds") > 0 and val(m, "process_resident_memory_bytes") > 0
+            # No spawned coroutine ended by an exception (each would be logged and counted).
+            assert ("trafficcop_coroutine_failures_total", frozenset()) in m
+            assert val(m, "trafficcop_coroutine_failures_total") == 0
     finally:
         a.stop()
         b.stop()
