@@ -26,7 +26,9 @@ inline constexpr auto tchar = table([](int c) {
 // reason-phrase (RFC 9112 §4): HTAB / SP / VCHAR / obs-text. No CTL, no DEL.
 inline constexpr auto vchar = table([](int c) { return c == '\t' || (c >= 0x20 && c != 0x7f); });
 // request-target bytes: VCHAR and obs-text (RFC 9112 §3.2, as Beast reads it).
-inline constexpr auto pathchar = table([](int c) { return c > 0x20 && c != 0x7f; });
+/// Request-target bytes: visible ASCII but '#' (RFC 9112 §3.2: no fragment is sent), and
+/// obs-text, which clients send unencoded in paths (kept, as nginx and Go do).
+inline constexpr auto pathchar = table([](int c) { return c > 0x20 && c != 0x7f && c != '#'; });
 // RFC 9110 §5.6.4: qdtext.
 inline constexpr auto qdtext = table([](int c) {
   return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c <= 0x5b) ||

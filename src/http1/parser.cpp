@@ -251,6 +251,10 @@ bool parser_base::status_line(const char* p, std::size_t end, error_code& ec) {
         return false;
       }
       status_ = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+      if (status_ < 100 || status_ > 599) {  // RFC 9110 §15: three digits, 100 to 599
+        ec = parse_error::bad_status;
+        return false;
+      }
       pos_ = 13;
       phase_ = reason;
       [[fallthrough]];
@@ -422,7 +426,8 @@ void parser_base::on_field(std::string_view name, std::string_view value, bool i
       for (;;) {
         auto comma = rest.find(',');
         auto v = http::parse_content_length(trim(rest.substr(0, comma)));
-        if (!v) {
+        // Callers keep lengths in int64 (request::content_length): above its range is a 400.
+        if (!v || *v > static_cast<std::uint64_t>(INT64_MAX)) {
           ec = parse_error::bad_content_length;
           return;
         }

@@ -95,9 +95,12 @@ class parser_base {
   bool chunked() const noexcept { return chunked_; }
   /// The body ends when the connection does (a response without framing).
   bool need_eof() const noexcept { return need_eof_; }
-  /// RFC 9112 §9.3: the connection may carry another message after this one.
+  /// RFC 9112 §9.3: the connection may carry another message after this one. "close" wins
+  /// in any version; an HTTP/1.0 message needs "keep-alive", and one that was chunked has
+  /// faulty framing (RFC 9112 §6.1: the recipient closes after it).
   bool keep_alive() const noexcept {
-    if (version_ >= 11 ? conn_close_ : !conn_keep_alive_) return false;
+    if (conn_close_) return false;
+    if (version_ < 11 && (!conn_keep_alive_ || chunked_)) return false;
     return !need_eof_;
   }
 

@@ -285,11 +285,49 @@ TEST(Http1Edges, ContentLengthLists) {
     EXPECT_EQ(r.messages[0].length, 5u);
     EXPECT_EQ(r.messages[0].body, "hello");
   }
+  // Callers keep lengths in int64: INT64_MAX is the largest; one more (19 digits still) is a
+  // 400, not a negative length (which the server read as "unknown" and re-framed chunked).
   auto r = parse_every_split(
-      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999999999999999\r\n\r\nx", requests());
+      "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775807\r\n\r\nx", requests());
   ASSERT_EQ(r.messages.size(), 1u);
   EXPECT_FALSE(r.messages[0].failed);
-  EXPECT_EQ(r.messages[0].length, 9999999999999999999u);
+  EXPECT_EQ(r.messages[0].length, 9223372036854775807u);
+  for (std::string v : {"9223372036854775808", "9999999999999999999"}) {
+    SCOPED_TRACE(v);
+    auto big = parse_every_split("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: " + v + "\r\n\r\nx",
+                                 requests());
+    ASSERT_EQ(big.messages.size(), 1u);
+    EXPECT_TRUE(big.messages[0].failed);
+    EXPECT_EQ(big.messages[0].error_status, 400);
+  }
+}
+
+TEST(Http1Edges, StatusOutsideOneHundredToFiveNinetyNineIsRefused) {
+  // RFC 9110 §15: a 099 was framed as a body by the parser and as an interim by its caller.
+  for (std::string s : {"000", "099", "600", "999"}) {
+    SCOPED_TRACE(s);
+    auto r = parse_every_split("HTTP/1.1 " + s + " X\r\nContent-Length: 0\r\n\r\n", responses());
+    ASSERT_EQ(r.messages.size(), 1u);
+    EXPECT_TRUE(r.messages[0].failed);
+  }
+  for (std::string s : {"100", "599"}) {
+    SCOPED_TRACE(s);
+    auto r = parse_every_split("HTTP/1.1 " + s + " X\r\nContent-Length: 0\r\n\r\n", responses());
+    ASSERT_GE(r.messages.size(), 1u);
+    EXPECT_FALSE(r.messages[0].failed);
+    EXPECT_EQ(r.messages[0].status, std::stoi(s));
+  }
+}
+
+TEST(Http1Edges, FragmentInTargetIsRefused) {
+  // RFC 9112 §3.2: no fragment in a request-target; routing must not see one the upstream drops.
+  for (std::string t : {"/a#b", "http://a/b#", "/#"}) {
+    SCOPED_TRACE(t);
+    auto r = parse_every_split("GET " + t + " HTTP/1.1\r\nHost: a\r\n\r\n", requests());
+    ASSERT_EQ(r.messages.size(), 1u);
+    EXPECT_TRUE(r.messages[0].failed);
+    EXPECT_EQ(r.messages[0].error_status, 400);
+  }
 }
 
 TEST(Http1Edges, TrailersWithObsFoldAreUnfolded) {
@@ -331,6 +369,9 @@ TEST(Http1Edges, KeepAlive) {
            {"GET / HTTP/1.1\r\nHost: a\r\nConnection: , Upgrade, CLOSE\r\n\r\n", false},
            {"GET / HTTP/1.0\r\n\r\n", false},
            {"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", true},
+           // RFC 9112 §9.3: close wins over keep-alive, in 1.0 too.
+           {"GET / HTTP/1.0\r\nConnection: keep-alive, close\r\n\r\n", false},
+           {"GET / HTTP/1.0\r\nConnection: close\r\nConnection: keep-alive\r\n\r\n", false},
            // Connection in the trailers is read as Beast read it.
            {chunked_head + "0\r\nConnection: close\r\n\r\n", false}}) {
     SCOPED_TRACE(c.in);
@@ -343,6 +384,19 @@ TEST(Http1Edges, KeepAlive) {
   ASSERT_EQ(r.messages.size(), 1u);
   EXPECT_TRUE(r.messages[0].done);
   EXPECT_FALSE(r.messages[0].keep_alive);  // close-delimited
+  // RFC 9112 §6.1: a chunked HTTP/1.0 response has faulty framing: never pooled.
+  auto c = parse_every_split(
+      "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      responses());
+  ASSERT_EQ(c.messages.size(), 1u);
+  EXPECT_TRUE(c.messages[0].done);
+  EXPECT_FALSE(c.messages[0].keep_alive);
+  auto k = parse_every_split(
+      "HTTP/1.0 200 OK\r\nConnection: keep-alive, close\r\n"
+      "Content-Length: 0\r\n\r\n",
+      responses());
+  ASSERT_EQ(k.messages.size(), 1u);
+  EXPECT_FALSE(k.messages[0].keep_alive);
 }
 
 TEST(Http1Edges, HeadBytesDroppedByTheCallerAreAnError) {
