@@ -291,6 +291,17 @@ class response_writer {
     std::string endpoint;
     /// The rate limit (rate_limits[].name) that refused the request; empty when none did.
     std::string rate_limit;
+    /// Back to a new request's values, keeping the strings' storage (servers reuse one per
+    /// connection or stream).
+    void clear() noexcept {
+      upstream_addr.clear();
+      upstream_status = 0;
+      upstream_latency = std::chrono::microseconds(-1);
+      error.clear();
+      tries = 0;
+      endpoint.clear();
+      rate_limit.clear();
+    }
   };
   virtual log_fields& log() = 0;
 };

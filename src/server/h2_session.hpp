@@ -67,12 +67,7 @@ struct stream {
     req.body = nullptr;
     res_header.clear();
     res_trailer.clear();
-    log.upstream_addr.clear();
-    log.tries = 0;
-    log.endpoint.clear();
-    log.upstream_status = 0;
-    log.upstream_latency = std::chrono::microseconds(-1);
-    log.error.clear();
+    log.clear();
     in.buf.clear();
     in.off = 0;
     in.ended = false;

@@ -128,12 +128,7 @@ class http1_session::writer final : public response_writer, public splice_endpoi
     header_.clear();
     trailer_.clear();
     out_.clear();
-    log_.upstream_addr.clear();
-    log_.tries = 0;
-    log_.endpoint.clear();
-    log_.upstream_status = 0;
-    log_.upstream_latency = std::chrono::microseconds(-1);
-    log_.error.clear();
+    log_.clear();
   }
 
   header_map& header() override { return header_; }

@@ -287,6 +287,27 @@ def raw_request(sock, path):
         return None
 
 
+def keepalive_log_after_refusal():
+    """On one keep-alive connection, a request after a refused one is not logged as refused:
+    the connection's log fields are reused, and rate_limit was not cleared with the others."""
+    up = Upstream(protocols=("h1",))
+    tc = proxy(up, ["{name: one, rate: 1/m, burst: 1}"],
+               ["{path_prefix: /free, upstream: api}",
+                "{path_prefix: /, upstream: api, rate_limits: [one]}"])
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", tc.port, timeout=harness.DEADLINE)
+        assert get(tc.port, "/a", conn=c)[0] == 200
+        assert get(tc.port, "/b", conn=c)[0] == 429
+        assert get(tc.port, "/free/c", conn=c)[0] == 200
+        c.close()
+        lines = {x["target"]: (x["status"], x.get("rate_limit")) for x in log_lines(tc, 3)}
+        assert lines == {"/a": (200, None), "/b": (429, "one"), "/free/c": (200, None)}, lines
+        clean_exit(tc)
+    finally:
+        tc.stop()
+        up.stop()
+
+
 def probe_settled(tc):
     """True once the server accepted one connection and has none open."""
     c = http.client.HTTPConnection("127.0.0.1", tc.admin, timeout=harness.DEADLINE)
@@ -357,6 +378,8 @@ def connections_per_client():
 
 R.check("local limit, 2 workers: allowed = burst + rate x elapsed within 5%", load_within_rate)
 R.check("429: Retry-After, RateLimit, RateLimit-Policy; access log rate_limit", refusal_fields)
+R.check("keep-alive: the request after a refusal is not logged as refused",
+        keepalive_log_after_refusal)
 R.check("key header:X-User separates clients", key_by_header)
 R.check("key client_ip after trusted_proxies", key_by_client_after_trusted_proxies)
 R.check("a route's limits run in order, each counted", limits_in_order)
