@@ -25,6 +25,7 @@
 #include "core/fd_budget.hpp"
 #include "core/log.hpp"
 #include "core/splice.hpp"
+#include "server/accept.hpp"
 #include "server/client_limit.hpp"
 #include "server/connection.hpp"
 #include "server/tls.hpp"
@@ -124,7 +125,7 @@ asio::awaitable<void> accept_loop(worker& w, tcp::acceptor& acc, detail::tls_lis
     }
     if (w.draining) co_return;
     tcp::endpoint peer;  // filled by accept(2) itself: no getpeername per connection
-    auto [ec, sock] = co_await acc.async_accept(peer, use_nothrow);
+    auto [ec, sock] = co_await detail::accept_nonblocking(acc, peer);
     if (ec == asio::error::operation_aborted || ec == asio::error::bad_descriptor || w.draining)
       co_return;
     if (ec == asio::error::no_descriptors ||
@@ -304,6 +305,12 @@ void accept_on(worker& w, listener_slot& s, int fd) {
   if (ec) {
     ::close(fd);
     log::error("listen {}: {}", s.address, ec.message());
+    return;
+  }
+  // Accepted sockets inherit TCP_NODELAY from here (inherited fds too: an upgrade).
+  if (ec = detail::set_listener_options(acc); ec) {
+    log::error("listen {}: TCP_NODELAY or O_NONBLOCK: {}", s.address, ec.message());
+    acc.close(ec);
     return;
   }
   auto& a = w.acceptors.emplace_back(detail::worker_acceptor{s.id, std::move(acc)});
