@@ -20,11 +20,14 @@
 // entry points. Counting operator new alone would miss C allocations and Asio's coroutine
 // frames, which use aligned_alloc. Global operator new/delete (every standard overload) go
 // through the counting malloc too.
+#include <dlfcn.h>
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
+#include <algorithm>
 
 #include <atomic>
 #include <cerrno>
@@ -72,9 +75,34 @@ inline void count_allocation() noexcept {
   allocations_by_role[role].fetch_add(1, std::memory_order_relaxed);
 }
 
-void* counted_memalign(std::size_t alignment, std::size_t size) noexcept {
+// --sites: where the proxy worker's aligned allocations come from, by (caller, size). Only the
+// proxy's thread records, so the table needs no lock; a fixed array, so recording allocates
+// nothing. Off (recording == false) until the counted requests start.
+struct site {
+  void* caller;
+  std::size_t size;
+  std::uint64_t count;
+};
+constexpr std::size_t site_slots = 4096;
+site sites[site_slots];
+std::atomic<bool> recording{false};
+
+void record_site(void* caller, std::size_t size) noexcept {
+  std::size_t h = (reinterpret_cast<std::uintptr_t>(caller) * 31 + size) % site_slots;
+  for (std::size_t i = 0; i < site_slots; ++i, h = (h + 1) % site_slots) {
+    if (sites[h].count == 0) sites[h] = {caller, size, 0};
+    if (sites[h].caller == caller && sites[h].size == size) {
+      ++sites[h].count;
+      return;
+    }
+  }
+}
+
+[[gnu::noinline]] void* counted_memalign(std::size_t alignment, std::size_t size,
+                                         void* caller) noexcept {
   count_allocation();
   aligned_allocations.fetch_add(1, std::memory_order_relaxed);
+  if (role == role_proxy && recording.load(std::memory_order_relaxed)) record_site(caller, size);
   return __libc_memalign(alignment, size);
 }
 
@@ -104,16 +132,16 @@ void* realloc(void* p, std::size_t size) noexcept {
 }
 
 void* aligned_alloc(std::size_t alignment, std::size_t size) noexcept {
-  return counted_memalign(alignment, size);
+  return counted_memalign(alignment, size, __builtin_return_address(0));
 }
 
 void* memalign(std::size_t alignment, std::size_t size) noexcept {
-  return counted_memalign(alignment, size);
+  return counted_memalign(alignment, size, __builtin_return_address(0));
 }
 
 int posix_memalign(void** out, std::size_t alignment, std::size_t size) noexcept {
   if (alignment < sizeof(void*) || (alignment & (alignment - 1)) != 0) return EINVAL;
-  void* p = counted_memalign(alignment, size);
+  void* p = counted_memalign(alignment, size, __builtin_return_address(0));
   if (!p) return ENOMEM;
   *out = p;
   return 0;
@@ -129,7 +157,9 @@ void* new_or_throw(std::size_t size) {
 }
 
 void* new_aligned_or_throw(std::size_t size, std::align_val_t al) {
-  if (void* p = counted_memalign(static_cast<std::size_t>(al), size ? size : 1)) return p;
+  if (void* p = counted_memalign(static_cast<std::size_t>(al), size ? size : 1,
+                                 __builtin_return_address(0)))
+    return p;
   throw std::bad_alloc();
 }
 
@@ -144,10 +174,10 @@ void* operator new[](std::size_t n, const std::nothrow_t&) noexcept {
 void* operator new(std::size_t n, std::align_val_t al) { return new_aligned_or_throw(n, al); }
 void* operator new[](std::size_t n, std::align_val_t al) { return new_aligned_or_throw(n, al); }
 void* operator new(std::size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return counted_memalign(static_cast<std::size_t>(al), n ? n : 1);
+  return counted_memalign(static_cast<std::size_t>(al), n ? n : 1, __builtin_return_address(0));
 }
 void* operator new[](std::size_t n, std::align_val_t al, const std::nothrow_t&) noexcept {
-  return counted_memalign(static_cast<std::size_t>(al), n ? n : 1);
+  return counted_memalign(static_cast<std::size_t>(al), n ? n : 1, __builtin_return_address(0));
 }
 
 void operator delete(void* p) noexcept { std::free(p); }
@@ -181,7 +211,8 @@ struct options {
   std::uint64_t warmup = 2'000;
   std::uint64_t connections = 4;
   std::string target = "/small";
-  double max = -1;  // < 0: no limit
+  double max = -1;          // < 0: no limit
+  std::uint64_t sites = 0;  // print the proxy worker's top N aligned-allocation sites
 };
 
 /// Prints the usage; with `why` to stderr and exit status 2, without (--help) to stdout.
@@ -189,7 +220,7 @@ struct options {
   if (why) std::fprintf(stderr, "%s: %s\n", argv0, why);
   std::fprintf(why ? stderr : stdout,
                "usage: %s [--requests N] [--warmup W] [--connections K] [--target T] "
-               "[--max X]\n"
+               "[--max X] [--sites N]\n"
                "  --requests N     requests counted (default 10000)\n"
                "  --warmup W       requests before counting (default 2000)\n"
                "  --connections K  client keep-alive connections, one request in flight on "
@@ -197,7 +228,10 @@ struct options {
                "  --target T       request target (default /small; a path or query longer "
                "than 15 bytes leaves std::string's inline buffer)\n"
                "  --max X          exit 1 if allocations per request exceed X (default: no "
-               "limit)\n",
+               "limit)\n"
+               "  --sites N        print the proxy worker's N most frequent aligned "
+               "allocations by (caller address, size); `addr2line -Cfie BINARY ADDR` names "
+               "the caller\n",
                argv0);
   std::exit(why ? 2 : 0);
 }
@@ -231,6 +265,8 @@ options parse_options(int argc, char** argv) {
       o.warmup = n;
     else if (a == "--connections")
       o.connections = n;
+    else if (a == "--sites")
+      o.sites = n;
     else
       usage(argv[0], "unknown option");
   }
@@ -238,6 +274,29 @@ options parse_options(int argc, char** argv) {
   if (o.connections == 0 || o.connections > 1000)
     usage(argv[0], "--connections must be in 1..1000");
   return o;
+}
+
+/// The `n` most frequent (caller, size) pairs recorded by --sites, per request. The caller is
+/// given as file + offset, for addr2line.
+void print_sites(std::uint64_t n, std::uint64_t requests) {
+  std::vector<site> top;
+  for (const auto& st : sites)
+    if (st.count > 0) top.push_back(st);
+  std::sort(top.begin(), top.end(), [](const site& a, const site& b) { return a.count > b.count; });
+  if (top.size() > n) top.resize(n);
+  std::printf("proxy worker's aligned allocations by caller and size (per request):\n");
+  for (const auto& st : top) {
+    Dl_info info{};
+    const char* file = "?";
+    std::uintptr_t off = reinterpret_cast<std::uintptr_t>(st.caller);
+    if (dladdr(st.caller, &info) && info.dli_fname) {
+      file = info.dli_fname;
+      off -= reinterpret_cast<std::uintptr_t>(info.dli_fbase);
+    }
+    std::printf("  %6.2f  %5zu B  %s +0x%llx\n",
+                static_cast<double>(st.count) / static_cast<double>(requests), st.size, file,
+                static_cast<unsigned long long>(off));
+  }
 }
 
 [[noreturn]] void fail(const char* what) {
@@ -400,9 +459,11 @@ int main(int argc, char** argv) {
   const std::uint64_t aligned_before = aligned_allocations.load(std::memory_order_relaxed);
   const std::uint64_t before = allocations.load(std::memory_order_relaxed);
   const auto t0 = std::chrono::steady_clock::now();
+  recording.store(o.sites > 0, std::memory_order_relaxed);
 
   run_requests(conns, o.requests);
 
+  recording.store(false, std::memory_order_relaxed);
   const auto t1 = std::chrono::steady_clock::now();
   const std::uint64_t after = allocations.load(std::memory_order_relaxed);
   const std::uint64_t frees_after = frees.load(std::memory_order_relaxed);
@@ -444,6 +505,7 @@ int main(int argc, char** argv) {
       static_cast<double>(aligned_after - aligned_before) / static_cast<double>(o.requests),
       static_cast<double>(total - (aligned_after - aligned_before)) /
           static_cast<double>(o.requests));
+  if (o.sites > 0) print_sites(o.sites, o.requests);
   if (o.max >= 0 && per_request > o.max) {
     std::fprintf(stderr,
                  "alloc_per_request: FAILED: %.2f allocations per proxied request, more than "
