@@ -252,9 +252,12 @@ inline bool long_content_length(const field_list& fields) {
 
 /// A response's status outside 100-599 (RFC 9110 §15), which Beast takes as any 3 digits.
 inline bool status_out_of_range(const message& m) {
-  if (m.start.size() < 3) return false;
-  int s = (m.start[0] - '0') * 100 + (m.start[1] - '0') * 10 + (m.start[2] - '0');
-  return m.start[0] >= '0' && m.start[0] <= '9' && (s < 100 || s > 599);
+  // Beast's status is an integer, printed without leading zeros: "051" is "51 ...".
+  std::size_t i = 0;
+  int s = 0;
+  for (; i < m.start.size() && i < 4 && m.start[i] >= '0' && m.start[i] <= '9'; ++i)
+    s = s * 10 + (m.start[i] - '0');
+  return i > 0 && (s < 100 || s > 599);
 }
 
 /// A "close" token in a Connection field.
