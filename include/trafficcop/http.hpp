@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <any>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -28,7 +29,19 @@ namespace asio = boost::asio;
 using error_code = boost::system::error_code;
 
 /// Case-insensitive ASCII comparison, as field names and tokens are compared (RFC 9110 §5.1).
-bool iequals(std::string_view a, std::string_view b) noexcept;
+/// Inline: most calls compare names of different lengths, settled before any byte is read.
+inline bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    const unsigned char x = static_cast<unsigned char>(a[i]);
+    const unsigned char y = static_cast<unsigned char>(b[i]);
+    if (x == y) continue;
+    // Different bytes are equal only as the two cases of one letter: they differ in 0x20 alone.
+    const unsigned char l = x | 0x20;
+    if (l != (y | 0x20) || l < 'a' || l > 'z') return false;
+  }
+  return true;
+}
 
 /// An ordered multimap of header fields. Order and repeated lines are kept as received
 /// (spec 18: Set-Cookie lines stay separate); names compare case-insensitively.

@@ -2,6 +2,8 @@
 #include "app/request_identity.hpp"
 
 #include <algorithm>
+#include <array>
+#include <cstring>
 #include <random>
 
 #include "http/trace_context.hpp"
@@ -77,16 +79,38 @@ void decide_trace(request& in, const config::trace_context& tc) {
 
 }  // namespace
 
+namespace {
+
+/// "000102...feff": a byte's two hex digits at [2 * byte].
+constexpr auto hex_pairs = [] {
+  std::array<char, 512> t{};
+  constexpr char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 256; ++i) {
+    t[2 * i] = hex[i >> 4];
+    t[2 * i + 1] = hex[i & 15];
+  }
+  return t;
+}();
+
+}  // namespace
+
 void random_hex(std::string& out, std::size_t digits) {
-  static constexpr char hex[] = "0123456789abcdef";
   thread_local id_rng rng;
   out.resize(digits);
+  char* p = out.data();
+  std::uint64_t any = 0;  // the bits used: all-zero ids are invalid
   do {
+    any = 0;
     for (std::size_t i = 0; i < digits; i += 16) {
       std::uint64_t v = rng.next();
-      for (std::size_t j = i; j < std::min(digits, i + 16); ++j, v >>= 4) out[j] = hex[v & 15];
+      const std::size_t n = std::min<std::size_t>(digits - i, 16);
+      if (n < 16) v &= (std::uint64_t{1} << (4 * n)) - 1;
+      any |= v;
+      std::size_t j = 0;
+      for (; j + 2 <= n; j += 2, v >>= 8) std::memcpy(p + i + j, &hex_pairs[2 * (v & 0xff)], 2);
+      if (j < n) p[i + j] = hex_pairs[2 * (v & 0xf) + 1];
     }
-  } while (out.find_first_not_of('0') == std::string::npos);  // all-zero ids are invalid
+  } while (any == 0);
 }
 
 handler with_request_identity(handler next, const config::request_id& rid,

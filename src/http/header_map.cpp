@@ -1,21 +1,11 @@
 // SPDX-License-Identifier: MIT
 // header_map and the small helpers of the HTTP model.
 #include <algorithm>
-#include <array>
 
 #include "trafficcop/http.hpp"
 
 namespace trafficcop {
 namespace {
-
-constexpr char lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? char(c + 32) : c; }
-
-constexpr std::array<unsigned char, 256> make_lower_table() {
-  std::array<unsigned char, 256> t{};
-  for (int i = 0; i < 256; ++i) t[i] = static_cast<unsigned char>(lower(static_cast<char>(i)));
-  return t;
-}
-constexpr auto lower_table = make_lower_table();
 
 std::string_view trim(std::string_view s) noexcept {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -24,16 +14,6 @@ std::string_view trim(std::string_view s) noexcept {
 }
 
 }  // namespace
-
-bool iequals(std::string_view a, std::string_view b) noexcept {
-  if (a.size() != b.size()) return false;
-  // Most calls compare different names of equal length: the first byte usually settles it.
-  const auto* x = reinterpret_cast<const unsigned char*>(a.data());
-  const auto* y = reinterpret_cast<const unsigned char*>(b.data());
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower_table[x[i]] != lower_table[y[i]]) return false;
-  return true;
-}
 
 header_map& header_map::operator=(const header_map& o) {
   if (this == &o) return *this;

@@ -135,21 +135,28 @@ constexpr auto tchar_table = make_tchar_table();
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name) noexcept {
-  // Go's hopHeaders (RFC 2616 §13.5.1 plus HTTP2-Settings, #80416).
-  static constexpr std::string_view names[] = {
-      "Connection",
-      "Proxy-Connection",
-      "Keep-Alive",
-      "Proxy-Authenticate",
-      "Proxy-Authorization",
-      "Te",
-      "Trailer",
-      "Transfer-Encoding",
-      "Upgrade",
-      "HTTP2-Settings",
-  };
-  return std::any_of(std::begin(names), std::end(names),
-                     [&](std::string_view n) { return iequals(n, name); });
+  // Go's hopHeaders (RFC 2616 §13.5.1 plus HTTP2-Settings, #80416), by length: every field of
+  // every message passes here, and most have a length none of these has.
+  switch (name.size()) {
+    case 2:
+      return iequals(name, "Te");
+    case 7:
+      return iequals(name, "Trailer") || iequals(name, "Upgrade");
+    case 10:
+      return iequals(name, "Connection") || iequals(name, "Keep-Alive");
+    case 14:
+      return iequals(name, "HTTP2-Settings");
+    case 16:
+      return iequals(name, "Proxy-Connection");
+    case 17:
+      return iequals(name, "Transfer-Encoding");
+    case 18:
+      return iequals(name, "Proxy-Authenticate");
+    case 19:
+      return iequals(name, "Proxy-Authorization");
+    default:
+      return false;
+  }
 }
 
 void remove_hop_by_hop(header_map& h) {

@@ -3,6 +3,7 @@
 // request); these tests pin the observable behaviour that must not change because of it.
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <string>
 #include <utility>
 #include <vector>
@@ -81,6 +82,25 @@ TEST(HeaderMap, EraseIfRemovesMatchingLines) {
   for (auto [n, v] : lines{{"A", "1"}, {"B", "2"}, {"C", "3"}}) h.add(n, v);
   EXPECT_EQ(h.erase_if([](const header_map::field& f) { return f.value != "2"; }), 2u);
   EXPECT_EQ(dump(h), (lines{{"B", "2"}}));
+}
+
+TEST(IEquals, AsciiLettersFoldOtherBytesDoNot) {
+  EXPECT_TRUE(iequals("Content-Length", "content-LENGTH"));
+  EXPECT_TRUE(iequals("", ""));
+  EXPECT_FALSE(iequals("Host", "Hos"));
+  EXPECT_FALSE(iequals("Host", "Hosu"));
+  // Pairs that differ in bit 0x20 alone but are not the two cases of a letter.
+  EXPECT_FALSE(iequals("@", "`"));
+  EXPECT_FALSE(iequals("[", "{"));
+  EXPECT_FALSE(iequals("-", "\r"));
+  EXPECT_FALSE(iequals("\xC0", "\xE0"));  // Latin-1 letters are not ASCII letters
+  EXPECT_FALSE(iequals(std::string_view("x\0", 2), "x "));
+  for (int c = 0; c < 256; ++c)
+    for (int d = 0; d < 256; ++d) {
+      const char a = static_cast<char>(c), b = static_cast<char>(d);
+      const bool same = c == d || (c < 128 && d < 128 && std::tolower(c) == std::tolower(d));
+      ASSERT_EQ(iequals(std::string_view(&a, 1), std::string_view(&b, 1)), same) << c << " " << d;
+    }
 }
 
 }  // namespace
