@@ -447,6 +447,13 @@ int h2_client::on_header(nghttp2_session*, const nghttp2_frame* f, const std::ui
   } else if (n == ":status") {
     st->cur_status = 0;
     for (char c : v) st->cur_status = st->cur_status * 10 + (c - '0');  // nghttp2 checked it
+    // nghttp2 checks three digits only: "003" or "700" would reach the proxy, whose writer
+    // refuses them and then answers a 200 of its own. RFC 9110 §15 says 100 to 599, as the
+    // HTTP/1.1 parser does: anything else is a malformed response (a 502).
+    if (st->cur_status < 100 || st->cur_status > 599) {
+      st->malformed = true;
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset
+    }
   } else if (n.empty() || n.front() != ':') {
     st->cur.add(n, v);
   }
