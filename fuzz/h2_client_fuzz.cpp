@@ -1,37 +1,46 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the upstream HTTP/2 client (src/upstream/h2_client.cpp over
-// src/http2/session.cpp) on arbitrary server frames, through the whole proxy: an in-process
-// server running make_reverse_proxy with http2_mode::always (prior knowledge) towards a fake
-// upstream that the harness plays.
+// libFuzzer target: the upstream HTTP/2 client (src/upstream/h2_client.cpp over the sans-I/O
+// src/http2/session.cpp) on arbitrary server frames, in memory: no socket.
 //
-// Per input, an HTTP/1.1 client sends one request to the proxy (a GET, or a POST with a small
-// body when bit 0 of the first byte is set); the fake upstream accepts the proxy's connection
-// and answers with an empty SETTINGS frame followed by the rest of the input, then half-closes.
-// Beyond "no crash, no UB" (the proxy's thread runs under the same sanitizers):
-//   - the proxy answers the HTTP/1.1 client within 5 s (its response timeout is 1 s) and the
-//     answer is well-formed HTTP/1.1: heads that the project's parser accepts, a status of
-//     100-599, and no byte after a complete final response (whatever the upstream's frames
-//     said, nothing of them leaks into the client's framing); a body may be cut short (the
-//     upstream's stream ended badly), never extended;
-//   - what the proxy sent upstream is the client preface and whole, well-formed frames
-//     (h2_fuzz.hpp), and it closes that connection within 5 s of the upstream's end.
+// Per input, an h2_client is made on an unopened upstream connection and driven as the proxy
+// drives it: h2_wait_settings, then h2_round_trip of a GET, or a POST with a 5-byte body when
+// bit 0 of the first byte is set; the response's body is read, and the request body released,
+// as reverse_proxy.cpp does. The harness plays the upstream: an empty SETTINGS frame, then,
+// once the request's HEADERS went out, the rest of the input one frame at a time; between
+// feeds the io_context's ready handlers run and what the client sends is pulled, as its
+// socket_pump would (h2_fuzz.hpp). Then the upstream's close (EOF). Beyond "no crash, no UB":
+//   - what the proxy would relay is well-formed: interim responses have a 1xx status, the
+//     final one 200-599 (101 never comes), every field (interim, final, trailer) a token name
+//     and a valid value; a body never runs past its Content-Length, and one that ends cleanly
+//     has all of it;
+//   - the exchange settles within bounded work after each feed, and once the upstream is gone
+//     it ends and nothing holds the client any more (no coroutine left waiting);
+//   - what the client sent upstream is the client preface and whole, well-formed frames
+//     (h2_fuzz.hpp).
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 #include <string_view>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
 #include "h2_fuzz.hpp"
 #include "http/rules.hpp"
-#include "http1/parser.hpp"
-#include "trafficcop/reverse_proxy.hpp"
-#include "trafficcop/server.hpp"
 #include "trafficcop/transport.hpp"
+#include "upstream/h2_client.hpp"
+#include "upstream/pool.hpp"
 
 namespace {
 
@@ -40,80 +49,104 @@ using fuzz::check;
 using namespace std::chrono_literals;
 
 struct env {
-  fuzz::sock upstream;
-  std::uint16_t upstream_port = 0;
-  std::unique_ptr<server> srv;
-  std::uint16_t port = 0;
+  asio::io_context ioc{1};
+  // poll() must not find the context out of work and stop it between inputs.
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
 };
 
 env& environment() {
-  static env e = [] {
+  static env e;
+  static bool once = [] {
     spdlog::set_level(std::getenv("FUZZ_VERBOSE") ? spdlog::level::debug : spdlog::level::off);
-    env e;
-    e.upstream = fuzz::sock::listen(e.upstream_port);
-    http1_transport_options t;
-    t.connect_timeout = 1s;
-    t.http2 = http2_mode::always;
-    reverse_proxy_options o;
-    o.upstream = "http://127.0.0.1:" + std::to_string(e.upstream_port);
-    o.transport = make_http1_transport(t);
-    o.response_timeout = 1s;
-    server_options so;
-    so.listen = {"127.0.0.1:0"};
-    so.workers = 1;
-    so.read_header_timeout = 1s;
-    so.idle_timeout = 1s;
-    e.srv = std::make_unique<server>(so, make_reverse_proxy(std::move(o)));
-    std::string what;
-    check(!e.srv->start(what), "the proxy starts", what);
-    e.port = e.srv->local_endpoints().at(0).port();
-    return e;
+    return true;
   }();
+  (void)once;
   return e;
 }
 
-// The proxy's answer to the client: well-formed, and nothing after a complete final response.
-void check_response(std::string_view bytes, bool reset, std::string_view input) {
-  if (bytes.empty()) return;  // closed without an answer: the upstream's stream was lost
-  for (;;) {
-    // Whatever the upstream's head held (its size is bounded by the transport, 64 KiB, not
-    // its field count) may be relayed: only well-formedness is checked here.
-    http1::response_parser p(/*head_request=*/false,
-                             {.max_header_bytes = 1 << 20, .max_headers = 1 << 20});
-    error_code ec;
-    const auto used = p.put_head(bytes, ec);
-    check(!ec, "the proxy's response head parses", input);
-    if (used == 0) {
-      check(reset, "a response head is never cut short on a clean close", input);
-      return;
-    }
-    check(p.status() >= 100 && p.status() <= 599, "a status of 100-599", input);
-    for (const auto& f : p.fields())
-      check(http::is_token(f.name) && http::is_valid_field_value(f.value),
-            "response fields are tokens and valid values", f.name);
-    bytes.remove_prefix(used);
-    if (p.status() < 200) {
-      // An interim response, then the final one. If the upstream's final head arrives with
-      // its body already failed (the stream reset or closed at once), the proxy has taken the
-      // status but not sent the head, and closes the connection instead of answering 502:
-      // the client sees no final response, an abort it cannot take for success.
-      if (bytes.empty()) return;
-      continue;
-    }
-    char out[16384];
-    while (!p.is_done() && !bytes.empty()) {
-      auto step = p.put_body(bytes, asio::buffer(out), ec);
-      if (ec) return;  // cut short: an abort, not a framing error the client could misread
-      bytes.remove_prefix(step.consumed);
-      if (step.consumed == 0 && step.written == 0) break;
-    }
-    if (!p.is_done()) return;  // cut short, or close-delimited (then it ends at the close)
-    check(bytes.empty(), "no byte after a complete response", input);
-    return;
-  }
+void check_fields(const header_map& h, std::string_view input) {
+  for (const auto& f : h)
+    check(http::is_token(f.name) && http::is_valid_field_value(f.value),
+          "response fields are tokens and valid values", input);
 }
 
-// True once `b` (what the proxy sent upstream) holds a HEADERS frame after the preface.
+/// The request body: `data`, then its end.
+class fixed_body final : public body_reader {
+ public:
+  explicit fixed_body(std::string_view data) : data_(data) {}
+  asio::awaitable<read_result> read(asio::mutable_buffer out) override {
+    const std::size_t n = std::min(out.size(), data_.size());
+    std::memcpy(out.data(), data_.data(), n);
+    data_.remove_prefix(n);
+    co_return read_result{{}, n};
+  }
+  bool ready() const noexcept override { return true; }
+
+ private:
+  std::string_view data_;
+};
+
+/// The proxy's side of one exchange (reverse_proxy.cpp): the round trip, the body relayed
+/// (read here, bounded), the request body released.
+asio::awaitable<void> exchange(upstream::h2_client& h, bool post, std::string_view input,
+                               bool& done) {
+  fixed_body body("hello");
+  const header_map trailer;
+  outbound_request req;
+  req.method = post ? "POST" : "GET";
+  req.host = "fuzz";
+  req.port = 80;
+  req.target = post ? "/f?q=1" : "/f";
+  req.header.set("Host", "fuzz");
+  req.header.set("X-Forwarded-For", "192.0.2.1");
+  if (post) {
+    req.content_length = 5;
+    req.body = &body;
+    req.trailer = &trailer;
+  }
+  req.response_timeout = 60s;  // never reached in memory: nothing waits for a timer
+  req.on_informational = [input](int status, const header_map& f) -> asio::awaitable<error_code> {
+    check(status >= 100 && status <= 199 && status != 101, "an interim status is 1xx, not 101",
+          input);
+    check_fields(f, input);
+    co_return error_code{};
+  };
+  const bool ready = co_await upstream::h2_wait_settings(h, 60s);
+  if (ready) {
+    auto rt = co_await upstream::h2_round_trip(h, req);
+    if (!rt.response) {
+      check(static_cast<bool>(rt.error.ec), "a failed round trip says why", input);
+    } else {
+      auto& res = *rt.response;
+      check(res.status >= 200 && res.status <= 599, "a final status of 200-599", input);
+      check_fields(res.header, input);
+      std::uint64_t total = 0;
+      char buf[4096];
+      bool clean = false;
+      for (int i = 0; i < 64; ++i) {
+        auto r = co_await res.body().read(asio::buffer(buf));
+        if (r.ec) break;
+        if (r.n == 0) {
+          clean = true;
+          break;
+        }
+        total += r.n;
+      }
+      if (res.content_length >= 0) {
+        check(total <= static_cast<std::uint64_t>(res.content_length),
+              "a body never runs past its Content-Length", input);
+        if (clean)
+          check(total == static_cast<std::uint64_t>(res.content_length),
+                "a body that ends cleanly has all its Content-Length", input);
+      }
+      if (clean) check_fields(res.trailer, input);
+      if (res.request_pending()) co_await res.release();
+    }
+  }
+  done = true;
+}
+
+// True once `b` (what the client sent upstream) holds a HEADERS frame after the preface.
 bool has_headers(std::string_view b) {
   if (b.size() < fuzz::client_preface.size()) return false;
   b.remove_prefix(fuzz::client_preface.size());
@@ -133,53 +166,42 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (size == 0 || size > 64 * 1024) return 0;
   auto& e = environment();
   const auto input = fuzz::as_text(data, size);
+  const auto what = input.substr(0, 64);
   const bool post = data[0] & 1;
-  const auto frames = input.substr(1);
+  std::string_view frames = input.substr(1);
 
-  auto c = fuzz::sock::connect(e.port);
-  const auto deadline = fuzz::fuzz_clock::now() + 5s;
-  const std::string req = post ? "POST /f?q=1 HTTP/1.1\r\nHost: fuzz\r\nContent-Length: 5\r\n"
-                                 "Connection: close\r\n\r\nhello"
-                               : "GET /f HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n";
-  check(c.write_all(req, deadline), "the request is sent");
-
-  // The pool may still hold the previous input's connection for a moment: the proxy then
-  // fails over to a new one, or answers 502 without connecting. Connections after the first
-  // (retries of a refused stream) are reset, so that each input meets one fresh connection.
-  std::string sent;  // what the proxy sent upstream
-  auto u = e.upstream.accept(2s);
-  bool upstream_clean = false;
-  if (u) {
-    // The server's preface, then the input once the request's HEADERS arrived: frames for
-    // stream 1 before the client opened it would only ever be a connection error.
-    u.write_all(fuzz::empty_settings, deadline, &sent);
-    u.read_until(sent, deadline, [](std::string_view b) { return has_headers(b); });
-    u.write_all(frames, deadline, &sent);
-    u.shutdown_send();
-  }
-
-  std::string resp;
-  const auto end = c.read_to_end_rejecting(resp, deadline, e.upstream);
-  check(end != fuzz::sock::end::timeout, "the proxy answers within 5 s", input.substr(0, 64));
-  if (std::getenv("FUZZ_VERBOSE"))
-    std::fprintf(stderr, "-- proxy answered (%s):\n%s\n",
-                 end == fuzz::sock::end::eof ? "eof" : "reset", resp.c_str());
-  check_response(resp, end == fuzz::sock::end::reset, input.substr(0, 64));
-
-  if (u) {
-    const auto uend = u.read_to_end(sent, fuzz::fuzz_clock::now() + 5s);
-    check(uend != fuzz::sock::end::timeout, "the proxy closes the upstream connection",
-          input.substr(0, 64));
-    upstream_clean = uend == fuzz::sock::end::eof;
-    if (upstream_clean && sent.size() >= fuzz::client_preface.size()) {
-      check(std::string_view(sent).starts_with(fuzz::client_preface), "the client preface",
-            input.substr(0, 64));
-      fuzz::check_frames(std::string_view(sent).substr(fuzz::client_preface.size()), 16384,
-                         input.substr(0, 64));
+  // An upstream connection as the connector makes it, but never opened: the client takes its
+  // executor and peer name from it, nothing else in memory.
+  auto c = std::make_unique<upstream::conn>(asio::ip::tcp::socket(e.ioc));
+  c->peer = "192.0.2.2:80";
+  auto h = upstream::make_h2_client_in_memory(std::move(c), 100, 60s);
+  check(h != nullptr, "the session opens");
+  auto& s = upstream::h2_session(*h);
+  std::string sent;  // what the client sent upstream
+  bool done = false;
+  asio::co_spawn(e.ioc, exchange(*h, post, what, done), [](std::exception_ptr ex) {
+    if (ex) std::rethrow_exception(ex);  // a check's abort, or a bug: the fuzzer reports it
+  });
+  // The upstream's preface: an empty SETTINGS. Then its frames once the request's HEADERS
+  // went out: frames for stream 1 before the client opened it would only ever be a
+  // connection error.
+  bool ok = s.feed(fuzz::empty_settings);
+  check(fuzz::settle(e.ioc, s, sent), "the exchange settles after the SETTINGS", what);
+  if (ok && has_headers(sent)) {
+    while (ok && !frames.empty() && !s.finished()) {
+      ok = s.feed(fuzz::next_frame(frames));
+      check(fuzz::settle(e.ioc, s, sent), "the exchange settles after each frame", what);
     }
-    u.abort();
   }
-  c.abort();
-  e.upstream.reject_pending();  // a late retry must not meet the next input's frames
+  // The upstream's close (EOF): every stream fails, the exchange ends.
+  upstream::h2_connection_lost(*h);
+  check(fuzz::settle(e.ioc, s, sent), "the exchange settles after the upstream's end", what);
+  check(done, "the exchange ends once the upstream is gone", what);
+  check(h.use_count() == 1, "nothing holds the client once the exchange ended", what);
+  h.reset();
+  e.ioc.poll();  // what the session's end left (cancelled waits), run before the next input
+  if (std::getenv("FUZZ_VERBOSE")) std::fprintf(stderr, "-- client sent %zu bytes\n", sent.size());
+  check(std::string_view(sent).starts_with(fuzz::client_preface), "the client preface", what);
+  fuzz::check_frames(std::string_view(sent).substr(fuzz::client_preface.size()), 16384, what);
   return 0;
 }

@@ -1,216 +1,27 @@
 // SPDX-License-Identifier: MIT
-// Shared driver of the HTTP/2 fuzz targets: blocking loopback sockets with deadlines, and a
-// reader of the frames a peer sent.
+// What the HTTP/2 fuzz targets share: cutting an input into frames, and a checker of the
+// frames a session sent.
 //
-// The targets run the project's HTTP/2 code as it runs in production: an in-process
-// trafficcop::server (its worker thread, its h2 session) started once per process on
-// 127.0.0.1:0, fed over a real TCP connection per input. nghttp2 itself is not instrumented:
-// coverage is that of the project's glue around it.
+// The targets run the project's HTTP/2 glue without sockets (the server's h2_connection, the
+// upstream h2_client, both over the sans-I/O h2::session): the input's frames are fed one at a
+// time, the io_context's ready handlers run between feeds, and what the session sends is
+// pulled as its socket_pump would. No timer needs to fire, so a run is bounded work, not
+// wall-clock waits. nghttp2 itself is not instrumented: coverage is that of the project's
+// glue around it.
 #pragma once
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include <boost/asio/io_context.hpp>
+
 #include "fuzz_check.hpp"
+#include "http2/session.hpp"
 
 namespace trafficcop::fuzz {
-
-using fuzz_clock = std::chrono::steady_clock;
-
-/// A connected (or listening) socket, closed on destruction.
-class sock {
- public:
-  sock() = default;
-  explicit sock(int fd) : fd_(fd) {}
-  sock(sock&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  sock& operator=(sock&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  ~sock() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int fd() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-
-  /// Connects to 127.0.0.1:port.
-  static sock connect(std::uint16_t port) {
-    sock s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    check(bool(s), "socket()");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    // Hundreds of connections a second leave ports in TIME_WAIT (and other work on the
-    // machine takes its share): wait for one rather than report the harness's own failure.
-    int tries = 0;
-    while (::connect(s.fd(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-      check((errno == EADDRNOTAVAIL || errno == EAGAIN || errno == EINTR) && ++tries < 500,
-            "connect() to 127.0.0.1 (not EADDRNOTAVAIL, or for 5 s)");
-      ::usleep(10'000);
-      s = sock(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-      check(bool(s), "socket()");
-    }
-    int one = 1;
-    ::setsockopt(s.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return s;
-  }
-
-  /// Listens on 127.0.0.1:0; `port` gets the port.
-  static sock listen(std::uint16_t& port) {
-    sock s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    check(bool(s), "socket()");
-    int one = 1;
-    ::setsockopt(s.fd(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    check(::bind(s.fd(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0, "bind()");
-    check(::listen(s.fd(), 64) == 0, "listen()");
-    check(::getsockname(s.fd(), reinterpret_cast<sockaddr*>(&a), &len) == 0, "getsockname()");
-    port = ntohs(a.sin_port);
-    return s;
-  }
-
-  /// Accepts one connection, or an empty sock after `timeout`.
-  sock accept(std::chrono::milliseconds timeout) const {
-    if (!wait(POLLIN, fuzz_clock::now() + timeout)) return {};
-    return sock(::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC));
-  }
-
-  /// Writes all of `data` unless the peer closed first or `deadline` passed; also reads and
-  /// drops what the peer sends meanwhile (into `sink` if given), so that neither side blocks
-  /// on a full buffer.
-  bool write_all(std::string_view data, fuzz_clock::time_point deadline,
-                 std::string* sink = nullptr) {
-    while (!data.empty()) {
-      pollfd p{fd_, POLLIN | POLLOUT, 0};
-      if (!poll_until(p, deadline)) return false;
-      if (p.revents & POLLIN) {
-        if (!read_some(sink)) return false;
-      }
-      if (p.revents & POLLOUT) {
-        auto n = ::send(fd_, data.data(), data.size(), MSG_NOSIGNAL);
-        if (n < 0 && errno != EAGAIN && errno != EINTR) return false;
-        if (n > 0) data.remove_prefix(static_cast<std::size_t>(n));
-      }
-      if (p.revents & (POLLERR | POLLHUP) && !(p.revents & (POLLIN | POLLOUT))) return false;
-    }
-    return true;
-  }
-
-  /// The ways a read to the end can finish.
-  enum class end { eof, reset, timeout };
-
-  /// Reads until the peer closes or `deadline`, appending to `out` (bounded by `max`).
-  end read_to_end(std::string& out, fuzz_clock::time_point deadline, std::size_t max = 1 << 20) {
-    for (;;) {
-      if (!wait(POLLIN, deadline)) return end::timeout;
-      char buf[16384];
-      auto n = ::recv(fd_, buf, sizeof buf, 0);
-      if (n == 0) return end::eof;
-      if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN) continue;
-        return end::reset;
-      }
-      if (out.size() < max) out.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-
-  /// Reads into `out` until `done(out)` is true, the peer closes or `deadline` passes.
-  template <class Pred>
-  bool read_until(std::string& out, fuzz_clock::time_point deadline, Pred done) {
-    while (!done(std::string_view(out))) {
-      if (!wait(POLLIN, deadline)) return false;
-      if (!read_some(&out)) return false;
-    }
-    return true;
-  }
-
-  /// Listening socket: accepts and resets every connection waiting now (no wait).
-  void reject_pending() const {
-    for (;;) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 0) != 1) return;
-      sock extra(::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC));
-      if (!extra) return;
-      extra.abort();
-    }
-  }
-
-  /// Like read_to_end, and meanwhile resets every connection that arrives on `listener`:
-  /// a second upstream connection (a retry) is refused at once rather than left waiting.
-  end read_to_end_rejecting(std::string& out, fuzz_clock::time_point deadline,
-                            const sock& listener) {
-    for (;;) {
-      pollfd p[2] = {{fd_, POLLIN, 0}, {listener.fd(), POLLIN, 0}};
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - fuzz_clock::now());
-      if (left.count() <= 0) return end::timeout;
-      int r = ::poll(p, 2, static_cast<int>(left.count()));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) return end::timeout;
-      if (p[1].revents & POLLIN) listener.reject_pending();
-      if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buf[16384];
-      auto n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-      if (n == 0) return end::eof;
-      if (n < 0) {
-        if (errno == EINTR || errno == EAGAIN) continue;
-        return end::reset;
-      }
-      if (out.size() < (1u << 20)) out.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-
-  void shutdown_send() { ::shutdown(fd_, SHUT_WR); }
-  /// Closes with RST (SO_LINGER 0) instead of FIN: no TIME_WAIT on the fuzzer's side.
-  void abort() {
-    linger l{1, 0};
-    ::setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
-    ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  bool read_some(std::string* sink) {
-    char buf[16384];
-    auto n = ::recv(fd_, buf, sizeof buf, MSG_DONTWAIT);
-    if (n == 0) return false;
-    if (n < 0) return errno == EAGAIN || errno == EINTR;
-    if (sink && sink->size() < (1 << 20)) sink->append(buf, static_cast<std::size_t>(n));
-    return true;
-  }
-  static bool poll_until(pollfd& p, fuzz_clock::time_point deadline) {
-    for (;;) {
-      auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - fuzz_clock::now());
-      if (left.count() <= 0) return false;
-      int r = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (r > 0) return true;
-      if (r == 0) return false;
-      if (errno != EINTR) return false;
-    }
-  }
-  bool wait(short events, fuzz_clock::time_point deadline) const {
-    pollfd p{fd_, events, 0};
-    return poll_until(p, deadline);
-  }
-
-  int fd_ = -1;
-};
 
 /// One HTTP/2 frame header (RFC 9113 §4.1).
 struct frame {
@@ -219,6 +30,32 @@ struct frame {
   std::uint8_t flags = 0;
   std::uint32_t stream = 0;
 };
+
+/// The next frame of `in` (its 9-byte header and the payload it announces), taken off the
+/// front; what is left when the header is cut short or announces more than there is.
+inline std::string_view next_frame(std::string_view& in) {
+  std::size_t n = in.size();
+  if (n >= 9) {
+    const auto* b = reinterpret_cast<const unsigned char*>(in.data());
+    n = std::min(n, 9 + (std::size_t(b[0]) << 16 | std::size_t(b[1]) << 8 | b[2]));
+  }
+  auto f = in.substr(0, n);
+  in.remove_prefix(n);
+  return f;
+}
+
+/// What a socket_pump does while the peer is silent, in memory: runs the ready handlers of
+/// `ioc` and pulls what `s` sends into `out`, until neither does anything. False if it is still
+/// busy after `rounds` rounds (a livelock: a bug).
+inline bool settle(asio::io_context& ioc, h2::session& s, std::string& out, int rounds = 10000) {
+  for (int i = 0; i < rounds; ++i) {
+    const std::size_t ran = ioc.poll();
+    const std::size_t had = out.size();
+    if (!s.pull(out, SIZE_MAX)) s.close();  // as the pump: nghttp2 failed, the session ends
+    if (ran == 0 && out.size() == had) return true;
+  }
+  return false;
+}
 
 inline constexpr std::string_view client_preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// An empty SETTINGS frame: what a server's preface can be.

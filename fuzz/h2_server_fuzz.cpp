@@ -1,18 +1,23 @@
 // SPDX-License-Identifier: MIT
-// libFuzzer target: the HTTP/2 server (src/server/h2_server.cpp over src/http2/session.cpp)
-// on arbitrary client frames, through a real in-process server and a loopback connection.
+// libFuzzer target: the HTTP/2 server glue (src/server/h2_server.cpp and h2_callbacks.cpp over
+// the sans-I/O src/http2/session.cpp) on arbitrary client frames, in memory: no socket.
 //
 // Each input is what a client sends after the connection preface: frames, HPACK blocks,
-// garbage. The harness then half-closes and reads everything the server answers. Beyond "no
-// crash, no UB" (the server thread runs under the same sanitizers):
+// garbage. An h2_connection (on an unopened client_stream, with a worker whose handler is the
+// checking one below) is fed the preface and then the input one frame at a time; between
+// feeds the io_context's ready handlers run and what the server sends is pulled, as its
+// socket_pump would (h2_fuzz.hpp). After the input, the client's end: the session closes as
+// on EOF. Beyond "no crash, no UB":
 //   - every request that reaches the handler is valid as the HTTP/1.1 server would hand it
 //     over: a token method, a normalised origin-form target (or "*", or none for CONNECT), a
 //     valid host or none, field names that are lower-case tokens without '_', valid values;
-//   - the server closes the connection within 5 s of the client's end (its timeouts are 1 s);
+//   - the session settles within bounded work after each feed, and once the client is gone
+//     every handler returns within bounded work (no timer has to fire: none does);
 //   - what it sent is whole, well-formed frames starting with SETTINGS (h2_fuzz.hpp).
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -22,8 +27,15 @@
 #include <string>
 #include <string_view>
 
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
 #include "h2_fuzz.hpp"
 #include "http/rules.hpp"
+#include "server/client_stream.hpp"
+#include "server/h2_session.hpp"
+#include "server/worker.hpp"
 #include "trafficcop/server.hpp"
 
 namespace {
@@ -73,46 +85,71 @@ asio::awaitable<void> handle(response_writer& w, request& req) {
   co_await w.write(asio::buffer(req.method + " " + req.target + " " + std::to_string(total)));
 }
 
-std::uint16_t server_port() {
-  static std::unique_ptr<server> srv;
-  static std::uint16_t port = [] {
-    spdlog::set_level(spdlog::level::off);
-    server_options so;
-    so.listen = {"127.0.0.1:0"};
-    so.workers = 1;
-    so.http2 = {listener_http2{.h2c = true, .max_concurrent_streams = 16}};
-    so.read_header_timeout = 1s;
-    so.idle_timeout = 1s;
-    so.read_body_timeout = 1s;
-    so.max_headers = 32;
-    so.max_header_bytes = 4096;
-    srv = std::make_unique<server>(so, handle);
-    std::string what;
-    check(!srv->start(what), "the server starts", what);
-    return srv->local_endpoints().at(0).port();
+struct env {
+  server_options so;
+  handler h = handle;
+  listener_http2 cfg{.h2c = true, .max_concurrent_streams = 16};
+  std::unique_ptr<detail::worker> w;
+  std::unique_ptr<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::array<char, 16 * 1024> buf{};  // the client_stream's read buffer (unused in memory)
+};
+
+env& environment() {
+  static env e = [] {
+    spdlog::set_level(std::getenv("FUZZ_VERBOSE") ? spdlog::level::debug : spdlog::level::off);
+    env e;
+    // Timeouts no input reaches: in memory nothing waits for a timer, so a run is the same
+    // work whatever the machine's speed.
+    e.so.read_header_timeout = 60s;
+    e.so.idle_timeout = 60s;
+    e.so.read_body_timeout = 60s;
+    e.so.max_headers = 32;
+    e.so.max_header_bytes = 4096;
+    return e;
   }();
-  return port;
+  if (!e.w) {
+    e.w = std::make_unique<detail::worker>(e.so, e.h, 0);
+    // poll() must not find the context out of work and stop it between inputs.
+    e.work = std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+        e.w->ioc.get_executor());
+  }
+  return e;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size > 64 * 1024) return 0;
+  auto& e = environment();
+  auto& ioc = e.w->ioc;
   const auto input = fuzz::as_text(data, size);
-  auto s = fuzz::sock::connect(server_port());
-  const auto deadline = fuzz::fuzz_clock::now() + 5s;
+  const auto what = input.substr(0, 64);
+  // A connection as the listener would hand it over, but never opened: the session takes its
+  // executor and the request facts (addresses) from it, nothing else in memory.
+  const asio::ip::tcp::endpoint remote(asio::ip::make_address_v4("192.0.2.1"), 40000);
+  const asio::ip::tcp::endpoint local(asio::ip::make_address_v4("127.0.0.1"), 8080);
+  detail::client_stream io(asio::ip::tcp::socket(ioc), nullptr, remote, local, e.buf.data(),
+                           e.buf.size(), 60s);
   std::string got;
-  if (!s.write_all(std::string(fuzz::client_preface) + std::string(input), deadline, &got))
-    return 0;  // the server closed first: nothing more to check
-  s.shutdown_send();
-  const auto end = s.read_to_end(got, deadline);
-  check(end != fuzz::sock::end::timeout, "the server closes within 5 s of the client's end",
-        input.substr(0, 64));
-  if (std::getenv("FUZZ_VERBOSE"))
-    std::fprintf(stderr, "-- server sent %zu bytes, then %s\n", got.size(),
-                 end == fuzz::sock::end::eof ? "eof" : "reset");
-  // After a reset, bytes in flight may be lost: only a clean end has all the frames.
-  if (end == fuzz::sock::end::eof) fuzz::check_frames(got, 16384, input.substr(0, 64));
-  s.abort();
+  {
+    detail::h2_connection h(io, *e.w, 0, e.cfg);
+    check(h.open(), "the session opens");
+    // The read loop's work: feed, then let the handlers and the writer run, until the session
+    // wants nothing more or the input ends.
+    bool ok = h.feed(fuzz::client_preface);
+    check(fuzz::settle(ioc, h, got), "the session settles after the preface", what);
+    std::string_view rest = input;
+    while (ok && !rest.empty() && !h.finished()) {
+      ok = h.feed(fuzz::next_frame(rest));
+      check(fuzz::settle(ioc, h, got), "the session settles after each frame", what);
+    }
+    // The client's end (EOF): the session closes, every handler is cancelled.
+    h.peer_gone();
+    check(fuzz::settle(ioc, h, got), "the session settles after the client's end", what);
+    check(h.running() == 0, "every handler returns once the client is gone", what);
+  }
+  ioc.poll();  // what the session's end left (cancelled waits), run before the next input
+  if (std::getenv("FUZZ_VERBOSE")) std::fprintf(stderr, "-- server sent %zu bytes\n", got.size());
+  fuzz::check_frames(got, 16384, what);
   return 0;
 }

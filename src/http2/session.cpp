@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: MIT
-// The HTTP/2 session's I/O loops, flow-control helpers and field conversion.
+// The sans-I/O HTTP/2 session (bytes in, bytes out), flow-control helpers and field conversion.
 #include "http2/session.hpp"
 
 #include <cstring>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include "core/log.hpp"
@@ -12,9 +13,6 @@
 
 namespace trafficcop::h2 {
 namespace {
-
-constexpr std::size_t read_size = 32 * 1024;
-constexpr std::size_t write_batch = 64 * 1024;  // frames gathered before a socket write
 
 /// True if the comma-separated `list` has `token` (case-insensitive, trimmed).
 bool header_map_list_has(std::string_view list, std::string_view token) {
@@ -111,15 +109,7 @@ void nv_list::add_fields(const header_map& h, bool trailer) {
   }
 }
 
-session::session(asio::ip::tcp::socket& sock, io::tls_stream* tls,
-                 std::chrono::milliseconds write_timeout)
-    : done_ev_(sock.get_executor()),
-      sock_(sock),
-      tls_(tls),
-      write_ev_(sock.get_executor()),
-      write_timeout_(write_timeout),
-      read_wd_(sock.get_executor(), [this] { on_idle(); }),
-      write_wd_(sock.get_executor(), [this] { close_socket(); }) {}
+session::session(const asio::any_io_executor& ex) : ex_(ex), write_ev_(ex) {}
 
 session::~session() {
   if (ng_) nghttp2_session_del(ng_);
@@ -147,11 +137,10 @@ void session::terminate(std::uint32_t code) {
   want_write();
 }
 
-void session::close_socket() noexcept {
+void session::close() noexcept {
   if (closed_) return;
   closed_ = true;
-  error_code ignored;
-  sock_.cancel(ignored);  // the owner closes: lingering first if it sent a GOAWAY
+  if (driver_) driver_->stop();  // the owner closes the socket: lingering first after a GOAWAY
   write_ev_.notify();
 }
 
@@ -194,7 +183,7 @@ bool session::feed(std::string_view in) {
       nghttp2_session_mem_recv(ng_, reinterpret_cast<const std::uint8_t*>(in.data()), in.size());
   if (rv < 0) {
     log::debug("HTTP/2 session ended: {}", nghttp2_strerror(static_cast<int>(rv)));
-    // A flood (too many queued acks) or a fatal error: say why if the socket still takes it.
+    // A flood (too many queued acks) or a fatal error: say why if the peer still takes it.
     std::uint32_t code = NGHTTP2_INTERNAL_ERROR;
     if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
       code = NGHTTP2_ENHANCE_YOUR_CALM;
@@ -210,80 +199,21 @@ bool session::feed(std::string_view in) {
   return true;
 }
 
+bool session::pull(std::string& out, std::size_t batch) {
+  if (closed_ || ng_ == nullptr) return true;
+  while (out.size() < batch) {
+    const std::uint8_t* data = nullptr;
+    ssize_t n = nghttp2_session_mem_send(ng_, &data);
+    if (n < 0) return false;
+    if (n == 0) break;
+    out.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
 bool session::finished() const noexcept {
-  return closed_ || (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0);
-}
-
-void session::idle_changed() {
-  if (idle_.count() > 0 && idle_check())
-    read_wd_.arm(idle_);
-  else
-    read_wd_.disarm();
-}
-
-void session::on_idle() {
-  // A stream may have started since the deadline was set: then it is not idle.
-  if (idle_check()) terminate(NGHTTP2_NO_ERROR);
-}
-
-asio::awaitable<void> session::read_loop(std::chrono::milliseconds idle) {
-  reading_ = true;
-  idle_ = idle;
-  if (!rbuf_ && read_buf_.size() == 0) {
-    rbuf_ = std::make_unique_for_overwrite<char[]>(read_size);
-    read_buf_ = asio::buffer(rbuf_.get(), read_size);
-  }
-  idle_changed();
-  while (!finished()) {
-    auto [ec, n] = co_await io::read_some(sock_, tls_, read_buf_);
-    if (n > 0 && !feed({static_cast<const char*>(read_buf_.data()), n})) break;
-    if (ec) {
-      if (ec != asio::error::operation_aborted) peer_left_ = true;
-      if (!read_wd_.expired()) close_socket();  // the peer left (or an I/O error)
-      break;
-    }
-  }
-  read_wd_.disarm();
-  reading_ = false;
-  want_write();  // the writer decides when everything is out
-  done_ev_.notify();
-}
-
-asio::awaitable<void> session::write_loop() {
-  writing_ = true;
-  for (;;) {
-    wbuf_.clear();
-    while (wbuf_.size() < write_batch) {
-      const std::uint8_t* data = nullptr;
-      ssize_t n = nghttp2_session_mem_send(ng_, &data);
-      if (n <= 0) {
-        if (n < 0) close_socket();
-        break;
-      }
-      wbuf_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
-    }
-    if (closed_) break;
-    if (!wbuf_.empty()) {
-      // Once the reader has stopped (a flood, a fatal error) the last frames get a moment,
-      // not the full stall timeout: a peer that does not read them loses them.
-      auto limit =
-          reading_ ? write_timeout_ : std::min(write_timeout_, std::chrono::milliseconds(1000));
-      write_wd_.arm(limit);
-      auto [ec, n] = co_await io::write_all(sock_, tls_, asio::buffer(wbuf_));
-      write_wd_.disarm();
-      if (ec) {
-        close_socket();
-        break;
-      }
-      continue;
-    }
-    // Nothing to send: done when neither side has anything left, or the reader gave up.
-    if (finished() || !reading_) break;
-    co_await write_ev_.wait();
-  }
-  close_socket();
-  writing_ = false;
-  done_ev_.notify();
+  return closed_ || ng_ == nullptr ||
+         (nghttp2_session_want_read(ng_) == 0 && nghttp2_session_want_write(ng_) == 0);
 }
 
 }  // namespace trafficcop::h2

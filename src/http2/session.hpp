@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: MIT
-// What both ends of HTTP/2 share: an nghttp2 session driven over a socket (or TLS) by two
-// coroutines, and the per-stream byte queues that flow control runs through.
+// What both ends of HTTP/2 share: the sans-I/O session over nghttp2 (bytes in, events and
+// bytes out), and the per-stream byte queues that flow control runs through.
 //
-// nghttp2 is sans-I/O: bytes read from the socket go in with mem_recv (callbacks fire inside
-// it), frames to send come out of mem_send. One coroutine reads and feeds, another drains and
-// writes; everything else (handlers on the server, callers on the client) only queues work in
-// the session and calls want_write(). All of it runs on one worker thread.
+// nghttp2 is sans-I/O: bytes the peer sent go in with mem_recv (feed(); callbacks fire inside
+// it), frames to send come out of mem_send (pull()). No socket, no timer here: on a connection
+// a socket_pump (socket_pump.hpp) reads and feeds, pulls and writes, and owns the watchdogs;
+// tests and the fuzz targets feed and pull in memory. Everything else (handlers on the server,
+// callers on the client) only queues work in the session and calls want_write(). All of it
+// runs on one worker thread.
 //
 // Flow control is manual (NO_AUTO_WINDOW_UPDATE): received DATA is acknowledged only when the
 // consumer reads it (inbound::read), so a slow consumer stops the peer after one window.
@@ -23,12 +25,10 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "core/stream_io.hpp"
-#include "core/watchdog.hpp"
 #include "trafficcop/http.hpp"
 
 namespace trafficcop::h2 {
@@ -100,17 +100,60 @@ class nv_list {
   std::string names_;  // lower-cased names; reserved whole before the views are taken
 };
 
-/// A session's transport and its two loops. Subclasses make the nghttp2 session (server or
-/// client callbacks) and own the streams.
+/// What carries a session's bytes, as the session sees it: socket_pump on a connection, nothing
+/// in memory (tests, fuzz targets). The session calls it; it never calls back inside these.
+class driver {
+ public:
+  /// The session was closed (close()): stop reading and writing, cancel pending I/O.
+  virtual void stop() noexcept = 0;
+  /// idle() may have changed (streams came or went): re-arm or disarm an idle deadline.
+  virtual void idle_changed() noexcept = 0;
+
+ protected:
+  ~driver() = default;
+};
+
+/// The sans-I/O core of both ends: an nghttp2 session that takes bytes in (feed) and gives
+/// bytes out (pull), with the flow-control helpers both sides use. It owns no socket and no
+/// timer: a driver (socket_pump.hpp) or a test moves the bytes. Subclasses make the nghttp2
+/// session (server or client callbacks) and own the streams.
 class session {
  public:
-  session(asio::ip::tcp::socket& sock, io::tls_stream* tls,
-          std::chrono::milliseconds write_timeout);
+  /// `ex`: where the session's events (and the subclass's coroutines) run.
+  explicit session(const asio::any_io_executor& ex);
   virtual ~session();
   session(const session&) = delete;
   session& operator=(const session&) = delete;
 
   nghttp2_session* ng() const noexcept { return ng_; }
+  const asio::any_io_executor& executor() const noexcept { return ex_; }
+
+  // --- bytes in, bytes out
+
+  /// Feeds `bytes` (what the peer sent) to nghttp2; false when the session must end (the
+  /// error is logged and a GOAWAY queued).
+  bool feed(std::string_view bytes);
+  /// Appends what nghttp2 has queued to send to `out`, whole frames, until `out` holds at
+  /// least `batch` bytes or nothing is left. False on a fatal error: the session is over.
+  bool pull(std::string& out, std::size_t batch);
+  /// Notified when frames were queued (want_write()) or the session closed: the writer of a
+  /// driver waits on it before pulling again.
+  event& write_wanted() noexcept { return write_ev_; }
+
+  // --- state
+
+  /// Nothing more to read nor to write (or closed): the driver may stop.
+  bool finished() const noexcept;
+  bool wants_read() const noexcept { return ng_ && !closed_ && nghttp2_session_want_read(ng_); }
+  bool wants_write() const noexcept { return ng_ && !closed_ && nghttp2_session_want_write(ng_); }
+  /// The session ended itself with an error GOAWAY (a fatal error, a flood, a bad peer).
+  bool failed() const noexcept { return failed_; }
+  /// No stream in flight: an idle deadline may run (the driver's).
+  virtual bool idle() const noexcept { return false; }
+  bool closed() const noexcept { return closed_; }
+
+  // --- what the glue and the driver call
+
   /// Frames are queued: wake the writer.
   void want_write() noexcept { write_ev_.notify(); }
   /// Sends the DATA of a deferred stream again once its queue has bytes (or ended).
@@ -119,58 +162,37 @@ class session {
   void consume(std::int32_t stream_id, std::size_t n);
   /// Ends the session with GOAWAY(`code`): the writer flushes it, then the loops stop.
   void terminate(std::uint32_t code);
-  /// The socket is done (error, timeout, or the end of the session): both loops stop. The
-  /// owner closes it.
-  void close_socket() noexcept;
-  bool closed() const noexcept { return closed_; }
+  /// The transport is done (error, timeout, or the end of the session): nothing more is
+  /// read or written; the driver stops (its owner closes the socket).
+  void close() noexcept;
+  /// `d` drives this session from now on (null: none). It must outlive the session or be
+  /// detached first.
+  void attach(driver* d) noexcept { driver_ = d; }
 
   /// nghttp2's data provider source for `out`; the read callback below serves it.
   static nghttp2_data_provider provider(outbound& out);
 
  protected:
-  /// Feeds `bytes` to nghttp2; false when the session must end (the error is logged).
-  bool feed(std::string_view bytes);
-  /// Reads and feeds until the session or the socket ends. `idle` bounds a read while
-  /// idle_check() says nothing is in flight (0 = unbounded); expiry calls on_idle().
-  asio::awaitable<void> read_loop(std::chrono::milliseconds idle);
-  /// Sends what nghttp2 has queued until the session has nothing left to do.
-  asio::awaitable<void> write_loop();
   /// Runs after each successful feed, outside nghttp2's callbacks: work the callbacks queued
   /// (starting handlers) must not run inside mem_recv.
   virtual void after_feed() {}
-  virtual bool idle_check() const noexcept { return false; }
-  /// The idle deadline follows idle_check(): call when streams come or go.
-  void idle_changed();
-  /// Both loops have ended; `event` for the owner to wait on.
-  bool loops_done() const noexcept { return !reading_ && !writing_; }
-  event done_ev_;
+  /// The idle deadline follows idle(): call when streams come or go.
+  void idle_changed() noexcept {
+    if (driver_) driver_->idle_changed();
+  }
 
-  asio::ip::tcp::socket& sock_;
-  io::tls_stream* tls_;
   nghttp2_session* ng_ = nullptr;
-  bool reading_ = false;
-  bool writing_ = false;
-  bool peer_left_ = false;  // the read side saw EOF or an error
-  bool failed_ = false;     // we ended the session with an error GOAWAY
-  /// Where reads land; the owner may lend a buffer it has (else one is made).
-  asio::mutable_buffer read_buf_;
 
  private:
   static ssize_t read_data(nghttp2_session*, std::int32_t stream_id, std::uint8_t* buf,
                            std::size_t length, std::uint32_t* flags, nghttp2_data_source* src,
                            void* user);
-  bool finished() const noexcept;
 
-  void on_idle();
-
+  asio::any_io_executor ex_;
   event write_ev_;
-  std::chrono::milliseconds write_timeout_;
-  std::chrono::milliseconds idle_{0};
-  watchdog read_wd_;
-  watchdog write_wd_;
+  driver* driver_ = nullptr;
   bool closed_ = false;
-  std::string wbuf_;
-  std::unique_ptr<char[]> rbuf_;
+  bool failed_ = false;  // we ended the session with an error GOAWAY
 };
 
 }  // namespace trafficcop::h2

@@ -71,7 +71,7 @@ int h2_connection::on_begin_headers(nghttp2_session* ng, const nghttp2_frame* f,
     self->spare_.pop_back();
     st->reset(f->hd.stream_id);
   } else {
-    st = std::make_unique<stream>(*self, f->hd.stream_id, self->sock_.get_executor());
+    st = std::make_unique<stream>(*self, f->hd.stream_id, self->executor());
   }
   nghttp2_session_set_stream_user_data(ng, f->hd.stream_id, st.get());
   self->streams_.push_back(std::move(st));

@@ -250,7 +250,8 @@ bool h2_connection::init() {
 asio::awaitable<void> h2_connection::run(bool draining) {
   if (!init()) co_return;
   // The stream's read buffer is idle from now on: reads land there.
-  read_buf_ = io_.buffer();
+  pump_ = std::make_unique<h2::socket_pump>(*this, io_.socket(), io_.tls(), opts_.idle_timeout,
+                                            io_.buffer());
   auto ex = co_await asio::this_coro::executor;
   // The preface and whatever followed it may already be in the connection's buffer.
   bool ok = true;
@@ -258,21 +259,26 @@ asio::awaitable<void> h2_connection::run(bool draining) {
     ok = feed(pending);
     io_.consume(pending.size());
   }
-  reading_ = ok;  // before the writer starts: it stops once nothing is read any more
-  asio::co_spawn(ex, write_loop(), log_failure{"HTTP/2 server write loop"});
+  if (ok) pump_->will_read();  // before the writer starts: it stops once nothing is read
+  asio::co_spawn(ex, pump_->write_loop(), log_failure{"HTTP/2 server write loop"});
   // Accepted before a drain began and still in its TLS handshake or preface then: the drain
   // reached the HTTP/1 side only. GOAWAY now, as the connections that were already HTTP/2.
   if (ok && draining) drain();
-  if (ok) co_await read_loop(opts_.idle_timeout);
+  if (ok) co_await pump_->read_loop(opts_.idle_timeout);
   // The reader is done: the peer left, the session ended, or the connection failed.
-  while (writing_) co_await done_ev_.wait();
-  fail_all(make_error_code(errc::client_gone));
+  co_await pump_->writer_done();
+  peer_gone();
   while (running_ > 0) co_await done_ev_.wait();
   // A GOAWAY we sent (an error, a flood, drain) must reach a client that is still sending.
   // After an error GOAWAY the client may still be sending (a flood): up to a second of it is
   // read and dropped so that the GOAWAY is not destroyed by a reset. A session that ended
   // normally closes at once.
-  if (failed_ && io_.is_open() && !peer_left_) co_await io_.linger(16 * 1024 * 1024);
+  if (failed() && io_.is_open() && !pump_->peer_left()) co_await io_.linger(16 * 1024 * 1024);
+}
+
+void h2_connection::peer_gone() {
+  close();
+  fail_all(make_error_code(errc::client_gone));
 }
 
 void h2_connection::drain() {
@@ -289,7 +295,7 @@ void h2_connection::drain() {
 void h2_connection::force_close() {
   draining_ = true;
   fail_all(make_error_code(errc::client_gone));
-  close_socket();
+  close();
 }
 
 void h2_connection::close_started_before(clock::time_point t) {
@@ -391,7 +397,7 @@ void h2_connection::start(stream& st) {
   ++running_;
   auto self_stream = &st;
   asio::co_spawn(
-      sock_.get_executor(), run_stream(st),
+      executor(), run_stream(st),
       asio::bind_cancellation_slot(st.cancel.slot(), [this, self_stream](std::exception_ptr e) {
         note_coroutine_failure("HTTP/2 stream", e);  // a handler's own throw is caught inside
         stream_done(*self_stream);

@@ -13,6 +13,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 
 #include "http2/session.hpp"
+#include "http2/socket_pump.hpp"
 #include "server/client_session.hpp"
 #include "server/client_stream.hpp"
 #include "server/worker.hpp"
@@ -92,17 +93,36 @@ class h2_connection final : public h2::session, public client_session {
   using clock = std::chrono::steady_clock;
   using stream = h2s::stream;
 
+  /// The session of `io`, on its executor. Nothing is read or written until run(), or, in
+  /// memory, open(). Of `io` the session uses its executor, its read buffer (run() only) and
+  /// the request facts (addresses, TLS facts, HSTS): an unopened client_stream serves the
+  /// in-memory case.
   h2_connection(client_stream& io, worker& w, std::size_t listener, const listener_http2& cfg)
-      : h2::session(io.socket(), io.tls(), w.opts.idle_timeout),
+      : h2::session(io.socket().get_executor()),
         io_(io),
         w_(w),
         opts_(w.opts),
         listener_(listener),
-        cfg_(cfg) {}
+        cfg_(cfg),
+        done_ev_(executor()) {}
   ~h2_connection() override;
 
+  /// Serves the connection through a socket_pump over `io`'s socket until it ends.
   /// `draining`: the drain began before the session started.
   asio::awaitable<void> run(bool draining);
+
+  // --- in memory, without a socket (tests, fuzz/h2_server_fuzz.cpp). The caller feeds what
+  // the client sends (feed()), pulls what the server sends (pull()), and runs the executor's
+  // ready handlers (io_context::poll) in between: handlers start in feed() and run there.
+
+  /// Makes the nghttp2 session and queues the server's SETTINGS; false if nghttp2 cannot.
+  bool open() { return init(); }
+  /// The client is gone (its end of the stream): the session closes and every handler is
+  /// cancelled, as when the socket ends. The owner then waits for running() to reach 0
+  /// before destroying the session.
+  void peer_gone();
+  /// Handlers that have not returned.
+  std::size_t running() const noexcept { return running_; }
   void drain() override;
   void force_close() override;
   void close_started_before(clock::time_point t) override;
@@ -124,7 +144,7 @@ class h2_connection final : public h2::session, public client_session {
   void stream_done(stream& st);
   void release(stream& st);
   void fail_all(error_code ec);
-  bool idle_check() const noexcept override { return streams_.empty(); }
+  bool idle() const noexcept override { return streams_.empty(); }
   std::size_t header_limit() const noexcept {
     return cfg_.max_header_list_size ? cfg_.max_header_list_size : opts_.max_header_bytes;
   }
@@ -165,6 +185,8 @@ class h2_connection final : public h2::session, public client_session {
   std::size_t resets_ = 0;
   clock::time_point reset_since_{};
   bool draining_ = false;
+  h2::event done_ev_;                      // a handler returned
+  std::unique_ptr<h2::socket_pump> pump_;  // run() only
 };
 
 }  // namespace trafficcop::detail

@@ -16,6 +16,7 @@
 #include "core/stream_io.hpp"
 #include "http/rules.hpp"
 #include "http2/session.hpp"
+#include "http2/socket_pump.hpp"
 #include "upstream/connector.hpp"
 
 namespace trafficcop::upstream {
@@ -57,12 +58,15 @@ struct cstream {
 
 class h2_client final : public h2::session, public std::enable_shared_from_this<h2_client> {
  public:
+  /// The session of `c`, on its socket's executor. Nothing is read or written until start()
+  /// (a socket_pump over `c`) or, in memory, the caller's feed() and pull(): then `c` may be
+  /// unopened, only its executor and peer name are used.
   h2_client(conn_ptr c, std::uint32_t max_streams, std::chrono::milliseconds idle)
-      : h2::session(c->io.socket(), c->io.tls(), std::max(idle, std::chrono::milliseconds(30'000))),
+      : h2::session(c->io.socket().get_executor()),
         c_(std::move(c)),
         max_streams_(max_streams),
         idle_(idle),
-        settings_ev_(sock_.get_executor()) {}
+        settings_ev_(executor()) {}
   ~h2_client() override {
     if (ng_) {
       nghttp2_session_del(ng_);
@@ -71,7 +75,12 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
   }
 
   bool init();
+  /// Runs the session over its connection (a socket_pump), until the session or the socket
+  /// ends; then the socket closes and the client leaves the worker's h2_pool.
   void start();
+  /// The connection is over (the read side ended; in memory, the caller's end): every stream
+  /// fails, waiters wake.
+  void connection_lost();
   bool available() const noexcept {
     if (closed() || goaway_ || ng_ == nullptr) return false;
     auto remote = nghttp2_session_get_remote_settings(ng_, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
@@ -93,7 +102,7 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
       if (left.count() <= 0) break;
       co_await settings_ev_.wait(left);
     }
-    if (!settings_seen_) close_socket();  // not an HTTP/2 server, or a stuck one: give up
+    if (!settings_seen_) close();  // not an HTTP/2 server, or a stuck one: give up
     co_return settings_seen_&& alive();
   }
   const std::string& peer() const noexcept { return c_->peer; }
@@ -126,7 +135,7 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
  private:
   static asio::awaitable<void> pump(std::shared_ptr<h2_client> self, std::shared_ptr<cstream> st,
                                     body_reader* body, const header_map* trailer);
-  bool idle_check() const noexcept override { return streams_.empty(); }
+  bool idle() const noexcept override { return streams_.empty(); }
   void fail_all();
   cstream* find(std::int32_t id) const noexcept {
     return static_cast<cstream*>(nghttp2_session_get_stream_user_data(ng_, id));
@@ -146,6 +155,7 @@ class h2_client final : public h2::session, public std::enable_shared_from_this<
   bool retiring_ = false;       // retire(): ends with its last stream
   bool settings_seen_ = false;  // the upstream's first SETTINGS arrived
   h2::event settings_ev_;
+  std::unique_ptr<h2::socket_pump> pump_;  // start() only
 };
 
 namespace {
@@ -245,25 +255,33 @@ bool h2_client::init() {
 }
 
 void h2_client::start() {
-  auto ex = sock_.get_executor();
+  auto ex = executor();
   auto self = shared_from_this();
-  reading_ = true;  // before the writer starts: it stops once nothing is read any more
+  auto& sock = c_->io.socket();
+  // Each write is bounded like an idle connection, and never by less than 30 s.
+  pump_ = std::make_unique<h2::socket_pump>(*this, sock, c_->io.tls(),
+                                            std::max(idle_, std::chrono::milliseconds(30'000)));
+  pump_->will_read();  // before the writer starts: it stops once nothing is read any more
   asio::co_spawn(
       ex,
       [self]() -> asio::awaitable<void> {
-        co_await self->read_loop(self->idle_);
-        self->fail_all();
-        self->settings_ev_.notify();
-        while (self->writing_) co_await self->done_ev_.wait();  // the GOAWAY goes out first
+        co_await self->pump_->read_loop(self->idle_);
+        self->connection_lost();
+        co_await self->pump_->writer_done();  // the GOAWAY goes out first
         error_code ignored;
-        self->sock_.close(ignored);  // now, not when the last response lets go of it
-        auto& ctx = asio::query(self->sock_.get_executor(), asio::execution::context);
+        self->c_->io.socket().close(ignored);  // now, not when the last response lets go of it
+        auto& ctx = asio::query(self->executor(), asio::execution::context);
         asio::use_service<h2_pool>(ctx).remove(self.get());
       },
       log_failure{"HTTP/2 client read loop"});
   asio::co_spawn(
-      ex, [self]() -> asio::awaitable<void> { co_await self->write_loop(); },
+      ex, [self]() -> asio::awaitable<void> { co_await self->pump_->write_loop(); },
       log_failure{"HTTP/2 client write loop"});
+}
+
+void h2_client::connection_lost() {
+  fail_all();
+  settings_ev_.notify();
 }
 
 void h2_client::fail_all() {
@@ -429,6 +447,13 @@ int h2_client::on_header(nghttp2_session*, const nghttp2_frame* f, const std::ui
   } else if (n == ":status") {
     st->cur_status = 0;
     for (char c : v) st->cur_status = st->cur_status * 10 + (c - '0');  // nghttp2 checked it
+    // nghttp2 checks three digits only: "003" or "700" would reach the proxy, whose writer
+    // refuses them and then answers a 200 of its own. RFC 9110 §15 says 100 to 599, as the
+    // HTTP/1.1 parser does: anything else is a malformed response (a 502).
+    if (st->cur_status < 100 || st->cur_status > 599) {
+      st->malformed = true;
+      return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  // the stream is reset
+    }
   } else if (n.empty() || n.front() != ':') {
     st->cur.add(n, v);
   }
@@ -508,6 +533,20 @@ std::shared_ptr<h2_client> make_h2_client(conn_ptr c, std::uint32_t max_streams,
   if (!h->init()) return nullptr;
   h->start();
   return h;
+}
+
+std::shared_ptr<h2_client> make_h2_client_in_memory(conn_ptr c, std::uint32_t max_streams,
+                                                    std::chrono::milliseconds idle_timeout) {
+  auto h = std::make_shared<h2_client>(std::move(c), max_streams, idle_timeout);
+  if (!h->init()) return nullptr;
+  return h;
+}
+
+h2::session& h2_session(h2_client& h) { return h; }
+
+void h2_connection_lost(h2_client& h) {
+  h.close();
+  h.connection_lost();
 }
 
 asio::awaitable<round_trip_result> h2_round_trip(h2_client& h, outbound_request& req) {
@@ -604,7 +643,7 @@ void h2_pool::shutdown() {
   timer_.reset();
   pending_.clear();
   for (auto& [key, v] : clients_)
-    for (auto& h : v) h->close_socket();
+    for (auto& h : v) h->close();
   clients_.clear();
 }
 

@@ -25,6 +25,10 @@
 #include "trafficcop/transport.hpp"
 #include "upstream/pool.hpp"
 
+namespace trafficcop::h2 {
+class session;
+}
+
 namespace trafficcop::upstream {
 
 class h2_client;
@@ -34,6 +38,18 @@ class h2_client;
 /// the peer's close) and then leaves the worker's h2_pool.
 std::shared_ptr<h2_client> make_h2_client(conn_ptr c, std::uint32_t max_streams,
                                           std::chrono::milliseconds idle_timeout);
+
+/// In memory, without a socket (tests, fuzz/h2_client_fuzz.cpp): the session over `c` (which
+/// may be unopened: only its executor and peer name are used) with its SETTINGS queued and no
+/// loop running. The caller feeds what the upstream sends and pulls what the client sends
+/// through h2_session(), runs the io_context's ready handlers in between, and ends it with
+/// h2_connection_lost() (the upstream's close). Null if nghttp2 cannot make a session.
+std::shared_ptr<h2_client> make_h2_client_in_memory(conn_ptr c, std::uint32_t max_streams,
+                                                    std::chrono::milliseconds idle_timeout);
+/// The sans-I/O session of `h` (feed, pull, finished).
+h2::session& h2_session(h2_client& h);
+/// The connection is gone, as when the socket ends: the session closes, every stream fails.
+void h2_connection_lost(h2_client& h);
 
 /// Sends `req` as a stream of `h`. A stream refused before the upstream processed it (GOAWAY,
 /// REFUSED_STREAM, a closing connection) fails with retry_class::refused: the request may go
