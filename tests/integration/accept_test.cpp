@@ -7,11 +7,11 @@
 #include <sys/socket.h>
 
 #include <chrono>
+#include <exception>
 #include <optional>
 #include <tuple>
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
@@ -32,9 +32,8 @@ struct accepted {
   tcp::endpoint peer;
 };
 
-/// Runs accept_nonblocking once on `acc` and returns what it gave (ioc is run until it does).
-std::optional<accepted> accept_one(asio::io_context& ioc, tcp::acceptor& acc) {
-  std::optional<accepted> out;
+/// Starts accept_nonblocking on `acc`; `out` gets what it gives once `ioc` runs it.
+void spawn_accept(asio::io_context& ioc, tcp::acceptor& acc, std::optional<accepted>& out) {
   asio::co_spawn(
       ioc,
       [&]() -> asio::awaitable<void> {
@@ -42,7 +41,15 @@ std::optional<accepted> accept_one(asio::io_context& ioc, tcp::acceptor& acc) {
         auto [ec, sock] = co_await accept_nonblocking(acc, peer);
         out.emplace(accepted{ec, std::move(sock), peer});
       },
-      asio::detached);
+      [](std::exception_ptr e) {
+        if (e) std::rethrow_exception(e);  // out of ioc.run(): the test fails with it
+      });
+}
+
+/// Runs accept_nonblocking once on `acc` and returns what it gave (ioc is run until it does).
+std::optional<accepted> accept_one(asio::io_context& ioc, tcp::acceptor& acc) {
+  std::optional<accepted> out;
+  spawn_accept(ioc, acc, out);
   ioc.run_for(std::chrono::seconds(5));
   ioc.restart();
   return out;
@@ -89,14 +96,7 @@ TEST(Accept, WaitsForAConnectionThenTakesIt) {
   auto acc = listener(ioc);
   tcp::socket client(ioc);
   std::optional<accepted> out;
-  asio::co_spawn(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        tcp::endpoint peer;
-        auto [ec, sock] = co_await accept_nonblocking(acc, peer);
-        out.emplace(accepted{ec, std::move(sock), peer});
-      },
-      asio::detached);
+  spawn_accept(ioc, acc, out);
   ioc.poll();  // the backlog is empty: it waits instead of blocking the thread
   EXPECT_FALSE(out);
   client.async_connect(acc.local_endpoint(), [](error_code) {});
@@ -110,14 +110,7 @@ TEST(Accept, ClosingTheListenerAbortsTheWait) {
   asio::io_context ioc;
   auto acc = listener(ioc);
   std::optional<accepted> out;
-  asio::co_spawn(
-      ioc,
-      [&]() -> asio::awaitable<void> {
-        tcp::endpoint peer;
-        auto [ec, sock] = co_await accept_nonblocking(acc, peer);
-        out.emplace(accepted{ec, std::move(sock), peer});
-      },
-      asio::detached);
+  spawn_accept(ioc, acc, out);
   ioc.poll();
   ASSERT_FALSE(out);
   acc.close();
