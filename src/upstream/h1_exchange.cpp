@@ -326,7 +326,7 @@ class exchange {
             }
           }
           // The final head follows the 1xx on the same connection; a parser parses one
-          // message (Beast asserts when fed after the end), so the next head needs a new one,
+          // message (fed after its end it takes nothing), so the next head needs a new one,
           // also when we return to send the body after the 100.
           new_parser(req, c);
           if (until_100 && status == 100) co_return r;

@@ -53,7 +53,7 @@ struct conn {
   // pooled connection carries steady traffic without allocating.
   std::string head;                              // the request head being written
   header_map res_header;                         // where the response parser puts fields
-  std::optional<http1::response_parser> parser;  // one per response head (Beast's rule)
+  std::optional<http1::response_parser> parser;  // one per response head: it parses one message
   std::string key;                               // the pool it belongs to, set once
   std::string peer;
   std::chrono::steady_clock::time_point expires;     // while idle
