@@ -38,6 +38,7 @@ error_code set_listener_options(tcp::acceptor& acc) {
 
 asio::awaitable<std::tuple<error_code, tcp::socket>> accept_nonblocking(tcp::acceptor& acc,
                                                                         tcp::endpoint& peer) {
+  auto failed = [&](error_code ec) { return std::tuple{ec, tcp::socket(acc.get_executor())}; };
   for (;;) {
     socklen_t len = static_cast<socklen_t>(peer.capacity());
     const int fd = ::accept4(acc.native_handle(), peer.data(), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -48,7 +49,7 @@ asio::awaitable<std::tuple<error_code, tcp::socket>> accept_nonblocking(tcp::acc
       sock.assign(peer.protocol(), fd, ec);  // registers it with the reactor (epoll_ctl ADD)
       if (ec) {
         ::close(fd);
-        co_return std::tuple{ec, tcp::socket(acc.get_executor())};
+        co_return failed(ec);
       }
       // What accept4 made it: a stream socket, non-blocking, and no dup of anything, so that
       // Asio neither ioctl()s it into non-blocking mode nor unregisters it before close(2).
@@ -59,12 +60,11 @@ asio::awaitable<std::tuple<error_code, tcp::socket>> accept_nonblocking(tcp::acc
     const int err = errno;
     if (err == EINTR || err == ECONNABORTED) continue;  // as Asio: the next one
     if (err != EAGAIN && err != EWOULDBLOCK)
-      co_return std::tuple{error_code(err, asio::error::get_system_category()),
-                           tcp::socket(acc.get_executor())};
+      co_return failed(error_code(err, asio::error::get_system_category()));
     // The backlog is empty: wait for the listener to be readable (closing it aborts the wait).
     auto [ec] =
         co_await acc.async_wait(tcp::acceptor::wait_read, asio::as_tuple(asio::use_awaitable));
-    if (ec) co_return std::tuple{ec, tcp::socket(acc.get_executor())};
+    if (ec) co_return failed(ec);
   }
 }
 

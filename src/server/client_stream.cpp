@@ -45,15 +45,6 @@ client_stream::client_stream(asio::ip::tcp::socket sock, std::shared_ptr<tls_ser
     local_ = endpoint_string(ep);
 }
 
-void client_stream::start() noexcept {
-  // The accept loop (accept.hpp) hands over sockets that are already non-blocking and have
-  // TCP_NODELAY from their listener: no system call here then.
-  if (socket().non_blocking()) return;
-  error_code ec;
-  socket().set_option(asio::ip::tcp::no_delay(true), ec);
-  socket().non_blocking(true, ec);  // write() tries a synchronous write first
-}
-
 asio::awaitable<bool> client_stream::handshake(std::chrono::milliseconds timeout) {
   // Bounded like a request head: a client that connects and never finishes the handshake is
   // a slowloris too.

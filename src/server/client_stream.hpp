@@ -37,6 +37,8 @@ class client_stream : public io::buffered_stream {
   using buffers = std::array<asio::const_buffer, 3>;
 
   /// `tls`: the listener's certificates (handshake() must run first), or null for plain TCP.
+  /// `sock` comes from accept_nonblocking (server/accept.hpp): already non-blocking, as
+  /// write_now() needs, and without Nagle (TCP_NODELAY from its listener).
   /// `remote`/`local`: the addresses if the caller knows them (accept, the listener), which
   /// saves a system call each; empty ones are asked of the socket. `buf`/`buf_size`: the read
   /// buffer, owned by the caller and outliving the stream. `write_timeout` bounds write_slow().
@@ -47,8 +49,6 @@ class client_stream : public io::buffered_stream {
   // The socket, TLS stream, deadline, read buffer (pending, consume, fill, buffer) and the
   // relay's read_some / write_all: io::buffered_stream.
 
-  /// No Nagle, and non-blocking for write_now().
-  void start() noexcept;
   /// The server side of the TLS handshake, bounded by `timeout`; records the TLS facts below.
   asio::awaitable<bool> handshake(std::chrono::milliseconds timeout);
   /// ALPN chose "h2".

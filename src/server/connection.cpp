@@ -73,7 +73,6 @@ void connection::close_started_before(std::chrono::steady_clock::time_point t) {
 
 asio::awaitable<void> connection::run() {
   co_await asio::this_coro::throw_if_cancelled(false);
-  io_.start();
   // The PROXY header comes first, before TLS (proxy_header.cpp).
   if (proxy_protocol_ && !co_await read_proxy_header()) {
     io_.close();
